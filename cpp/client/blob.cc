@@ -1,0 +1,116 @@
+#include "client/blob.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "client/client_core.h"
+#include "common/protocol.h"
+
+namespace vineyard {
+
+Mapping::~Mapping() {
+  if (base != nullptr && size > 0) munmap(base, size);
+}
+
+Blob::Blob(ObjectID id, size_t size, const uint8_t* data, std::shared_ptr<Mapping> mapping,
+           std::weak_ptr<ClientCore> owner)
+    : id_(id), size_(size), data_(data), mapping_(std::move(mapping)), owner_(std::move(owner)) {}
+
+Blob::~Blob() {
+  if (IsEmptyBlob(id_)) return;
+  if (auto owner = owner_.lock()) owner->QueueRelease(id_);
+}
+
+std::shared_ptr<Blob> Blob::MakeEmpty() {
+  static const uint8_t kNothing[1] = {0};
+  return std::make_shared<Blob>(kEmptyBlobID, 0, kNothing, nullptr, std::weak_ptr<ClientCore>());
+}
+
+BlobWriter::BlobWriter(const Payload& payload, uint8_t* data, std::shared_ptr<Mapping> mapping,
+                       std::shared_ptr<ClientCore> owner)
+    : payload_(payload),
+      id_(payload.object_id),
+      size_(payload.data_size),
+      data_(data),
+      mapping_(std::move(mapping)),
+      owner_(std::move(owner)) {}
+
+BlobWriter::~BlobWriter() {
+  if (IsEmptyBlob(id_) || aborted_) return;
+  if (sealed_) {
+    owner_->QueueRelease(id_);  // the reference that sealing gave us
+  } else if (owner_->connected()) {
+    (void)Abort();  // never sealed: give the memory back now
+  }
+}
+
+void ParallelMemcpy(void* dst, const void* src, size_t n, int threads) {
+  constexpr size_t kMinChunk = 4ULL << 20;  // below this, threads cost more than they give
+  if (threads <= 0) {
+    threads = static_cast<int>(std::min<unsigned>(std::thread::hardware_concurrency(), 8));
+  }
+  size_t useful = std::max<size_t>(1, n / kMinChunk);
+  threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), useful));
+  if (threads <= 1) {
+    memcpy(dst, src, n);
+    return;
+  }
+  size_t chunk = (n + threads - 1) / threads;
+  chunk = (chunk + 63) & ~size_t{63};
+  std::vector<std::thread> workers;
+  for (int i = 1; i < threads; ++i) {
+    size_t begin = chunk * i;
+    if (begin >= n) break;
+    size_t len = std::min(chunk, n - begin);
+    workers.emplace_back([=] {
+      memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin, len);
+    });
+  }
+  memcpy(dst, src, std::min(chunk, n));
+  for (auto& w : workers) w.join();
+}
+
+Status BlobWriter::Copy(size_t offset, const void* src, size_t n, int concurrency) {
+  if (sealed_ || aborted_) return Status::ObjectSealed("blob ", ObjectIDToString(id_),
+                                                       " is sealed or dropped: it is immutable");
+  if (offset > size_ || n > size_ - offset) {
+    return Status::Invalid("copy of ", n, " bytes at offset ", offset, " overflows blob ",
+                           ObjectIDToString(id_), " of ", size_, " bytes");
+  }
+  if (n > 0) ParallelMemcpy(data_ + offset, src, n, concurrency);
+  return Status::OK();
+}
+
+Status BlobWriter::Shrink(size_t size) {
+  if (sealed_ || aborted_) return Status::ObjectSealed("blob ", ObjectIDToString(id_),
+                                                       " is sealed or dropped");
+  VY_RETURN_NOT_OK(owner_->Request(WriteShrinkBufferRequest(id_, size)).status());
+  size_ = size;
+  payload_.data_size = size;
+  return Status::OK();
+}
+
+Status BlobWriter::Abort() {
+  if (sealed_) return Status::ObjectSealed("blob ", ObjectIDToString(id_),
+                                           " is sealed: delete it instead");
+  if (aborted_ || IsEmptyBlob(id_)) return Status::OK();
+  aborted_ = true;
+  return owner_->Request(WriteDropBufferRequest(id_)).status();
+}
+
+Result<std::shared_ptr<Blob>> BlobWriter::Seal() {
+  if (sealed_ || aborted_) return Status::ObjectSealed("blob ", ObjectIDToString(id_),
+                                                       " is already sealed or dropped");
+  if (!IsEmptyBlob(id_)) VY_RETURN_NOT_OK(owner_->Request(WriteSealRequest(id_)).status());
+  sealed_ = true;
+  aborted_ = true;  // the reference now belongs to the returned Blob
+  if (IsEmptyBlob(id_)) return Blob::MakeEmpty();
+  payload_.data_size = size_;
+  return owner_->MakeBlob(payload_);  // read-only from now on
+}
+
+}  // namespace vineyard

@@ -1,0 +1,68 @@
+// ClientCore (internal): one session with vineyardd — the socket, the request
+// lock, the regions mapped from received fds, and the references to give back.
+// Client, Blob and BlobWriter share it through shared_ptr/weak_ptr.
+//
+// Thread-safety: Request() serialises whole request/reply exchanges (fds
+// included) with `mu_`; the release queue has its own lock so destructors
+// never wait for a request in flight.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "client/blob.h"
+#include "common/protocol.h"
+
+namespace vineyard {
+
+class ClientCore : public std::enable_shared_from_this<ClientCore> {
+ public:
+  ~ClientCore();
+
+  /// Connects and registers; ConnectionFailed says what was tried.
+  static Result<std::shared_ptr<ClientCore>> Connect(const std::string& socket);
+
+  /// Sends one request and reads its reply (an error reply becomes the Status).
+  Result<json> Request(const json& request);
+  /// Like Request(), then receives the fds the reply lists in `fds_key`.
+  Result<json> RequestWithFds(const json& request, const char* fds_key);
+
+  /// Maps the server region `store_fd` (received earlier), read-only or writable.
+  Result<std::shared_ptr<Mapping>> MapRegion(int store_fd, size_t map_size, bool writable);
+  /// Builds a read-only Blob over a payload (taking over its server reference).
+  Result<std::shared_ptr<Blob>> MakeBlob(const Payload& p);
+  Result<std::unique_ptr<BlobWriter>> MakeWriter(const Payload& p);
+
+  /// Queues a reference to give back with the next fused request.
+  void QueueRelease(ObjectID id);
+  /// Takes the queued releases (to piggyback them on a request).
+  std::vector<ObjectID> TakeReleases();
+  /// Sends every queued release now.
+  Status FlushReleases();
+
+  Status Disconnect();
+  bool connected() const;
+
+  const RegisterReply& info() const { return info_; }
+  const std::string& socket_path() const { return socket_; }
+
+ private:
+  ClientCore() = default;
+  Status SendAndReceive(const json& request, json* reply);
+
+  std::string socket_;
+  RegisterReply info_;
+
+  mutable std::mutex mu_;
+  int fd_ = -1;                      // guarded by mu_; -1 once disconnected
+  std::map<int, int> received_fds_;  // guarded by mu_: server fd number -> our fd
+  std::map<std::pair<int, bool>, std::weak_ptr<Mapping>> mappings_;  // guarded by mu_
+
+  std::mutex release_mu_;
+  std::vector<ObjectID> releases_;  // guarded by release_mu_
+};
+
+}  // namespace vineyard

@@ -1,0 +1,190 @@
+#include "client/object_meta.h"
+
+#include <set>
+
+#include "client/blob.h"
+
+namespace vineyard {
+
+namespace {
+
+bool IsStandardKey(const std::string& key) {
+  return key == meta_key::kId || key == meta_key::kSignature || key == meta_key::kInstanceId ||
+         key == meta_key::kTransient || key == meta_key::kGlobal ||
+         key == meta_key::kTimestamp || key == meta_key::kTypename || key == meta_key::kNBytes;
+}
+
+ObjectID IdOf(const json& tree) {
+  auto it = tree.find(meta_key::kId);
+  if (it == tree.end()) return kInvalidObjectID;
+  if (it->is_number_unsigned()) return it->get<ObjectID>();
+  if (it->is_string()) {
+    auto id = ObjectIDFromString(it->get<std::string>());
+    return id.ok() ? *id : kInvalidObjectID;
+  }
+  return kInvalidObjectID;
+}
+
+json BlobTree(ObjectID id, size_t size) {
+  return json{{meta_key::kId, ObjectIDToString(id)}, {meta_key::kTypename, kBlobTypename},
+              {meta_key::kNBytes, size}, {meta_key::kLength, size},
+              {meta_key::kTransient, true}};
+}
+
+void CollectBlobs(const json& tree, std::vector<ObjectID>* out, std::set<ObjectID>* seen) {
+  auto tn = tree.find(meta_key::kTypename);
+  if (tn != tree.end() && tn->is_string() && tn->get<std::string>() == kBlobTypename) {
+    ObjectID id = IdOf(tree);
+    if (id != kInvalidObjectID && seen->insert(id).second) out->push_back(id);
+    return;
+  }
+  for (const auto& [key, value] : tree.items()) {
+    if (value.is_object()) CollectBlobs(value, out, seen);
+  }
+}
+
+}  // namespace
+
+ObjectMeta::ObjectMeta() : tree_(json::object()), buffers_(std::make_shared<BufferSet>()) {
+  tree_[meta_key::kTransient] = true;
+  tree_[meta_key::kGlobal] = false;
+  tree_[meta_key::kNBytes] = 0;
+}
+
+ObjectMeta::ObjectMeta(json tree, std::shared_ptr<BufferSet> buffers)
+    : tree_(std::move(tree)), buffers_(std::move(buffers)) {}
+
+ObjectMeta ObjectMeta::FromJSON(json tree) {
+  return ObjectMeta(std::move(tree), std::make_shared<BufferSet>());
+}
+
+void ObjectMeta::SetTypeName(const std::string& type_name) {
+  tree_[meta_key::kTypename] = type_name;
+}
+
+std::string ObjectMeta::GetTypeName() const {
+  return tree_.value(meta_key::kTypename, std::string());
+}
+
+ObjectID ObjectMeta::GetId() const { return IdOf(tree_); }
+void ObjectMeta::SetId(ObjectID id) { tree_[meta_key::kId] = ObjectIDToString(id); }
+
+Signature ObjectMeta::GetSignature() const {
+  auto it = tree_.find(meta_key::kSignature);
+  return (it != tree_.end() && it->is_number_unsigned()) ? it->get<Signature>() : 0;
+}
+
+InstanceID ObjectMeta::GetInstanceId() const {
+  auto it = tree_.find(meta_key::kInstanceId);
+  return (it != tree_.end() && it->is_number_unsigned()) ? it->get<InstanceID>() : 0;
+}
+
+void ObjectMeta::SetInstanceId(InstanceID id) { tree_[meta_key::kInstanceId] = id; }
+
+uint64_t ObjectMeta::GetNBytes() const {
+  auto it = tree_.find(meta_key::kNBytes);
+  return (it != tree_.end() && it->is_number_unsigned()) ? it->get<uint64_t>() : 0;
+}
+
+void ObjectMeta::SetNBytes(uint64_t nbytes) { tree_[meta_key::kNBytes] = nbytes; }
+
+bool ObjectMeta::IsGlobal() const { return tree_.value(meta_key::kGlobal, false); }
+void ObjectMeta::SetGlobal(bool global) { tree_[meta_key::kGlobal] = global; }
+bool ObjectMeta::IsTransient() const { return tree_.value(meta_key::kTransient, true); }
+
+void ObjectMeta::AddKeyValue(const std::string& key, const json& value) { tree_[key] = value; }
+
+bool ObjectMeta::HasKey(const std::string& key) const {
+  auto it = tree_.find(key);
+  return it != tree_.end() && !it->is_object();
+}
+
+Result<json> ObjectMeta::GetKeyValue(const std::string& key) const {
+  auto it = tree_.find(key);
+  if (it == tree_.end() || it->is_object()) {
+    return Status::KeyError("metadata of ", GetTypeName(), " has no field '", key, "'");
+  }
+  return *it;
+}
+
+std::vector<std::string> ObjectMeta::FieldNames() const {
+  std::vector<std::string> names;
+  for (const auto& [key, value] : tree_.items()) {
+    if (!value.is_object() && !IsStandardKey(key)) names.push_back(key);
+  }
+  return names;
+}
+
+void ObjectMeta::AddMember(const std::string& name, const ObjectMeta& member) {
+  tree_[name] = member.tree_;
+  for (const auto& [id, blob] : *member.buffers_) (*buffers_)[id] = blob;
+}
+
+void ObjectMeta::AddMember(const std::string& name, ObjectID id) {
+  tree_[name] = json{{meta_key::kId, ObjectIDToString(id)}};
+}
+
+void ObjectMeta::AddMember(const std::string& name, const Blob& blob) {
+  json t = BlobTree(blob.id(), blob.size());
+  if (tree_.contains(meta_key::kInstanceId)) t[meta_key::kInstanceId] = tree_[meta_key::kInstanceId];
+  tree_[name] = std::move(t);
+}
+
+void ObjectMeta::AddMember(const std::string& name, const BlobWriter& blob) {
+  json t = BlobTree(blob.id(), blob.size());
+  if (tree_.contains(meta_key::kInstanceId)) t[meta_key::kInstanceId] = tree_[meta_key::kInstanceId];
+  tree_[name] = std::move(t);
+}
+
+bool ObjectMeta::HasMember(const std::string& name) const {
+  auto it = tree_.find(name);
+  return it != tree_.end() && it->is_object();
+}
+
+Result<ObjectMeta> ObjectMeta::GetMember(const std::string& name) const {
+  auto it = tree_.find(name);
+  if (it == tree_.end() || !it->is_object()) {
+    return Status::KeyError("metadata of ", GetTypeName(), " has no member '", name, "'");
+  }
+  return ObjectMeta(*it, buffers_);
+}
+
+Result<ObjectID> ObjectMeta::GetMemberId(const std::string& name) const {
+  VY_ASSIGN_OR_RETURN(ObjectMeta m, GetMember(name));
+  return m.GetId();
+}
+
+std::vector<std::string> ObjectMeta::MemberNames() const {
+  std::vector<std::string> names;
+  for (const auto& [key, value] : tree_.items()) {
+    if (value.is_object()) names.push_back(key);
+  }
+  return names;
+}
+
+Result<std::shared_ptr<Blob>> ObjectMeta::GetBuffer(ObjectID id) const {
+  if (IsEmptyBlob(id)) return Blob::MakeEmpty();
+  auto it = buffers_->find(id);
+  if (it == buffers_->end()) {
+    return Status::ObjectNotExists("blob ", ObjectIDToString(id),
+                                   " is not mapped in this metadata: get it with GetObject()");
+  }
+  return it->second;
+}
+
+void ObjectMeta::SetBuffer(ObjectID id, std::shared_ptr<Blob> blob) {
+  (*buffers_)[id] = std::move(blob);
+}
+
+std::vector<ObjectID> ObjectMeta::GetBlobIds() const {
+  std::vector<ObjectID> ids;
+  std::set<ObjectID> seen;
+  CollectBlobs(tree_, &ids, &seen);
+  return ids;
+}
+
+std::string ObjectMeta::ToString(int indent) const {
+  return tree_.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace vineyard

@@ -1,0 +1,87 @@
+// ObjectMeta: the metadata tree of one object — typename, fields, members —
+// plus, for objects read from the server, the mapped blobs of its tree.
+//
+// A meta is a value: copies share the blob set (blobs are immutable), not the tree.
+// Thread-safety: a const ObjectMeta may be read from many threads; writers need
+// exclusive access.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/protocol.h"
+
+namespace vineyard {
+
+class Blob;
+class BlobWriter;
+
+class ObjectMeta {
+ public:
+  ObjectMeta();
+  /// Wraps a tree as returned by the server (no blobs attached).
+  static ObjectMeta FromJSON(json tree);
+
+  void SetTypeName(const std::string& type_name);
+  std::string GetTypeName() const;
+  ObjectID GetId() const;            // kInvalidObjectID before creation
+  void SetId(ObjectID id);
+  Signature GetSignature() const;
+  InstanceID GetInstanceId() const;
+  void SetInstanceId(InstanceID id);
+  uint64_t GetNBytes() const;
+  void SetNBytes(uint64_t nbytes);
+  bool IsGlobal() const;
+  void SetGlobal(bool global = true);
+  /// False once persisted (visible to the whole cluster).
+  bool IsTransient() const;
+  bool IsBlob() const { return GetTypeName() == kBlobTypename; }
+
+  /// Adds or replaces a plain field (string, number, bool, or JSON).
+  void AddKeyValue(const std::string& key, const json& value);
+  bool HasKey(const std::string& key) const;
+  /// A field's value; KeyError if absent or a member.
+  Result<json> GetKeyValue(const std::string& key) const;
+  template <typename T>
+  Result<T> GetKeyValueAs(const std::string& key) const {
+    VY_ASSIGN_OR_RETURN(json v, GetKeyValue(key));
+    try {
+      return v.get<T>();
+    } catch (const std::exception& e) {
+      return Status::TypeError("field '", key, "' has type ", v.type_name());
+    }
+  }
+  /// Names of plain fields (not members, not the standard keys).
+  std::vector<std::string> FieldNames() const;
+
+  /// Adds a member: a whole tree, or an existing object or blob by id.
+  void AddMember(const std::string& name, const ObjectMeta& member);
+  void AddMember(const std::string& name, ObjectID id);
+  void AddMember(const std::string& name, const Blob& blob);
+  void AddMember(const std::string& name, const BlobWriter& blob);
+  bool HasMember(const std::string& name) const;
+  Result<ObjectMeta> GetMember(const std::string& name) const;
+  Result<ObjectID> GetMemberId(const std::string& name) const;
+  std::vector<std::string> MemberNames() const;
+
+  /// The mapped blob `id` of this tree (after Client::GetObject).
+  Result<std::shared_ptr<Blob>> GetBuffer(ObjectID id) const;
+  void SetBuffer(ObjectID id, std::shared_ptr<Blob> blob);
+  /// Every blob id in the tree, depth-first, without repeats.
+  std::vector<ObjectID> GetBlobIds() const;
+
+  const json& MetaData() const { return tree_; }
+  json& MutableMetaData() { return tree_; }
+  std::string ToString(int indent = 2) const;
+
+ private:
+  using BufferSet = std::map<ObjectID, std::shared_ptr<Blob>>;
+  ObjectMeta(json tree, std::shared_ptr<BufferSet> buffers);
+
+  json tree_;
+  std::shared_ptr<BufferSet> buffers_;
+};
+
+}  // namespace vineyard

@@ -1,0 +1,833 @@
+#include "common/protocol.h"
+
+namespace vineyard {
+
+namespace {
+
+const char* JsonTypeName(const json& v) { return v.type_name(); }
+
+// Reads j[key] as T. `required`: a missing key is an error; else *out keeps its default.
+template <typename T>
+Status Field(const json& j, const char* key, T* out, bool required = true) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (!required) return Status::OK();
+    return Status::Invalid("malformed message: missing field '", key, "'");
+  }
+  try {
+    if constexpr (std::is_same_v<T, bool>) {
+      // Some clients send 0/1 for flags.
+      if (it->is_number()) {
+        *out = it->template get<double>() != 0;
+        return Status::OK();
+      }
+      if (!it->is_boolean()) throw std::runtime_error("not a boolean");
+    } else if constexpr (std::is_arithmetic_v<T>) {
+      if (!it->is_number()) throw std::runtime_error("not a number");
+      if constexpr (std::is_unsigned_v<T>) {
+        if (it->is_number_integer() && it->template get<int64_t>() < 0) {
+          throw std::runtime_error("negative");
+        }
+      }
+    }
+    *out = it->template get<T>();
+  } catch (const std::exception&) {
+    return Status::Invalid("malformed message: field '", key, "' has the wrong type (",
+                           JsonTypeName(*it), ")");
+  }
+  return Status::OK();
+}
+
+// An id is a JSON number, or an "o…" string inside metadata and from some clients.
+Result<ObjectID> IdValue(const json& v, const char* key) {
+  if (v.is_number_unsigned()) return v.get<ObjectID>();
+  if (v.is_number_integer()) {
+    // Ids with the top bit set arrive as negative numbers from some encoders.
+    return static_cast<ObjectID>(v.get<int64_t>());
+  }
+  if (v.is_string()) return ObjectIDFromString(v.get<std::string>());
+  return Status::Invalid("malformed message: '", key, "' must be an object id, not ",
+                         JsonTypeName(v));
+}
+
+Result<ObjectID> IdField(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end()) return Status::Invalid("malformed message: missing field '", key, "'");
+  return IdValue(*it, key);
+}
+
+// A list of ids; a single id is accepted as a list of one.
+Result<std::vector<ObjectID>> IdListField(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end()) return Status::Invalid("malformed message: missing field '", key, "'");
+  std::vector<ObjectID> ids;
+  if (!it->is_array()) {
+    VY_ASSIGN_OR_RETURN(ObjectID id, IdValue(*it, key));
+    ids.push_back(id);
+    return ids;
+  }
+  ids.reserve(it->size());
+  for (const auto& v : *it) {
+    VY_ASSIGN_OR_RETURN(ObjectID id, IdValue(v, key));
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+json Typed(const char* type) { return json{{"type", type}}; }
+
+Status ReadPayloads(const json& j, std::vector<Payload>* ps) {
+  auto it = j.find("payloads");
+  if (it == j.end() || !it->is_array()) {
+    return Status::Invalid("malformed reply: missing 'payloads'");
+  }
+  ps->clear();
+  for (const auto& p : *it) {
+    VY_ASSIGN_OR_RETURN(Payload payload, ReadPayload(p));
+    ps->push_back(payload);
+  }
+  return Status::OK();
+}
+
+// Replies with a list of payloads also carry them as "0".."n-1" (older clients read those).
+json WritePayloadList(const char* type, const std::vector<Payload>& ps,
+                      const std::vector<int>& fds) {
+  json r = Typed(type);
+  json list = json::array();
+  for (size_t i = 0; i < ps.size(); ++i) {
+    json p = WritePayload(ps[i]);
+    r[std::to_string(i)] = p;
+    list.push_back(std::move(p));
+  }
+  r["num"] = ps.size();
+  r["payloads"] = std::move(list);
+  r["fds"] = fds;
+  return r;
+}
+
+}  // namespace
+
+// --- framing-level helpers ----------------------------------------------------
+
+json WritePayload(const Payload& p) {
+  return json{{"object_id", p.object_id}, {"store_fd", p.store_fd},
+              {"data_offset", p.data_offset}, {"data_size", p.data_size},
+              {"map_size", p.map_size},   {"pointer", p.pointer},
+              {"is_sealed", p.is_sealed}, {"is_owner", p.is_owner},
+              {"is_gpu", p.is_gpu}};
+}
+
+Result<Payload> ReadPayload(const json& j) {
+  if (!j.is_object()) return Status::Invalid("malformed payload: not an object");
+  Payload p;
+  VY_ASSIGN_OR_RETURN(p.object_id, IdField(j, "object_id"));
+  VY_RETURN_NOT_OK(Field(j, "store_fd", &p.store_fd));
+  VY_RETURN_NOT_OK(Field(j, "data_offset", &p.data_offset));
+  VY_RETURN_NOT_OK(Field(j, "data_size", &p.data_size));
+  VY_RETURN_NOT_OK(Field(j, "map_size", &p.map_size));
+  VY_RETURN_NOT_OK(Field(j, "pointer", &p.pointer, false));
+  VY_RETURN_NOT_OK(Field(j, "is_sealed", &p.is_sealed, false));
+  VY_RETURN_NOT_OK(Field(j, "is_owner", &p.is_owner, false));
+  VY_RETURN_NOT_OK(Field(j, "is_gpu", &p.is_gpu, false));
+  return p;
+}
+
+Result<json> ParseMessage(const std::string& text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::Invalid("malformed message: not valid JSON");
+  if (!j.is_object()) return Status::Invalid("malformed message: not a JSON object");
+  return j;
+}
+
+Result<std::string> ReadMessageType(const json& msg) {
+  auto it = msg.find("type");
+  if (it == msg.end() || !it->is_string()) {
+    return Status::Invalid("malformed message: missing string field 'type'");
+  }
+  return it->get<std::string>();
+}
+
+json WriteErrorReply(const Status& status) {
+  return json{{"code", static_cast<int>(status.code())}, {"message", status.message()}};
+}
+
+Status CheckReply(const json& reply, const char* expected_type) {
+  auto code = reply.find("code");
+  if (code != reply.end() && code->is_number_integer() && code->get<int>() != 0) {
+    std::string message;
+    auto m = reply.find("message");
+    if (m != reply.end() && m->is_string()) message = m->get<std::string>();
+    return Status(StatusCodeFromInt(code->get<int>()), message);
+  }
+  if (expected_type != nullptr) {
+    auto t = reply.find("type");
+    if (t == reply.end() || !t->is_string() || t->get<std::string>() != expected_type) {
+      return Status::Invalid("unexpected reply from the server: expected '", expected_type,
+                             "', got ", reply.dump().substr(0, 200));
+    }
+  }
+  return Status::OK();
+}
+
+// --- handshake ----------------------------------------------------------------
+
+json WriteRegisterRequest(const RegisterRequest& r) {
+  json j = Typed(req::kRegister);
+  j["version"] = r.version;
+  j["store_type"] = r.store_type;
+  j["session_id"] = r.session_id;
+  j["username"] = r.username;
+  j["password"] = r.password;
+  return j;
+}
+
+Result<RegisterRequest> ReadRegisterRequest(const json& j) {
+  RegisterRequest r;
+  VY_RETURN_NOT_OK(Field(j, "version", &r.version, false));
+  auto st = j.find("store_type");
+  if (st != j.end()) {
+    // "Normal"/"Plasma", or 1/2 from the published client.
+    if (st->is_number_integer()) {
+      r.store_type = st->get<int>() == 2 ? "Plasma" : "Normal";
+    } else if (st->is_string()) {
+      r.store_type = st->get<std::string>();
+    } else {
+      return Status::Invalid("malformed message: 'store_type' must be a string or an integer");
+    }
+  }
+  VY_RETURN_NOT_OK(Field(j, "session_id", &r.session_id, false));
+  VY_RETURN_NOT_OK(Field(j, "username", &r.username, false));
+  VY_RETURN_NOT_OK(Field(j, "password", &r.password, false));
+  return r;
+}
+
+json WriteRegisterReply(const RegisterReply& r) {
+  json j = Typed("register_reply");
+  j["ipc_socket"] = r.ipc_socket;
+  j["rpc_endpoint"] = r.rpc_endpoint;
+  j["instance_id"] = r.instance_id;
+  j["session_id"] = r.session_id;
+  j["version"] = r.version;
+  j["store_match"] = r.store_match;
+  j["support_rpc_compression"] = r.support_rpc_compression;
+  return j;
+}
+
+Result<RegisterReply> ReadRegisterReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "register_reply"));
+  RegisterReply r;
+  VY_RETURN_NOT_OK(Field(j, "ipc_socket", &r.ipc_socket));
+  VY_RETURN_NOT_OK(Field(j, "rpc_endpoint", &r.rpc_endpoint));
+  VY_RETURN_NOT_OK(Field(j, "instance_id", &r.instance_id));
+  VY_RETURN_NOT_OK(Field(j, "session_id", &r.session_id, false));
+  VY_RETURN_NOT_OK(Field(j, "version", &r.version, false));
+  VY_RETURN_NOT_OK(Field(j, "store_match", &r.store_match, false));
+  VY_RETURN_NOT_OK(Field(j, "support_rpc_compression", &r.support_rpc_compression, false));
+  return r;
+}
+
+json WriteExitRequest() { return Typed(req::kExit); }
+json WriteTypeOnly(const char* type) { return Typed(type); }
+
+// --- blobs --------------------------------------------------------------------
+
+json WriteCreateBufferRequest(uint64_t size) {
+  json j = Typed(req::kCreateBuffer);
+  j["size"] = size;
+  return j;
+}
+
+Result<uint64_t> ReadCreateBufferRequest(const json& j) {
+  uint64_t size = 0;
+  VY_RETURN_NOT_OK(Field(j, "size", &size));
+  return size;
+}
+
+json WriteCreateBufferReply(const Payload& p, int fd_to_send) {
+  json j = Typed("create_buffer_reply");
+  j["id"] = p.object_id;
+  j["created"] = WritePayload(p);
+  j["fd"] = fd_to_send;
+  return j;
+}
+
+Result<Payload> ReadCreateBufferReply(const json& j, int* fd_sent) {
+  VY_RETURN_NOT_OK(CheckReply(j, "create_buffer_reply"));
+  auto it = j.find("created");
+  if (it == j.end()) return Status::Invalid("malformed reply: missing 'created'");
+  VY_RETURN_NOT_OK(Field(j, "fd", fd_sent));
+  return ReadPayload(*it);
+}
+
+json WriteCreateBuffersRequest(const std::vector<uint64_t>& sizes) {
+  json j = Typed(req::kCreateBuffers);
+  j["num"] = sizes.size();
+  j["sizes"] = sizes;
+  return j;
+}
+
+Result<std::vector<uint64_t>> ReadCreateBuffersRequest(const json& j) {
+  std::vector<uint64_t> sizes;
+  VY_RETURN_NOT_OK(Field(j, "sizes", &sizes));
+  size_t num = sizes.size();
+  VY_RETURN_NOT_OK(Field(j, "num", &num, false));
+  if (num != sizes.size()) {
+    return Status::Invalid("malformed message: 'num' (", num, ") does not match 'sizes' (",
+                           sizes.size(), ")");
+  }
+  return sizes;
+}
+
+json WriteCreateBuffersReply(const std::vector<Payload>& ps, const std::vector<int>& fds) {
+  json j = WritePayloadList("create_buffers_reply", ps, fds);
+  json ids = json::array();
+  for (const auto& p : ps) ids.push_back(p.object_id);
+  j["ids"] = std::move(ids);
+  return j;
+}
+
+Result<std::vector<Payload>> ReadCreateBuffersReply(const json& j, std::vector<int>* fds) {
+  VY_RETURN_NOT_OK(CheckReply(j, "create_buffers_reply"));
+  std::vector<Payload> ps;
+  VY_RETURN_NOT_OK(ReadPayloads(j, &ps));
+  VY_RETURN_NOT_OK(Field(j, "fds", fds));
+  return ps;
+}
+
+json WriteSealRequest(ObjectID id) {
+  json j = Typed(req::kSeal);
+  j["object_id"] = id;
+  return j;
+}
+
+Result<ObjectID> ReadSealRequest(const json& j) { return IdField(j, "object_id"); }
+
+json WriteGetBuffersRequest(const GetBuffersRequest& r) {
+  json j = Typed(req::kGetBuffers);
+  j["num"] = r.ids.size();
+  j["ids"] = r.ids;
+  j["unsafe"] = r.unsafe;
+  return j;
+}
+
+Result<GetBuffersRequest> ReadGetBuffersRequest(const json& j) {
+  GetBuffersRequest r;
+  VY_RETURN_NOT_OK(Field(j, "unsafe", &r.unsafe, false));
+  if (j.contains("ids")) {
+    VY_ASSIGN_OR_RETURN(r.ids, IdListField(j, "ids"));
+    return r;
+  }
+  // The published client sends {"num": n, "0": id0, "1": id1, ...}.
+  size_t num = 0;
+  VY_RETURN_NOT_OK(Field(j, "num", &num));
+  if (num > j.size()) return Status::Invalid("malformed message: 'num' exceeds the ids given");
+  for (size_t i = 0; i < num; ++i) {
+    std::string key = std::to_string(i);
+    VY_ASSIGN_OR_RETURN(ObjectID id, IdField(j, key.c_str()));
+    r.ids.push_back(id);
+  }
+  return r;
+}
+
+json WriteGetBuffersReply(const std::vector<Payload>& ps, const std::vector<int>& fds) {
+  json j = WritePayloadList("get_buffers_reply", ps, fds);
+  j["compress"] = false;
+  return j;
+}
+
+Result<std::vector<Payload>> ReadGetBuffersReply(const json& j, std::vector<int>* fds) {
+  VY_RETURN_NOT_OK(CheckReply(j, "get_buffers_reply"));
+  std::vector<Payload> ps;
+  VY_RETURN_NOT_OK(ReadPayloads(j, &ps));
+  VY_RETURN_NOT_OK(Field(j, "fds", fds));
+  return ps;
+}
+
+json WriteShrinkBufferRequest(ObjectID id, uint64_t size) {
+  json j = Typed(req::kShrinkBuffer);
+  j["id"] = id;
+  j["size"] = size;
+  return j;
+}
+
+Status ReadShrinkBufferRequest(const json& j, ObjectID* id, uint64_t* size) {
+  VY_ASSIGN_OR_RETURN(*id, IdField(j, "id"));
+  return Field(j, "size", size);
+}
+
+json WriteDropBufferRequest(ObjectID id) {
+  json j = Typed(req::kDropBuffer);
+  j["id"] = id;
+  return j;
+}
+
+Result<ObjectID> ReadDropBufferRequest(const json& j) { return IdField(j, "id"); }
+
+json WriteIncreaseRefCountRequest(const std::vector<ObjectID>& ids) {
+  json j = Typed(req::kIncreaseRefCount);
+  j["ids"] = ids;
+  return j;
+}
+
+Result<std::vector<ObjectID>> ReadIncreaseRefCountRequest(const json& j) {
+  return IdListField(j, "ids");
+}
+
+json WriteReleaseRequest(ObjectID id) {
+  json j = Typed(req::kRelease);
+  j["object_id"] = id;
+  return j;
+}
+
+Result<ObjectID> ReadReleaseRequest(const json& j) { return IdField(j, "object_id"); }
+
+// --- metadata -----------------------------------------------------------------
+
+namespace {
+Result<json> TreeField(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_object()) {
+    return Status::Invalid("malformed message: '", key, "' must be a metadata tree (an object)");
+  }
+  return *it;
+}
+
+Status ReadCreated(const json& j, size_t index, bool listed, CreatedObject* c) {
+  if (!listed) {
+    VY_ASSIGN_OR_RETURN(c->id, IdField(j, "id"));
+    VY_RETURN_NOT_OK(Field(j, "signature", &c->signature));
+    return Field(j, "instance_id", &c->instance_id);
+  }
+  try {
+    c->id = j.at("ids").at(index).get<ObjectID>();
+    c->signature = j.at("signatures").at(index).get<Signature>();
+    c->instance_id = j.at("instance_ids").at(index).get<InstanceID>();
+  } catch (const std::exception& e) {
+    return Status::Invalid("malformed reply: ", e.what());
+  }
+  return Status::OK();
+}
+}  // namespace
+
+json WriteCreateDataRequest(const json& tree) {
+  json j = Typed(req::kCreateData);
+  j["content"] = tree;
+  return j;
+}
+
+Result<json> ReadCreateDataRequest(const json& j) { return TreeField(j, "content"); }
+
+json WriteCreateDataReply(const CreatedObject& c) {
+  json j = Typed("create_data_reply");
+  j["id"] = c.id;
+  j["signature"] = c.signature;
+  j["instance_id"] = c.instance_id;
+  return j;
+}
+
+Result<CreatedObject> ReadCreateDataReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "create_data_reply"));
+  CreatedObject c;
+  VY_RETURN_NOT_OK(ReadCreated(j, 0, false, &c));
+  return c;
+}
+
+json WriteCreateDatasRequest(const std::vector<json>& trees) {
+  json j = Typed(req::kCreateDatas);
+  j["num"] = trees.size();
+  j["contents"] = trees;
+  return j;
+}
+
+Result<std::vector<json>> ReadCreateDatasRequest(const json& j) {
+  auto it = j.find("contents");
+  if (it == j.end() || !it->is_array()) {
+    return Status::Invalid("malformed message: 'contents' must be a list of metadata trees");
+  }
+  std::vector<json> trees;
+  for (const auto& t : *it) {
+    if (!t.is_object()) return Status::Invalid("malformed message: a content is not an object");
+    trees.push_back(t);
+  }
+  return trees;
+}
+
+json WriteCreateDatasReply(const std::vector<CreatedObject>& cs) {
+  json j = Typed("create_datas_reply");
+  json ids = json::array(), sigs = json::array(), insts = json::array();
+  for (const auto& c : cs) {
+    ids.push_back(c.id);
+    sigs.push_back(c.signature);
+    insts.push_back(c.instance_id);
+  }
+  j["num"] = cs.size();
+  j["ids"] = std::move(ids);
+  j["signatures"] = std::move(sigs);
+  j["instance_ids"] = std::move(insts);
+  return j;
+}
+
+Result<std::vector<CreatedObject>> ReadCreateDatasReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "create_datas_reply"));
+  size_t num = 0;
+  VY_RETURN_NOT_OK(Field(j, "num", &num));
+  std::vector<CreatedObject> cs(num);
+  for (size_t i = 0; i < num; ++i) VY_RETURN_NOT_OK(ReadCreated(j, i, true, &cs[i]));
+  return cs;
+}
+
+json WriteGetDataRequest(const GetDataRequest& r) {
+  json j = Typed(req::kGetData);
+  j["id"] = r.ids;
+  j["sync_remote"] = r.sync_remote;
+  j["wait"] = r.wait;
+  return j;
+}
+
+Result<GetDataRequest> ReadGetDataRequest(const json& j) {
+  GetDataRequest r;
+  VY_ASSIGN_OR_RETURN(r.ids, IdListField(j, "id"));
+  VY_RETURN_NOT_OK(Field(j, "sync_remote", &r.sync_remote, false));
+  VY_RETURN_NOT_OK(Field(j, "wait", &r.wait, false));
+  return r;
+}
+
+json WriteGetDataReply(const json& trees) {
+  json j = Typed("get_data_reply");
+  j["content"] = trees;
+  return j;
+}
+
+Result<json> ReadGetDataReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "get_data_reply"));
+  return TreeField(j, "content");
+}
+
+namespace {
+json WriteListQuery(const char* type, const ListQuery& q) {
+  json j = Typed(type);
+  j["pattern"] = q.pattern;
+  j["regex"] = q.regex;
+  j["limit"] = q.limit;
+  return j;
+}
+
+Result<ListQuery> ReadListQuery(const json& j) {
+  ListQuery q;
+  VY_RETURN_NOT_OK(Field(j, "pattern", &q.pattern, false));
+  VY_RETURN_NOT_OK(Field(j, "regex", &q.regex, false));
+  VY_RETURN_NOT_OK(Field(j, "limit", &q.limit, false));
+  return q;
+}
+}  // namespace
+
+json WriteListDataRequest(const ListQuery& q) { return WriteListQuery(req::kListData, q); }
+Result<ListQuery> ReadListDataRequest(const json& j) { return ReadListQuery(j); }
+json WriteListNameRequest(const ListQuery& q) { return WriteListQuery(req::kListName, q); }
+Result<ListQuery> ReadListNameRequest(const json& j) { return ReadListQuery(j); }
+
+json WriteDeleteRequest(const DeleteRequest& r) {
+  json j = Typed(r.with_feedbacks ? req::kDelDataWithFeedbacks : req::kDelData);
+  j["id"] = r.ids;
+  j["force"] = r.force;
+  j["deep"] = r.deep;
+  j["fastpath"] = r.fastpath;
+  j["memory_trim"] = r.memory_trim;
+  return j;
+}
+
+Result<DeleteRequest> ReadDeleteRequest(const json& j) {
+  DeleteRequest r;
+  VY_ASSIGN_OR_RETURN(r.ids, IdListField(j, "id"));
+  VY_RETURN_NOT_OK(Field(j, "force", &r.force, false));
+  VY_RETURN_NOT_OK(Field(j, "deep", &r.deep, false));
+  VY_RETURN_NOT_OK(Field(j, "fastpath", &r.fastpath, false));
+  VY_RETURN_NOT_OK(Field(j, "memory_trim", &r.memory_trim, false));
+  r.with_feedbacks = j.value("type", "") == req::kDelDataWithFeedbacks;
+  return r;
+}
+
+json WriteDeleteReply(bool with_feedbacks, const std::vector<ObjectID>& deleted_blobs) {
+  json j = Typed(with_feedbacks ? "del_data_with_feedbacks_reply" : "del_data_reply");
+  if (with_feedbacks) j["deleted_bids"] = deleted_blobs;
+  return j;
+}
+
+Result<std::vector<ObjectID>> ReadDeleteReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j));
+  std::vector<ObjectID> deleted;
+  VY_RETURN_NOT_OK(Field(j, "deleted_bids", &deleted, false));
+  return deleted;
+}
+
+json WriteIdRequest(const char* type, ObjectID id) {
+  json j = Typed(type);
+  j["id"] = id;
+  return j;
+}
+
+Result<ObjectID> ReadIdRequest(const json& j) { return IdField(j, "id"); }
+
+json WriteExistsReply(bool exists) {
+  json j = Typed("exists_reply");
+  j["exists"] = exists;
+  return j;
+}
+
+Result<bool> ReadExistsReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "exists_reply"));
+  bool exists = false;
+  VY_RETURN_NOT_OK(Field(j, "exists", &exists));
+  return exists;
+}
+
+json WriteIfPersistReply(bool persist) {
+  json j = Typed("if_persist_reply");
+  j["persist"] = persist;
+  return j;
+}
+
+Result<bool> ReadIfPersistReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "if_persist_reply"));
+  bool persist = false;
+  VY_RETURN_NOT_OK(Field(j, "persist", &persist));
+  return persist;
+}
+
+json WriteShallowCopyRequest(ObjectID id, const json& extra) {
+  json j = Typed(req::kShallowCopy);
+  j["id"] = id;
+  if (!extra.is_null() && !extra.empty()) j["extra"] = extra;
+  return j;
+}
+
+Status ReadShallowCopyRequest(const json& j, ObjectID* id, json* extra) {
+  VY_ASSIGN_OR_RETURN(*id, IdField(j, "id"));
+  auto it = j.find("extra");
+  *extra = json::object();
+  if (it != j.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      return Status::Invalid("malformed message: 'extra' must be an object of fields");
+    }
+    *extra = *it;
+  }
+  return Status::OK();
+}
+
+json WriteShallowCopyReply(ObjectID target) {
+  json j = Typed("shallow_copy_reply");
+  j["target_id"] = target;
+  return j;
+}
+
+Result<ObjectID> ReadShallowCopyReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "shallow_copy_reply"));
+  return IdField(j, "target_id");
+}
+
+json WriteLabelRequest(ObjectID id, const std::vector<std::string>& keys,
+                       const std::vector<std::string>& values) {
+  json j = Typed(req::kLabel);
+  j["id"] = id;
+  j["keys"] = keys;
+  j["values"] = values;
+  return j;
+}
+
+Status ReadLabelRequest(const json& j, ObjectID* id, std::vector<std::string>* keys,
+                        std::vector<std::string>* values) {
+  VY_ASSIGN_OR_RETURN(*id, IdField(j, "id"));
+  VY_RETURN_NOT_OK(Field(j, "keys", keys));
+  VY_RETURN_NOT_OK(Field(j, "values", values));
+  if (keys->size() != values->size()) {
+    return Status::Invalid("malformed message: ", keys->size(), " label keys but ",
+                           values->size(), " values");
+  }
+  return Status::OK();
+}
+
+json WritePutNameRequest(ObjectID id, const std::string& name) {
+  json j = Typed(req::kPutName);
+  j["object_id"] = id;
+  j["name"] = name;
+  return j;
+}
+
+Status ReadPutNameRequest(const json& j, ObjectID* id, std::string* name) {
+  VY_ASSIGN_OR_RETURN(*id, IdField(j, "object_id"));
+  return Field(j, "name", name);
+}
+
+json WriteGetNameRequest(const std::string& name, bool wait) {
+  json j = Typed(req::kGetName);
+  j["name"] = name;
+  j["wait"] = wait;
+  return j;
+}
+
+Status ReadGetNameRequest(const json& j, std::string* name, bool* wait) {
+  VY_RETURN_NOT_OK(Field(j, "name", name));
+  return Field(j, "wait", wait, false);
+}
+
+json WriteGetNameReply(ObjectID id) {
+  json j = Typed("get_name_reply");
+  j["object_id"] = id;
+  return j;
+}
+
+Result<ObjectID> ReadGetNameReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "get_name_reply"));
+  return IdField(j, "object_id");
+}
+
+json WriteListNameReply(const std::map<std::string, ObjectID>& names) {
+  json j = Typed("list_name_reply");
+  j["names"] = names;
+  j["size"] = names.size();
+  return j;
+}
+
+Result<std::map<std::string, ObjectID>> ReadListNameReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "list_name_reply"));
+  std::map<std::string, ObjectID> names;
+  VY_RETURN_NOT_OK(Field(j, "names", &names));
+  return names;
+}
+
+json WriteDropNameRequest(const std::string& name) {
+  json j = Typed(req::kDropName);
+  j["name"] = name;
+  return j;
+}
+
+Result<std::string> ReadDropNameRequest(const json& j) {
+  std::string name;
+  VY_RETURN_NOT_OK(Field(j, "name", &name));
+  return name;
+}
+
+json WriteMigrateObjectRequest(ObjectID id) {
+  json j = Typed(req::kMigrateObject);
+  j["object_id"] = id;
+  return j;
+}
+
+Result<ObjectID> ReadMigrateObjectRequest(const json& j) { return IdField(j, "object_id"); }
+
+json WriteMigrateObjectReply(ObjectID id) {
+  json j = Typed("migrate_object_reply");
+  j["object_id"] = id;
+  return j;
+}
+
+json WriteMemoryTrimReply(bool trimmed) {
+  json j = Typed("memory_trim_reply");
+  j["trimmed"] = trimmed;
+  return j;
+}
+
+Result<bool> ReadMemoryTrimReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "memory_trim_reply"));
+  bool trimmed = false;
+  VY_RETURN_NOT_OK(Field(j, "trimmed", &trimmed));
+  return trimmed;
+}
+
+json WriteMetaReply(const char* type, const json& meta) {
+  json j = Typed(type);
+  j["meta"] = meta;
+  return j;
+}
+
+Result<json> ReadMetaReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j));
+  return TreeField(j, "meta");
+}
+
+json WriteInstanceStatus(const InstanceStatus& s) {
+  return json{{"instance_id", s.instance_id},
+              {"deployment", s.deployment},
+              {"memory_usage", s.memory_usage},
+              {"memory_limit", s.memory_limit},
+              {"deferred_requests", s.deferred_requests},
+              {"ipc_connections", s.ipc_connections},
+              {"rpc_connections", s.rpc_connections}};
+}
+
+Result<InstanceStatus> ReadInstanceStatus(const json& meta) {
+  InstanceStatus s;
+  VY_RETURN_NOT_OK(Field(meta, "instance_id", &s.instance_id));
+  VY_RETURN_NOT_OK(Field(meta, "deployment", &s.deployment, false));
+  VY_RETURN_NOT_OK(Field(meta, "memory_usage", &s.memory_usage));
+  VY_RETURN_NOT_OK(Field(meta, "memory_limit", &s.memory_limit));
+  VY_RETURN_NOT_OK(Field(meta, "deferred_requests", &s.deferred_requests, false));
+  VY_RETURN_NOT_OK(Field(meta, "ipc_connections", &s.ipc_connections, false));
+  VY_RETURN_NOT_OK(Field(meta, "rpc_connections", &s.rpc_connections, false));
+  return s;
+}
+
+// --- fused requests -----------------------------------------------------------
+
+json WriteVyPutRequest(const VyPutRequest& r) {
+  json j = Typed(req::kVyPut);
+  j["seal"] = r.seal;
+  j["content"] = r.tree;
+  j["persist"] = r.persist;
+  if (!r.name.empty()) j["name"] = r.name;
+  if (!r.release.empty()) j["release"] = r.release;
+  return j;
+}
+
+Result<VyPutRequest> ReadVyPutRequest(const json& j) {
+  VyPutRequest r;
+  if (j.contains("seal")) {
+    VY_ASSIGN_OR_RETURN(r.seal, IdListField(j, "seal"));
+  }
+  VY_ASSIGN_OR_RETURN(r.tree, TreeField(j, "content"));
+  VY_RETURN_NOT_OK(Field(j, "persist", &r.persist, false));
+  VY_RETURN_NOT_OK(Field(j, "name", &r.name, false));
+  if (j.contains("release")) {
+    VY_ASSIGN_OR_RETURN(r.release, IdListField(j, "release"));
+  }
+  return r;
+}
+
+json WriteVyGetRequest(const VyGetRequest& r) {
+  json j = Typed(req::kVyGet);
+  j["ids"] = r.ids;
+  j["sync_remote"] = r.sync_remote;
+  if (!r.release.empty()) j["release"] = r.release;
+  return j;
+}
+
+Result<VyGetRequest> ReadVyGetRequest(const json& j) {
+  VyGetRequest r;
+  VY_ASSIGN_OR_RETURN(r.ids, IdListField(j, "ids"));
+  VY_RETURN_NOT_OK(Field(j, "sync_remote", &r.sync_remote, false));
+  if (j.contains("release")) {
+    VY_ASSIGN_OR_RETURN(r.release, IdListField(j, "release"));
+  }
+  return r;
+}
+
+json WriteVyGetReply(const json& trees, const std::vector<Payload>& ps,
+                     const std::vector<int>& fds) {
+  json j = Typed("vy_get_reply");
+  j["content"] = trees;
+  json list = json::array();
+  for (const auto& p : ps) list.push_back(WritePayload(p));
+  j["payloads"] = std::move(list);
+  j["fds"] = fds;
+  return j;
+}
+
+Status ReadVyGetReply(const json& j, json* trees, std::vector<Payload>* ps,
+                      std::vector<int>* fds) {
+  VY_RETURN_NOT_OK(CheckReply(j, "vy_get_reply"));
+  VY_ASSIGN_OR_RETURN(*trees, TreeField(j, "content"));
+  VY_RETURN_NOT_OK(ReadPayloads(j, ps));
+  return Field(j, "fds", fds);
+}
+
+}  // namespace vineyard

@@ -1,0 +1,304 @@
+// The vineyard wire protocol: every message's JSON shape, in one place.
+//
+// Each message has a pair: Write* builds its JSON (the sender), Read* checks
+// and decodes it (the receiver), so encoding and decoding cannot drift. The
+// server reads requests and writes replies; clients do the reverse. No other
+// file names a JSON field of the protocol.
+//
+// Message types are those of published vineyard 0.24 (see PROTOCOL.md), plus
+// our fused requests (prefix "vy_"): a put in two round trips and a get in one.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/ids.h"
+#include "common/result.h"
+
+namespace vineyard {
+
+using json = nlohmann::json;
+
+/// The protocol version we report; the published client checks compatibility with it.
+constexpr const char* kProtocolVersion = "0.24.2";
+
+/// Request type names, as they appear in the "type" field.
+namespace req {
+constexpr const char* kRegister = "register_request";
+constexpr const char* kExit = "exit_request";
+constexpr const char* kCreateBuffer = "create_buffer_request";
+constexpr const char* kCreateBuffers = "create_buffers_request";
+constexpr const char* kCreateDiskBuffer = "create_disk_buffer_request";
+constexpr const char* kSeal = "seal_request";
+constexpr const char* kGetBuffers = "get_buffers_request";
+constexpr const char* kShrinkBuffer = "shrink_buffer_request";
+constexpr const char* kDropBuffer = "drop_buffer_request";
+constexpr const char* kIncreaseRefCount = "increase_reference_count_request";
+constexpr const char* kRelease = "release_request";
+constexpr const char* kCreateData = "create_data_request";
+constexpr const char* kCreateDatas = "create_datas_request";
+constexpr const char* kGetData = "get_data_request";
+constexpr const char* kListData = "list_data_request";
+constexpr const char* kDelData = "del_data_request";
+constexpr const char* kDelDataWithFeedbacks = "del_data_with_feedbacks_request";
+constexpr const char* kExists = "exists_request";
+constexpr const char* kPersist = "persist_request";
+constexpr const char* kIfPersist = "if_persist_request";
+constexpr const char* kShallowCopy = "shallow_copy_request";
+constexpr const char* kLabel = "label_request";
+constexpr const char* kPutName = "put_name_request";
+constexpr const char* kGetName = "get_name_request";
+constexpr const char* kListName = "list_name_request";
+constexpr const char* kDropName = "drop_name_request";
+constexpr const char* kClear = "clear_request";
+constexpr const char* kMemoryTrim = "memory_trim_request";
+constexpr const char* kClusterMeta = "cluster_meta";
+constexpr const char* kInstanceStatus = "instance_status_request";
+constexpr const char* kIsInUse = "is_in_use_request";
+constexpr const char* kIsSpilled = "is_spilled_request";
+constexpr const char* kMigrateObject = "migrate_object_request";
+// Ours: fused requests (a plain vineyard client never sends them).
+constexpr const char* kVyPut = "vy_put_request";
+constexpr const char* kVyGet = "vy_get_request";
+}  // namespace req
+
+/// Where a blob lives: what a client needs to map it.
+struct Payload {
+  ObjectID object_id = kEmptyBlobID;
+  int store_fd = -1;         // the server's fd number of the mapped region
+  int64_t data_offset = 0;   // offset of the data in that region
+  uint64_t data_size = 0;
+  uint64_t map_size = 0;     // bytes the client must map from offset 0
+  uint64_t pointer = 0;      // the server's address of the data
+  bool is_sealed = false;
+  bool is_owner = true;
+  bool is_gpu = false;
+};
+
+json WritePayload(const Payload& p);
+Result<Payload> ReadPayload(const json& j);
+
+/// Parses a frame into a JSON object; Invalid with a clear message otherwise.
+Result<json> ParseMessage(const std::string& text);
+/// The "type" of a request; Invalid if missing or not a string.
+Result<std::string> ReadMessageType(const json& msg);
+
+/// The error reply of a failed request: {"code": N, "message": "..."}.
+json WriteErrorReply(const Status& status);
+/// Returns the Status an error reply carries, or OK for any other reply;
+/// also checks the reply's type when `expected_type` is given.
+Status CheckReply(const json& reply, const char* expected_type = nullptr);
+
+// --- handshake ----------------------------------------------------------------
+struct RegisterRequest {
+  std::string version;
+  std::string store_type = "Normal";
+  SessionID session_id = kRootSessionID;
+  std::string username;
+  std::string password;
+};
+json WriteRegisterRequest(const RegisterRequest& r);
+Result<RegisterRequest> ReadRegisterRequest(const json& j);
+
+struct RegisterReply {
+  std::string ipc_socket;
+  std::string rpc_endpoint;
+  InstanceID instance_id = 0;
+  SessionID session_id = kRootSessionID;
+  std::string version;
+  bool store_match = true;
+  bool support_rpc_compression = false;
+};
+json WriteRegisterReply(const RegisterReply& r);
+Result<RegisterReply> ReadRegisterReply(const json& j);
+
+json WriteExitRequest();
+
+// --- blobs --------------------------------------------------------------------
+json WriteCreateBufferRequest(uint64_t size);
+Result<uint64_t> ReadCreateBufferRequest(const json& j);
+json WriteCreateBufferReply(const Payload& p, int fd_to_send);
+Result<Payload> ReadCreateBufferReply(const json& j, int* fd_sent);
+
+json WriteCreateBuffersRequest(const std::vector<uint64_t>& sizes);
+Result<std::vector<uint64_t>> ReadCreateBuffersRequest(const json& j);
+json WriteCreateBuffersReply(const std::vector<Payload>& ps, const std::vector<int>& fds);
+Result<std::vector<Payload>> ReadCreateBuffersReply(const json& j, std::vector<int>* fds);
+
+json WriteSealRequest(ObjectID id);
+Result<ObjectID> ReadSealRequest(const json& j);
+
+struct GetBuffersRequest {
+  std::vector<ObjectID> ids;
+  bool unsafe = false;  // also return unsealed blobs
+};
+json WriteGetBuffersRequest(const GetBuffersRequest& r);
+Result<GetBuffersRequest> ReadGetBuffersRequest(const json& j);
+json WriteGetBuffersReply(const std::vector<Payload>& ps, const std::vector<int>& fds);
+Result<std::vector<Payload>> ReadGetBuffersReply(const json& j, std::vector<int>* fds);
+
+json WriteShrinkBufferRequest(ObjectID id, uint64_t size);
+Status ReadShrinkBufferRequest(const json& j, ObjectID* id, uint64_t* size);
+json WriteDropBufferRequest(ObjectID id);
+Result<ObjectID> ReadDropBufferRequest(const json& j);
+json WriteIncreaseRefCountRequest(const std::vector<ObjectID>& ids);
+Result<std::vector<ObjectID>> ReadIncreaseRefCountRequest(const json& j);
+json WriteReleaseRequest(ObjectID id);
+Result<ObjectID> ReadReleaseRequest(const json& j);
+
+// --- metadata -----------------------------------------------------------------
+json WriteCreateDataRequest(const json& tree);
+Result<json> ReadCreateDataRequest(const json& j);
+
+struct CreatedObject {
+  ObjectID id = kInvalidObjectID;
+  Signature signature = 0;
+  InstanceID instance_id = 0;
+};
+json WriteCreateDataReply(const CreatedObject& c);
+Result<CreatedObject> ReadCreateDataReply(const json& j);
+
+json WriteCreateDatasRequest(const std::vector<json>& trees);
+Result<std::vector<json>> ReadCreateDatasRequest(const json& j);
+json WriteCreateDatasReply(const std::vector<CreatedObject>& cs);
+Result<std::vector<CreatedObject>> ReadCreateDatasReply(const json& j);
+
+struct GetDataRequest {
+  std::vector<ObjectID> ids;
+  bool sync_remote = false;
+  bool wait = false;
+};
+json WriteGetDataRequest(const GetDataRequest& r);
+Result<GetDataRequest> ReadGetDataRequest(const json& j);
+/// `trees`: "o…" -> full metadata tree.
+json WriteGetDataReply(const json& trees);
+Result<json> ReadGetDataReply(const json& j);
+
+/// A listing query: a glob (or a regex) over typenames or names, at most `limit` results.
+struct ListQuery {
+  std::string pattern = "*";
+  bool regex = false;
+  size_t limit = 5;
+};
+json WriteListDataRequest(const ListQuery& q);
+Result<ListQuery> ReadListDataRequest(const json& j);
+
+struct DeleteRequest {
+  std::vector<ObjectID> ids;
+  bool force = false;
+  bool deep = true;
+  bool fastpath = false;
+  bool memory_trim = false;
+  bool with_feedbacks = false;  // del_data_with_feedbacks_request
+};
+json WriteDeleteRequest(const DeleteRequest& r);
+Result<DeleteRequest> ReadDeleteRequest(const json& j);
+json WriteDeleteReply(bool with_feedbacks, const std::vector<ObjectID>& deleted_blobs);
+Result<std::vector<ObjectID>> ReadDeleteReply(const json& j);
+
+/// exists / persist / if_persist: requests carrying one "id".
+json WriteIdRequest(const char* type, ObjectID id);
+Result<ObjectID> ReadIdRequest(const json& j);
+json WriteExistsReply(bool exists);
+Result<bool> ReadExistsReply(const json& j);
+json WriteIfPersistReply(bool persist);
+Result<bool> ReadIfPersistReply(const json& j);
+
+json WriteShallowCopyRequest(ObjectID id, const json& extra);
+Status ReadShallowCopyRequest(const json& j, ObjectID* id, json* extra);
+json WriteShallowCopyReply(ObjectID target);
+Result<ObjectID> ReadShallowCopyReply(const json& j);
+
+json WriteLabelRequest(ObjectID id, const std::vector<std::string>& keys,
+                       const std::vector<std::string>& values);
+Status ReadLabelRequest(const json& j, ObjectID* id, std::vector<std::string>* keys,
+                        std::vector<std::string>* values);
+
+json WritePutNameRequest(ObjectID id, const std::string& name);
+Status ReadPutNameRequest(const json& j, ObjectID* id, std::string* name);
+json WriteGetNameRequest(const std::string& name, bool wait);
+Status ReadGetNameRequest(const json& j, std::string* name, bool* wait);
+json WriteGetNameReply(ObjectID id);
+Result<ObjectID> ReadGetNameReply(const json& j);
+json WriteListNameRequest(const ListQuery& q);
+Result<ListQuery> ReadListNameRequest(const json& j);
+json WriteListNameReply(const std::map<std::string, ObjectID>& names);
+Result<std::map<std::string, ObjectID>> ReadListNameReply(const json& j);
+json WriteDropNameRequest(const std::string& name);
+Result<std::string> ReadDropNameRequest(const json& j);
+
+json WriteMemoryTrimReply(bool trimmed);
+Result<bool> ReadMemoryTrimReply(const json& j);
+
+/// cluster_meta and instance_status: replies carrying a "meta" object.
+json WriteMetaReply(const char* type, const json& meta);
+Result<json> ReadMetaReply(const json& j);
+
+json WriteMigrateObjectRequest(ObjectID id);
+Result<ObjectID> ReadMigrateObjectRequest(const json& j);
+json WriteMigrateObjectReply(ObjectID id);
+
+/// A request with nothing but its type (clear, memory_trim, cluster_meta, ...).
+json WriteTypeOnly(const char* type);
+
+/// Instance status fields, as in instance_status_reply.meta.
+struct InstanceStatus {
+  InstanceID instance_id = 0;
+  std::string deployment = "local";
+  uint64_t memory_usage = 0;
+  uint64_t memory_limit = 0;
+  uint64_t deferred_requests = 0;
+  uint64_t ipc_connections = 0;
+  uint64_t rpc_connections = 0;
+};
+json WriteInstanceStatus(const InstanceStatus& s);
+Result<InstanceStatus> ReadInstanceStatus(const json& meta);
+
+// --- fused requests (ours) ----------------------------------------------------
+/// Seal `seal` blobs, create the metadata `tree`, optionally persist it and
+/// name it, and release `release` references: one round trip.
+struct VyPutRequest {
+  std::vector<ObjectID> seal;
+  json tree;
+  bool persist = false;
+  std::string name;  // empty: no name
+  std::vector<ObjectID> release;
+};
+json WriteVyPutRequest(const VyPutRequest& r);
+Result<VyPutRequest> ReadVyPutRequest(const json& j);
+
+/// Metadata trees of `ids` and the payloads of every local blob in them,
+/// with fds this connection has not seen yet: one round trip.
+struct VyGetRequest {
+  std::vector<ObjectID> ids;
+  bool sync_remote = false;
+  std::vector<ObjectID> release;
+};
+json WriteVyGetRequest(const VyGetRequest& r);
+Result<VyGetRequest> ReadVyGetRequest(const json& j);
+json WriteVyGetReply(const json& trees, const std::vector<Payload>& ps,
+                     const std::vector<int>& fds);
+Status ReadVyGetReply(const json& j, json* trees, std::vector<Payload>* ps,
+                      std::vector<int>* fds);
+
+// --- metadata tree keys -------------------------------------------------------
+/// Standard keys of a metadata tree (the rest are fields and members).
+namespace meta_key {
+constexpr const char* kTypename = "typename";
+constexpr const char* kId = "id";
+constexpr const char* kInstanceId = "instance_id";
+constexpr const char* kNBytes = "nbytes";
+constexpr const char* kSignature = "signature";
+constexpr const char* kTransient = "transient";
+constexpr const char* kGlobal = "global";
+constexpr const char* kTimestamp = "__timestamp";
+constexpr const char* kLength = "length";  // blob trees carry their size here too
+constexpr const char* kLabels = "__labels";
+}  // namespace meta_key
+constexpr const char* kBlobTypename = "vineyard::Blob";
+
+}  // namespace vineyard

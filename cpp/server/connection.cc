@@ -1,0 +1,134 @@
+#include "server/connection.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "common/socket_io.h"
+#include "server/dispatcher.h"
+
+namespace vineyard {
+
+Connection::Connection(ServerContext* ctx, int fd, bool is_ipc, uint64_t serial)
+    : ctx_(ctx), fd_(fd), is_ipc_(is_ipc), serial_(serial) {
+  (is_ipc_ ? ctx_->ipc_connections : ctx_->rpc_connections) += 1;
+}
+
+Connection::~Connection() { ::close(fd_); }
+
+std::string Connection::peer() const {
+  return (is_ipc_ ? "ipc#" : "rpc#") + std::to_string(serial_);
+}
+
+void Connection::Shutdown() { ::shutdown(fd_, SHUT_RDWR); }
+
+bool Connection::PeerAlive() const {
+  if (ctx_->stopping) return false;
+  struct pollfd p = {fd_, POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) < 0) return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) == 0;
+}
+
+void Connection::Serve() {
+  std::string frame;
+  while (!ctx_->stopping) {
+    Status st = RecvFrame(fd_, &frame);
+    if (!st.ok()) {
+      if (!st.IsEndOfFile()) {
+        spdlog::warn("{}: closing the connection: {}", peer(), st.ToString());
+        // Tell the client why, if it is still listening (e.g. an oversized frame).
+        (void)SendFrame(fd_, WriteErrorReply(st).dump());
+      }
+      break;
+    }
+    Reply reply;
+    Status hs = HandleOne(frame, &reply);
+    if (!hs.ok()) {
+      reply = Reply{};
+      reply.body = WriteErrorReply(hs);
+    }
+    if (!SendReply(reply).ok() || reply.close_after) break;
+  }
+  Teardown();
+}
+
+Status Connection::HandleOne(const std::string& frame, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(json request, ParseMessage(frame));
+  try {
+    return Dispatcher::Get().Dispatch(*this, request, reply);
+  } catch (const std::exception& e) {
+    // nlohmann::json throws on some malformed input; never let it end the server.
+    return Status::Invalid("malformed request: ", e.what());
+  }
+}
+
+Status Connection::SendReply(const Reply& reply) {
+  if (!reply.body.is_null()) {
+    std::string text = reply.body.dump(-1, ' ', false, json::error_handler_t::replace);
+    VY_RETURN_NOT_OK(SendFrame(fd_, text));
+  }
+  for (int fd : reply.fds) VY_RETURN_NOT_OK(SendFd(fd_, fd));
+  return Status::OK();
+}
+
+int Connection::PassFd(int store_fd, Reply* reply) {
+  if (store_fd < 0 || !is_ipc_ || !fds_sent_.insert(store_fd).second) return -1;
+  reply->fds.push_back(store_fd);
+  return store_fd;
+}
+
+Status Connection::Seal(ObjectID id) {
+  if (IsEmptyBlob(id)) return Status::OK();
+  if (unsealed_.count(id) == 0) {
+    if (ctx_->store->IsSealed(id)) {
+      return Status::ObjectSealed("blob ", ObjectIDToString(id), " is already sealed");
+    }
+    return ctx_->store->Exists(id)
+               ? Status::Invalid("blob ", ObjectIDToString(id),
+                                 " was created by another client: only its creator may seal it")
+               : Status::ObjectNotExists("cannot seal blob ", ObjectIDToString(id),
+                                         ": it does not exist");
+  }
+  VY_RETURN_NOT_OK(ctx_->store->Seal(id));
+  unsealed_.erase(id);
+  AddRef(id);
+  return Status::OK();
+}
+
+Status Connection::Abort(ObjectID id) {
+  if (unsealed_.count(id) == 0) {
+    return ctx_->store->IsSealed(id)
+               ? Status::ObjectSealed("blob ", ObjectIDToString(id),
+                                      " is sealed: delete it instead of dropping it")
+               : Status::ObjectNotExists("blob ", ObjectIDToString(id),
+                                         " is not an unsealed blob of this client");
+  }
+  unsealed_.erase(id);
+  return ctx_->store->Abort(id);
+}
+
+void Connection::Release(ObjectID id) {
+  auto it = refs_.find(id);
+  if (it == refs_.end()) return;
+  ctx_->store->Release(id);
+  if (--it->second == 0) refs_.erase(it);
+}
+
+void Connection::Teardown() {
+  // Unsealed blobs die with their creator; every reference goes back.
+  for (ObjectID id : unsealed_) (void)ctx_->store->Abort(id);
+  for (const auto& [id, count] : refs_) {
+    for (int64_t i = 0; i < count; ++i) ctx_->store->Release(id);
+  }
+  if (!unsealed_.empty() || !refs_.empty()) {
+    spdlog::debug("{}: released {} unsealed blobs and {} references", peer(), unsealed_.size(),
+                  refs_.size());
+  }
+  unsealed_.clear();
+  refs_.clear();
+  (is_ipc_ ? ctx_->ipc_connections : ctx_->rpc_connections) -= 1;
+}
+
+}  // namespace vineyard

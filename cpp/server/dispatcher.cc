@@ -1,0 +1,39 @@
+#include "server/dispatcher.h"
+
+namespace vineyard {
+
+const Dispatcher& Dispatcher::Get() {
+  static const Dispatcher* instance = [] {
+    auto* d = new Dispatcher();
+    RegisterMiscHandlers(d);
+    RegisterBlobHandlers(d);
+    RegisterMetaHandlers(d);
+    return d;
+  }();
+  return *instance;
+}
+
+void Dispatcher::Register(const char* type, Handler handler, unsigned flags) {
+  table_[type] = Entry{handler, flags};
+}
+
+Status Dispatcher::Dispatch(Connection& conn, const json& request, Reply* reply) const {
+  VY_ASSIGN_OR_RETURN(std::string type, ReadMessageType(request));
+  auto it = table_.find(type);
+  if (it == table_.end()) {
+    return Status::NotImplemented("unknown request type '", type.substr(0, 64),
+                                  "': this server does not support it");
+  }
+  const Entry& e = it->second;
+  if (!(e.flags & kBeforeRegister) && !conn.registered()) {
+    return Status::Invalid("'", type, "' before register_request: a session must start with "
+                           "register_request");
+  }
+  if ((e.flags & kIpcOnly) && !conn.is_ipc()) {
+    return Status::Invalid("'", type, "' needs shared memory and is only served over the IPC "
+                           "socket; over TCP use the remote blob requests");
+  }
+  return e.handler(conn, request, reply);
+}
+
+}  // namespace vineyard

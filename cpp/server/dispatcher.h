@@ -1,0 +1,43 @@
+// The request table: one entry per request type — its handler and the checks
+// made before it runs. A new request type is one Register() call in its
+// topic's handlers file (handlers/*.cc).
+//
+// Thread-safety: built once at start-up, then only read.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+
+#include "server/connection.h"
+
+namespace vineyard {
+
+using Handler = Status (*)(Connection& conn, const json& request, Reply* reply);
+
+enum HandlerFlags : unsigned {
+  kNone = 0,
+  kBeforeRegister = 1u << 0,  // allowed before register_request
+  kIpcOnly = 1u << 1,         // needs fd passing: refused over TCP
+};
+
+class Dispatcher {
+ public:
+  static const Dispatcher& Get();
+
+  void Register(const char* type, Handler handler, unsigned flags = kNone);
+  /// Runs the handler of the request's type after the central checks.
+  Status Dispatch(Connection& conn, const json& request, Reply* reply) const;
+
+ private:
+  struct Entry {
+    Handler handler;
+    unsigned flags;
+  };
+  std::unordered_map<std::string, Entry> table_;
+};
+
+void RegisterBlobHandlers(Dispatcher* d);
+void RegisterMetaHandlers(Dispatcher* d);
+void RegisterMiscHandlers(Dispatcher* d);
+
+}  // namespace vineyard

@@ -1,0 +1,119 @@
+// Handlers for blobs: create, seal, get, shrink, drop, references.
+#include "server/dispatcher.h"
+
+namespace vineyard {
+
+namespace {
+
+Status CreateBuffer(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(uint64_t size, ReadCreateBufferRequest(request));
+  VY_ASSIGN_OR_RETURN(Payload p, conn.ctx().store->Create(size));
+  if (!IsEmptyBlob(p.object_id)) conn.AddUnsealed(p.object_id);
+  reply->body = WriteCreateBufferReply(p, conn.PassFd(p.store_fd, reply));
+  return Status::OK();
+}
+
+Status CreateBuffers(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(std::vector<uint64_t> sizes, ReadCreateBuffersRequest(request));
+  std::vector<Payload> created;
+  for (uint64_t size : sizes) {
+    auto p = conn.ctx().store->Create(size);
+    if (!p.ok()) {
+      // All or nothing: give back what this request allocated.
+      for (const auto& c : created) (void)conn.ctx().store->Abort(c.object_id);
+      return p.status();
+    }
+    created.push_back(*p);
+  }
+  std::vector<int> fds;
+  for (const auto& p : created) {
+    if (IsEmptyBlob(p.object_id)) continue;
+    conn.AddUnsealed(p.object_id);
+    int fd = conn.PassFd(p.store_fd, reply);
+    if (fd >= 0) fds.push_back(fd);
+  }
+  reply->body = WriteCreateBuffersReply(created, fds);
+  return Status::OK();
+}
+
+Status Seal(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(ObjectID id, ReadSealRequest(request));
+  VY_RETURN_NOT_OK(conn.Seal(id));
+  reply->body = WriteTypeOnly("seal_reply");
+  return Status::OK();
+}
+
+Status GetBuffers(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(GetBuffersRequest r, ReadGetBuffersRequest(request));
+  std::vector<Payload> payloads;
+  for (ObjectID id : r.ids) {
+    auto p = conn.ctx().store->Get(id, r.unsafe);
+    if (!p.ok()) {
+      for (const auto& got : payloads) conn.ctx().store->Release(got.object_id);
+      return p.status();
+    }
+    payloads.push_back(*p);
+  }
+  std::vector<int> fds;
+  for (const auto& p : payloads) {
+    if (!IsEmptyBlob(p.object_id)) conn.AddRef(p.object_id);
+    int fd = conn.PassFd(p.store_fd, reply);
+    if (fd >= 0) fds.push_back(fd);
+  }
+  reply->body = WriteGetBuffersReply(payloads, fds);
+  return Status::OK();
+}
+
+Status ShrinkBuffer(Connection& conn, const json& request, Reply* reply) {
+  ObjectID id;
+  uint64_t size;
+  VY_RETURN_NOT_OK(ReadShrinkBufferRequest(request, &id, &size));
+  VY_RETURN_NOT_OK(conn.ctx().store->Shrink(id, size));
+  reply->body = WriteTypeOnly("shrink_buffer_reply");
+  return Status::OK();
+}
+
+Status DropBuffer(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(ObjectID id, ReadDropBufferRequest(request));
+  VY_RETURN_NOT_OK(conn.Abort(id));
+  reply->body = WriteTypeOnly("drop_buffer_reply");
+  return Status::OK();
+}
+
+Status IncreaseRefCount(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(std::vector<ObjectID> ids, ReadIncreaseRefCountRequest(request));
+  for (ObjectID id : ids) {
+    if (IsEmptyBlob(id)) continue;
+    VY_RETURN_NOT_OK(conn.ctx().store->AddRef(id));
+    conn.AddRef(id);
+  }
+  reply->body = WriteTypeOnly("increase_reference_count_reply");
+  return Status::OK();
+}
+
+Status Release(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(ObjectID id, ReadReleaseRequest(request));
+  conn.Release(id);
+  reply->body = WriteTypeOnly("release_reply");
+  return Status::OK();
+}
+
+Status CreateDiskBuffer(Connection&, const json&, Reply*) {
+  return Status::NotImplemented("disk-backed buffers are not supported by this vineyardd");
+}
+
+}  // namespace
+
+void RegisterBlobHandlers(Dispatcher* d) {
+  d->Register(req::kCreateBuffer, CreateBuffer, kIpcOnly);
+  d->Register(req::kCreateBuffers, CreateBuffers, kIpcOnly);
+  d->Register(req::kCreateDiskBuffer, CreateDiskBuffer, kIpcOnly);
+  d->Register(req::kSeal, Seal);
+  d->Register(req::kGetBuffers, GetBuffers, kIpcOnly);
+  d->Register(req::kShrinkBuffer, ShrinkBuffer);
+  d->Register(req::kDropBuffer, DropBuffer);
+  d->Register(req::kIncreaseRefCount, IncreaseRefCount);
+  d->Register(req::kRelease, Release);
+}
+
+}  // namespace vineyard

@@ -1,0 +1,251 @@
+// Handlers for metadata: objects, names, deletion, and our fused put/get.
+#include <algorithm>
+
+#include "server/dispatcher.h"
+
+namespace vineyard {
+
+namespace {
+
+// A blocking wait counts as a deferred request and gives up when its client leaves.
+struct Deferred {
+  explicit Deferred(Connection& c) : conn(c) { ++conn.ctx().deferred_requests; }
+  ~Deferred() { --conn.ctx().deferred_requests; }
+  MetaService::CancelCheck cancel() {
+    return [this] { return !conn.PeerAlive(); };
+  }
+  Connection& conn;
+};
+
+Status CreateData(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(json tree, ReadCreateDataRequest(request));
+  VY_ASSIGN_OR_RETURN(CreatedObject c, conn.ctx().meta->Create(tree));
+  reply->body = WriteCreateDataReply(c);
+  return Status::OK();
+}
+
+Status CreateDatas(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(std::vector<json> trees, ReadCreateDatasRequest(request));
+  std::vector<CreatedObject> created;
+  for (const auto& tree : trees) {
+    auto c = conn.ctx().meta->Create(tree);
+    if (!c.ok()) {
+      // All or nothing: remove what this request created.
+      DeleteRequest undo;
+      for (const auto& done : created) undo.ids.push_back(done.id);
+      undo.deep = false;
+      std::vector<ObjectID> unused;
+      (void)conn.ctx().meta->Delete(undo, &unused);
+      return c.status();
+    }
+    created.push_back(*c);
+  }
+  reply->body = WriteCreateDatasReply(created);
+  return Status::OK();
+}
+
+Status GetData(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(GetDataRequest r, ReadGetDataRequest(request));
+  Deferred deferred(conn);
+  VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->Get(r.ids, r.wait, deferred.cancel()));
+  reply->body = WriteGetDataReply(trees);
+  return Status::OK();
+}
+
+Status ListData(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(ListQuery q, ReadListDataRequest(request));
+  VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->List(q));
+  reply->body = WriteGetDataReply(trees);
+  return Status::OK();
+}
+
+Status DelData(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(DeleteRequest r, ReadDeleteRequest(request));
+  std::vector<ObjectID> deleted_blobs;
+  VY_RETURN_NOT_OK(conn.ctx().meta->Delete(r, &deleted_blobs));
+  if (r.memory_trim) conn.ctx().store->Trim();
+  reply->body = WriteDeleteReply(r.with_feedbacks, deleted_blobs);
+  return Status::OK();
+}
+
+Status Exists(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(ObjectID id, ReadIdRequest(request));
+  reply->body = WriteExistsReply(conn.ctx().meta->Exists(id));
+  return Status::OK();
+}
+
+Status Persist(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(ObjectID id, ReadIdRequest(request));
+  VY_RETURN_NOT_OK(conn.ctx().meta->Persist(id));
+  reply->body = WriteTypeOnly("persist_reply");
+  return Status::OK();
+}
+
+Status IfPersist(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(ObjectID id, ReadIdRequest(request));
+  VY_ASSIGN_OR_RETURN(bool persisted, conn.ctx().meta->IsPersisted(id));
+  reply->body = WriteIfPersistReply(persisted);
+  return Status::OK();
+}
+
+Status ShallowCopy(Connection& conn, const json& request, Reply* reply) {
+  ObjectID id;
+  json extra;
+  VY_RETURN_NOT_OK(ReadShallowCopyRequest(request, &id, &extra));
+  VY_ASSIGN_OR_RETURN(ObjectID target, conn.ctx().meta->ShallowCopy(id, extra));
+  reply->body = WriteShallowCopyReply(target);
+  return Status::OK();
+}
+
+Status Label(Connection& conn, const json& request, Reply* reply) {
+  ObjectID id;
+  std::vector<std::string> keys, values;
+  VY_RETURN_NOT_OK(ReadLabelRequest(request, &id, &keys, &values));
+  VY_RETURN_NOT_OK(conn.ctx().meta->Label(id, keys, values));
+  reply->body = WriteTypeOnly("label_reply");
+  return Status::OK();
+}
+
+Status PutName(Connection& conn, const json& request, Reply* reply) {
+  ObjectID id;
+  std::string name;
+  VY_RETURN_NOT_OK(ReadPutNameRequest(request, &id, &name));
+  VY_RETURN_NOT_OK(conn.ctx().meta->PutName(id, name));
+  reply->body = WriteTypeOnly("put_name_reply");
+  return Status::OK();
+}
+
+Status GetName(Connection& conn, const json& request, Reply* reply) {
+  std::string name;
+  bool wait = false;
+  VY_RETURN_NOT_OK(ReadGetNameRequest(request, &name, &wait));
+  Deferred deferred(conn);
+  VY_ASSIGN_OR_RETURN(ObjectID id, conn.ctx().meta->GetName(name, wait, deferred.cancel()));
+  reply->body = WriteGetNameReply(id);
+  return Status::OK();
+}
+
+Status ListName(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(ListQuery q, ReadListNameRequest(request));
+  VY_ASSIGN_OR_RETURN(auto names, conn.ctx().meta->ListNames(q));
+  reply->body = WriteListNameReply(names);
+  return Status::OK();
+}
+
+Status DropName(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(std::string name, ReadDropNameRequest(request));
+  VY_RETURN_NOT_OK(conn.ctx().meta->DropName(name));
+  reply->body = WriteTypeOnly("drop_name_reply");
+  return Status::OK();
+}
+
+Status Clear(Connection& conn, const json&, Reply* reply) {
+  VY_RETURN_NOT_OK(conn.ctx().meta->Clear());
+  reply->body = WriteTypeOnly("clear_reply");
+  return Status::OK();
+}
+
+Status MigrateObject(Connection& conn, const json& request, Reply* reply) {
+  // Objects of this instance need no migration; remote ones arrive with the cluster.
+  VY_ASSIGN_OR_RETURN(ObjectID id, ReadMigrateObjectRequest(request));
+  if (!conn.ctx().meta->Exists(id)) {
+    return Status::ObjectNotExists("cannot migrate ", ObjectIDToString(id),
+                                   ": it does not exist");
+  }
+  reply->body = WriteMigrateObjectReply(id);
+  return Status::OK();
+}
+
+// Ours: seal + create (+ persist + name) in one round trip, undone on failure.
+Status VyPut(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(VyPutRequest r, ReadVyPutRequest(request));
+  for (ObjectID id : r.release) conn.Release(id);
+  std::vector<ObjectID> sealed;
+  auto undo_seals = [&]() {
+    for (ObjectID id : sealed) {
+      conn.Release(id);
+      (void)conn.ctx().store->Delete(id);
+    }
+  };
+  for (ObjectID id : r.seal) {
+    Status st = conn.Seal(id);
+    if (!st.ok()) {
+      undo_seals();
+      return st;
+    }
+    sealed.push_back(id);
+  }
+  auto created = conn.ctx().meta->Create(r.tree);
+  if (!created.ok()) {
+    undo_seals();
+    return created.status();
+  }
+  Status st;
+  if (r.persist || !r.name.empty()) st = conn.ctx().meta->Persist(created->id);
+  if (st.ok() && !r.name.empty()) st = conn.ctx().meta->PutName(created->id, r.name);
+  if (!st.ok()) {
+    DeleteRequest undo;
+    undo.ids = {created->id};
+    undo.deep = true;
+    std::vector<ObjectID> unused;
+    (void)conn.ctx().meta->Delete(undo, &unused);
+    undo_seals();
+    return st;
+  }
+  reply->body = WriteCreateDataReply(*created);
+  return Status::OK();
+}
+
+// Ours: metadata trees and every local payload in one round trip.
+Status VyGet(Connection& conn, const json& request, Reply* reply) {
+  VY_ASSIGN_OR_RETURN(VyGetRequest r, ReadVyGetRequest(request));
+  for (ObjectID id : r.release) conn.Release(id);
+  VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->Get(r.ids, false, nullptr));
+  std::vector<ObjectID> blobs;
+  conn.ctx().meta->CollectLocalBlobs(trees, &blobs);
+  std::sort(blobs.begin(), blobs.end());
+  blobs.erase(std::unique(blobs.begin(), blobs.end()), blobs.end());
+  std::vector<Payload> payloads;
+  std::vector<int> fds;
+  for (ObjectID id : blobs) {
+    auto p = conn.ctx().store->Get(id, false);
+    if (!p.ok()) {
+      for (const auto& got : payloads) conn.ctx().store->Release(got.object_id);
+      return p.status();
+    }
+    payloads.push_back(*p);
+  }
+  for (const auto& p : payloads) {
+    if (!IsEmptyBlob(p.object_id)) conn.AddRef(p.object_id);
+    int fd = conn.PassFd(p.store_fd, reply);
+    if (fd >= 0) fds.push_back(fd);
+  }
+  reply->body = WriteVyGetReply(trees, payloads, fds);
+  return Status::OK();
+}
+
+}  // namespace
+
+void RegisterMetaHandlers(Dispatcher* d) {
+  d->Register(req::kCreateData, CreateData);
+  d->Register(req::kCreateDatas, CreateDatas);
+  d->Register(req::kGetData, GetData);
+  d->Register(req::kListData, ListData);
+  d->Register(req::kDelData, DelData);
+  d->Register(req::kDelDataWithFeedbacks, DelData);
+  d->Register(req::kExists, Exists);
+  d->Register(req::kPersist, Persist);
+  d->Register(req::kIfPersist, IfPersist);
+  d->Register(req::kShallowCopy, ShallowCopy);
+  d->Register(req::kLabel, Label);
+  d->Register(req::kPutName, PutName);
+  d->Register(req::kGetName, GetName);
+  d->Register(req::kListName, ListName);
+  d->Register(req::kDropName, DropName);
+  d->Register(req::kClear, Clear);
+  d->Register(req::kMigrateObject, MigrateObject);
+  d->Register(req::kVyPut, VyPut, kIpcOnly);
+  d->Register(req::kVyGet, VyGet, kIpcOnly);
+}
+
+}  // namespace vineyard

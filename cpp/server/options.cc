@@ -1,0 +1,71 @@
+#include "server/options.h"
+
+#include <unistd.h>
+
+#include <fstream>
+
+#include <gflags/gflags.h>
+
+#include "common/socket_io.h"
+
+DEFINE_string(socket, "/var/run/vineyard.sock", "UNIX socket path that IPC clients connect to");
+DEFINE_string(size, "256Mi",
+              "Memory for shared objects: plain bytes or with a unit (256Mi, 4G, 1.5Gi); "
+              "empty means the cgroup limit or the physical memory");
+DEFINE_bool(reserve_memory, false, "Pre-fault the whole shared memory at start");
+DEFINE_string(meta, "local", "Metadata backend: 'local' (embedded, one instance)");
+DEFINE_bool(rpc, true, "Serve remote clients over TCP (--norpc turns it off)");
+DEFINE_int32(rpc_socket_port, 9600, "TCP port of the RPC endpoint (0: any free port)");
+DEFINE_string(rpc_host, "", "Host name reported in the RPC endpoint (default: this host)");
+
+namespace vineyard {
+
+uint64_t DefaultMemoryLimit() {
+  uint64_t physical = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                      static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  for (const char* path : {"/sys/fs/cgroup/memory.max",
+                           "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream in(path);
+    std::string text;
+    if (in >> text && text != "max") {
+      try {
+        uint64_t limit = std::stoull(text);
+        if (limit > 0 && limit < physical) return limit;
+      } catch (...) {
+      }
+    }
+  }
+  return physical;
+}
+
+Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
+  gflags::SetUsageMessage(
+      "vineyardd: the vineyard server, sharing immutable objects in memory.\n"
+      "  vineyardd --socket=/tmp/vineyard.sock --size=4Gi");
+  gflags::SetVersionString("0.1.0 (protocol 0.24.2)");
+  gflags::ParseCommandLineFlags(argc, argv, true);
+
+  ServerOptions o;
+  o.socket = FLAGS_socket;
+  if (o.socket.empty()) return Status::Invalid("--socket must not be empty");
+  if (FLAGS_size.empty()) {
+    o.size = DefaultMemoryLimit();
+  } else {
+    VY_ASSIGN_OR_RETURN(o.size, ParseMemorySize(FLAGS_size));
+  }
+  if (o.size == 0) return Status::Invalid("--size must be more than 0 bytes");
+  o.reserve_memory = FLAGS_reserve_memory;
+  o.meta = FLAGS_meta;
+  if (o.meta != "local") {
+    return Status::Invalid("--meta=", o.meta, " is not supported: use --meta=local");
+  }
+  o.rpc = FLAGS_rpc;
+  if (FLAGS_rpc_socket_port < 0 || FLAGS_rpc_socket_port > 65535) {
+    return Status::Invalid("--rpc_socket_port must be within 0..65535");
+  }
+  o.rpc_port = FLAGS_rpc_socket_port;
+  o.rpc_host = FLAGS_rpc_host;
+  return o;
+}
+
+}  // namespace vineyard

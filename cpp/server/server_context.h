@@ -1,0 +1,34 @@
+// ServerContext: what every request handler may use — the stores, the
+// instance's identity and the server-wide counters. Owned by Server.
+//
+// Thread-safety: the pointed-to services are thread-safe; the counters are atomic;
+// everything else is written once before the first connection is accepted.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "common/ids.h"
+#include "server/bulk_store.h"
+#include "server/meta_backend.h"
+#include "server/meta_service.h"
+
+namespace vineyard {
+
+struct ServerContext {
+  InstanceID instance_id = 0;
+  std::string ipc_socket;    // the path clients connect to
+  std::string rpc_endpoint;  // "host:port", or "" without RPC
+  IdGenerator* ids = nullptr;
+  BulkStore* store = nullptr;
+  MetaService* meta = nullptr;
+  MetaBackend* backend = nullptr;
+
+  std::atomic<bool> stopping{false};
+  std::atomic<int64_t> ipc_connections{0};
+  std::atomic<int64_t> rpc_connections{0};
+  std::atomic<int64_t> deferred_requests{0};  // requests blocked waiting (get_name wait, ...)
+};
+
+}  // namespace vineyard
