@@ -1,0 +1,65 @@
+# Every entry point of the project. `make run` and `make test` work on a fresh
+# machine: they install what is missing (apt + pip), build, then run.
+
+PYTHON      ?= python3
+BUILD_DIR   ?= build
+SOCKET      ?= /var/run/vineyard.sock
+SIZE        ?= 256Mi
+ARGS        ?=
+JOBS        ?= $(shell nproc)
+COMPAT_VENV ?= $(BUILD_DIR)/venv-compat
+
+APT_PACKAGES := build-essential pkg-config cmake ninja-build \
+	libgtest-dev libgmock-dev libbenchmark-dev \
+	libspdlog-dev nlohmann-json3-dev libgflags-dev libjemalloc-dev libzstd-dev
+PIP_PACKAGES := pytest numpy
+
+.PHONY: all deps deps-apt deps-pip build run test test-cpp test-compat bench compat-venv clean
+
+all: build
+
+deps: deps-apt deps-pip
+
+# Installs only what is missing, so a second run costs a second.
+deps-apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+deps-pip:
+	@$(PYTHON) -c "import pytest, numpy" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# vineyardd in the foreground, on the embedded local metadata backend.
+run: build
+	$(BUILD_DIR)/vineyardd --socket=$(SOCKET) --size=$(SIZE) --meta=local $(ARGS)
+
+# The published vineyard 0.24.2 client, in its own virtual environment.
+compat-venv: $(COMPAT_VENV)/.done
+$(COMPAT_VENV)/.done:
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install -q 'vineyard==0.24.2' 'numpy<2' 'pandas<2.2' 'pyarrow<16' pytest
+	touch $@
+
+test-cpp: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 300
+
+test-compat: build compat-venv
+	VINEYARDD=$(abspath $(BUILD_DIR)/vineyardd) $(COMPAT_VENV)/bin/python -m pytest -q tests/compat
+
+test: test-cpp test-compat
+
+bench: build
+	$(PYTHON) bench/run_bench.py --build-dir $(BUILD_DIR) --output docs/benchmarks.md
+
+clean:
+	rm -rf $(BUILD_DIR)
