@@ -147,7 +147,9 @@ json MetaService::ExpandLocked(ObjectID id) const {
   auto it = objects_.find(id);
   if (it == objects_.end()) {
     // A local blob: its tree comes from the bulk store.
-    auto size = store_->Size(id);
+    // The published client's sync_meta() asks for id 0xffff...: it expects a
+    // blob standing for the whole store, sized to the memory limit.
+    auto size = id == kInvalidObjectID ? Result<uint64_t>(store_->limit()) : store_->Size(id);
     uint64_t n = size.ok() ? *size : 0;
     return json{{meta_key::kId, ObjectIDToString(id)}, {meta_key::kTypename, kBlobTypename},
                 {meta_key::kInstanceId, instance_id_}, {meta_key::kNBytes, n},
@@ -171,7 +173,7 @@ Result<json> MetaService::Get(const std::vector<ObjectID>& ids, bool wait,
   if (wait) {
     auto all_exist = [&]() {
       for (ObjectID id : ids) {
-        if (!ExistsLocked(id)) return false;
+        if (!ExistsLocked(id) && id != kInvalidObjectID) return false;
       }
       return true;
     };
@@ -181,7 +183,7 @@ Result<json> MetaService::Get(const std::vector<ObjectID>& ids, bool wait,
   }
   json trees = json::object();
   for (ObjectID id : ids) {
-    if (!ExistsLocked(id)) {
+    if (!ExistsLocked(id) && id != kInvalidObjectID) {
       return Status::ObjectNotExists("object ", ObjectIDToString(id), " does not exist");
     }
     trees[ObjectIDToString(id)] = ExpandLocked(id);
@@ -349,9 +351,14 @@ Status MetaService::Label(ObjectID id, const std::vector<std::string>& keys,
     return Status::ObjectNotExists("cannot label ", ObjectIDToString(id),
                                    ": no such object (blobs cannot be labelled)");
   }
-  json& labels = it->second.fields[meta_key::kLabels];
+  // Stored as the JSON text of an object, as vineyard does: its clients parse
+  // `__labels` with get_ref<std::string>.
+  json& stored = it->second.fields[meta_key::kLabels];
+  json labels = json::object();
+  if (stored.is_string()) labels = json::parse(stored.get<std::string>(), nullptr, false);
   if (!labels.is_object()) labels = json::object();
   for (size_t i = 0; i < keys.size(); ++i) labels[keys[i]] = values[i];
+  stored = labels.dump();
   return Status::OK();
 }
 

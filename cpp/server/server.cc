@@ -19,12 +19,14 @@ namespace vineyard {
 
 namespace {
 
-// Arena capacity beyond the limit: the allocator rounds sizes up to its size
-// classes and keeps freed ranges for reuse, so the address range must be
-// larger than what the limit lets clients hold. Unused capacity costs no memory.
-uint64_t ArenaCapacity(uint64_t limit) {
-  uint64_t slack = std::max<uint64_t>(limit / 2, 64ULL << 20);
-  return limit + slack;
+// Arena capacity beyond the limit. The allocator rounds large sizes up by as
+// much as 25% and a large allocation needs a free range larger still, so the
+// address range must be about twice what the limit lets clients hold to stay
+// unfragmented. Untouched capacity costs no memory (the memfd is sparse) — except
+// with --reserve_memory, which backs all of it, so there the slack is smaller.
+uint64_t ArenaCapacity(uint64_t limit, bool reserve) {
+  if (reserve) return limit + limit / 4 + (16ULL << 20);
+  return 2 * limit + (64ULL << 20);
 }
 
 std::string Hostname() {
@@ -49,7 +51,8 @@ Status Server::Start() {
   VY_RETURN_NOT_OK(BindIpcSocket());
   if (options_.rpc) VY_RETURN_NOT_OK(BindRpcSocket());
 
-  auto arena = Arena::Create(ArenaCapacity(options_.size), options_.reserve_memory);
+  auto arena = Arena::Create(ArenaCapacity(options_.size, options_.reserve_memory),
+                             options_.reserve_memory);
   if (!arena.ok()) return arena.status().WithContext("cannot set up shared memory");
   store_ = std::make_unique<BulkStore>(std::move(arena).value(), options_.size, ids_.get());
   backend_ = std::make_unique<LocalBackend>();
