@@ -34,7 +34,8 @@ deps-pip:
 	@$(PYTHON) -c "import pytest, numpy" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
 
 $(BUILD_DIR)/build.ninja:
-	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DVINEYARD_BUILD_TESTS=ON -DVINEYARD_BUILD_BENCHMARKS=ON
 
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -58,8 +59,10 @@ test-compat: build compat-venv
 
 test: test-cpp test-compat
 
+# QUICK=1: a reduced run (about 30 s).
 bench: build
-	$(PYTHON) bench/run_bench.py --build-dir $(BUILD_DIR) --output docs/benchmarks.md
+	$(PYTHON) bench/run_bench.py --build-dir $(BUILD_DIR) --output docs/benchmarks.md \
+		$(if $(QUICK),--quick,)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -50,8 +50,15 @@ BlobWriter::~BlobWriter() {
 
 void ParallelMemcpy(void* dst, const void* src, size_t n, int threads) {
   constexpr size_t kMinChunk = 4ULL << 20;  // below this, threads cost more than they give
+  if (n < 2 * kMinChunk) {
+    memcpy(dst, src, n);
+    return;
+  }
   if (threads <= 0) {
-    threads = static_cast<int>(std::min<unsigned>(std::thread::hardware_concurrency(), 8));
+    // hardware_concurrency() reads /sys on every call: ask once.
+    static const int kCores =
+        static_cast<int>(std::min<unsigned>(std::max(1u, std::thread::hardware_concurrency()), 8));
+    threads = kCores;
   }
   size_t useful = std::max<size_t>(1, n / kMinChunk);
   threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), useful));

@@ -23,6 +23,7 @@ Result<std::shared_ptr<ClientCore>> ClientCore::Connect(const std::string& socke
   VY_ASSIGN_OR_RETURN(core->fd_, ConnectUnixSocket(socket));
   RegisterRequest r;
   r.version = kProtocolVersion;
+  r.releases_references = true;  // Blob and BlobWriter give their references back
   auto reply = core->Request(WriteRegisterRequest(r));
   if (!reply.ok()) {
     return Status::ConnectionFailed("vineyardd at '", socket, "' refused the session: ",
@@ -92,11 +93,7 @@ Result<std::shared_ptr<Mapping>> ClientCore::MapRegion(int store_fd, size_t map_
   std::lock_guard<std::mutex> lock(mu_);
   auto key = std::make_pair(store_fd, writable);
   auto it = mappings_.find(key);
-  if (it != mappings_.end()) {
-    if (auto m = it->second.lock()) {
-      if (m->size >= map_size) return m;
-    }
-  }
+  if (it != mappings_.end() && it->second->size >= map_size) return it->second;
   auto fd = received_fds_.find(store_fd);
   if (fd == received_fds_.end()) {
     return Status::IOError("the server referenced memory region ", store_fd,
@@ -114,9 +111,8 @@ Result<std::shared_ptr<Mapping>> ClientCore::MapRegion(int store_fd, size_t map_
 }
 
 Result<std::shared_ptr<Blob>> ClientCore::MakeBlob(const Payload& p) {
-  if (IsEmptyBlob(p.object_id) || p.data_size == 0 || p.store_fd < 0) {
-    return Blob::MakeEmpty();
-  }
+  // A blob shrunk to 0 bytes is still a blob of its own (with a reference to give back).
+  if (IsEmptyBlob(p.object_id) || p.store_fd < 0) return Blob::MakeEmpty();
   VY_ASSIGN_OR_RETURN(auto m, MapRegion(p.store_fd, p.map_size, false));
   if (p.data_offset < 0 || p.data_offset + p.data_size > m->size) {
     return Status::IOError("blob ", ObjectIDToString(p.object_id), " lies outside its region");

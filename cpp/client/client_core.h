@@ -59,7 +59,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   mutable std::mutex mu_;
   int fd_ = -1;                      // guarded by mu_; -1 once disconnected
   std::map<int, int> received_fds_;  // guarded by mu_: server fd number -> our fd
-  std::map<std::pair<int, bool>, std::weak_ptr<Mapping>> mappings_;  // guarded by mu_
+  /// (server fd, writable) -> the region, mapped once for the whole session
+  /// (Blobs share it, so it outlives the session while they do).
+  std::map<std::pair<int, bool>, std::shared_ptr<Mapping>> mappings_;  // guarded by mu_
 
   std::mutex release_mu_;
   std::vector<ObjectID> releases_;  // guarded by release_mu_

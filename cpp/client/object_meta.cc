@@ -92,7 +92,9 @@ bool ObjectMeta::IsGlobal() const { return tree_.value(meta_key::kGlobal, false)
 void ObjectMeta::SetGlobal(bool global) { tree_[meta_key::kGlobal] = global; }
 bool ObjectMeta::IsTransient() const { return tree_.value(meta_key::kTransient, true); }
 
-void ObjectMeta::AddKeyValue(const std::string& key, const json& value) { tree_[key] = value; }
+void ObjectMeta::AddKeyValue(const std::string& key, const json& value) {
+  tree_[key] = value.is_object() ? json(value.dump()) : value;
+}
 
 bool ObjectMeta::HasKey(const std::string& key) const {
   auto it = tree_.find(key);
@@ -103,6 +105,14 @@ Result<json> ObjectMeta::GetKeyValue(const std::string& key) const {
   auto it = tree_.find(key);
   if (it == tree_.end() || it->is_object()) {
     return Status::KeyError("metadata of ", GetTypeName(), " has no field '", key, "'");
+  }
+  if (it->is_string()) {
+    const std::string& text = it->get_ref<const std::string&>();
+    size_t first = text.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos && text[first] == '{') {
+      json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (parsed.is_object()) return parsed;
+    }
   }
   return *it;
 }

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/protocol.h"
@@ -39,13 +40,21 @@ class ObjectMeta {
   bool IsTransient() const;
   bool IsBlob() const { return GetTypeName() == kBlobTypename; }
 
-  /// Adds or replaces a plain field (string, number, bool, or JSON).
+  /// Adds or replaces a plain field (string, number, bool, or JSON). A JSON
+  /// object is stored as its text, as vineyard does (a nested object in the
+  /// tree would be a member).
   void AddKeyValue(const std::string& key, const json& value);
   bool HasKey(const std::string& key) const;
-  /// A field's value; KeyError if absent or a member.
+  /// A field's value; KeyError if absent or a member. A field holding the
+  /// text of a JSON object is returned parsed (GetKeyValueAs<std::string>
+  /// returns the text).
   Result<json> GetKeyValue(const std::string& key) const;
   template <typename T>
   Result<T> GetKeyValueAs(const std::string& key) const {
+    if constexpr (std::is_same_v<T, std::string>) {
+      auto it = tree_.find(key);
+      if (it != tree_.end() && it->is_string()) return it->template get<std::string>();
+    }
     VY_ASSIGN_OR_RETURN(json v, GetKeyValue(key));
     try {
       return v.get<T>();

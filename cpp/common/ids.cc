@@ -1,5 +1,7 @@
 #include "common/ids.h"
 
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -29,7 +31,16 @@ Result<ObjectID> ObjectIDFromString(const std::string& text) {
     ++begin;
     base = 16;
   }
-  if (*begin == '\0') {
+  // Digits only: strtoull alone would skip spaces and accept signs and "0x".
+  const char* stop = text.c_str() + text.size();
+  bool digits = begin != stop;
+  for (const char* c = begin; c != stop; ++c) {
+    if (!(base == 16 ? isxdigit(static_cast<unsigned char>(*c))
+                     : isdigit(static_cast<unsigned char>(*c)))) {
+      digits = false;
+    }
+  }
+  if (!digits) {
     return Status::Invalid("malformed object id '", text, "': expected 'o' and 16 hex digits");
   }
   char* end = nullptr;

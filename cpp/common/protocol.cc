@@ -25,7 +25,8 @@ Status Field(const json& j, const char* key, T* out, bool required = true) {
     } else if constexpr (std::is_arithmetic_v<T>) {
       if (!it->is_number()) throw std::runtime_error("not a number");
       if constexpr (std::is_unsigned_v<T>) {
-        if (it->is_number_integer() && it->template get<int64_t>() < 0) {
+        if (it->is_number_integer() && !it->is_number_unsigned() &&
+            it->template get<int64_t>() < 0) {
           throw std::runtime_error("negative");
         }
       }
@@ -132,7 +133,39 @@ Result<Payload> ReadPayload(const json& j) {
   return p;
 }
 
+namespace {
+// Deeper JSON is refused: copying or dumping it recurses and would overflow the stack.
+constexpr int kMaxJsonDepth = 1000;
+
+bool TooDeep(const std::string& text) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return false;
+}
+}  // namespace
+
 Result<json> ParseMessage(const std::string& text) {
+  if (TooDeep(text)) {
+    return Status::Invalid("malformed message: JSON nested deeper than ", kMaxJsonDepth,
+                           " levels");
+  }
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::Invalid("malformed message: not valid JSON");
   if (!j.is_object()) return Status::Invalid("malformed message: not a JSON object");
@@ -178,6 +211,7 @@ json WriteRegisterRequest(const RegisterRequest& r) {
   j["session_id"] = r.session_id;
   j["username"] = r.username;
   j["password"] = r.password;
+  if (r.releases_references) j["vy_releases_references"] = true;
   return j;
 }
 
@@ -198,6 +232,7 @@ Result<RegisterRequest> ReadRegisterRequest(const json& j) {
   VY_RETURN_NOT_OK(Field(j, "session_id", &r.session_id, false));
   VY_RETURN_NOT_OK(Field(j, "username", &r.username, false));
   VY_RETURN_NOT_OK(Field(j, "password", &r.password, false));
+  VY_RETURN_NOT_OK(Field(j, "vy_releases_references", &r.releases_references, false));
   return r;
 }
 

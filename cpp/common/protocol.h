@@ -100,6 +100,10 @@ struct RegisterRequest {
   SessionID session_id = kRootSessionID;
   std::string username;
   std::string password;
+  /// Ours: the client gives back every blob reference it takes (release
+  /// requests or fused release lists), so its references may pin memory.
+  /// Published clients never release; their reads do not pin deleted blobs.
+  bool releases_references = false;
 };
 json WriteRegisterRequest(const RegisterRequest& r);
 Result<RegisterRequest> ReadRegisterRequest(const json& j);

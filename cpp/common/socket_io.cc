@@ -192,7 +192,9 @@ Result<uint64_t> ParseMemorySize(const std::string& text) {
   if (i == 0) return bad();
   double number;
   try {
-    number = std::stod(text.substr(0, i));
+    size_t used = 0;
+    number = std::stod(text.substr(0, i), &used);
+    if (used != i) return bad();  // e.g. "1..5G", "1.2.3"
   } catch (...) {
     return bad();
   }

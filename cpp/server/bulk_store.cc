@@ -104,10 +104,11 @@ Status BulkStore::Shrink(ObjectID id, uint64_t size) {
     return Status::Invalid("cannot shrink blob ", ObjectIDToString(id), " of ", b.size,
                            " bytes to a larger size ", size);
   }
-  if (size == 0) size = 1;  // keep the allocation; an empty data size is fine
-  arena_->Shrink(b.offset, size);
-  usage_ -= b.charged - size;
-  b.charged = size;
+  // Keep at least one byte allocated (the blob keeps its place); its data size may be 0.
+  const uint64_t keep = std::max<uint64_t>(size, 1);
+  arena_->Shrink(b.offset, keep);
+  usage_ -= b.charged - keep;
+  b.charged = keep;
   b.size = size;
   return Status::OK();
 }

@@ -109,6 +109,14 @@ Status Connection::Abort(ObjectID id) {
   return ctx_->store->Abort(id);
 }
 
+void Connection::AddRef(ObjectID id) {
+  if (pins_references_) {
+    ++refs_[id];
+  } else {
+    ctx_->store->Release(id);
+  }
+}
+
 void Connection::Release(ObjectID id) {
   auto it = refs_.find(id);
   if (it == refs_.end()) return;
@@ -117,6 +125,8 @@ void Connection::Release(ObjectID id) {
 }
 
 void Connection::Teardown() {
+  // The peer sees the end now, not when the server reaps this session.
+  ::shutdown(fd_, SHUT_RDWR);
   // Unsealed blobs die with their creator; every reference goes back.
   for (ObjectID id : unsealed_) (void)ctx_->store->Abort(id);
   for (const auto& [id, count] : refs_) {

@@ -41,7 +41,11 @@ class Connection {
   ServerContext& ctx() { return *ctx_; }
   bool is_ipc() const { return is_ipc_; }
   bool registered() const { return registered_; }
-  void set_registered(SessionID session) { registered_ = true; session_ = session; }
+  void set_registered(SessionID session, bool releases_references) {
+    registered_ = true;
+    session_ = session;
+    pins_references_ = releases_references;
+  }
   std::string peer() const;
 
   /// Returns `store_fd` if this client has not received it yet (and queues it
@@ -53,8 +57,10 @@ class Connection {
   Status Seal(ObjectID id);
   /// Drops one of this client's unsealed blobs.
   Status Abort(ObjectID id);
-  /// Records a reference the store granted to this client.
-  void AddRef(ObjectID id) { ++refs_[id]; }
+  /// Records a reference the store granted to this client. A client that never
+  /// gives references back (the published one) does not keep it: its reads
+  /// cannot pin deleted memory until it disconnects.
+  void AddRef(ObjectID id);
   /// Gives back one reference (no-op if this client holds none on `id`).
   void Release(ObjectID id);
   /// True while a blocking handler should go on waiting.
@@ -70,6 +76,7 @@ class Connection {
   const bool is_ipc_;            // UNIX socket (fd passing) or TCP
   const uint64_t serial_;        // for logs
   bool registered_ = false;      // register_request done
+  bool pins_references_ = false; // the client releases what it takes (ours)
   SessionID session_ = kRootSessionID;
   std::unordered_set<int> fds_sent_;                // store fds already passed
   std::unordered_set<ObjectID> unsealed_;           // created, not sealed: aborted at teardown

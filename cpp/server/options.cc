@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <vector>
 
 #include <gflags/gflags.h>
 
@@ -43,7 +46,23 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
       "vineyardd: the vineyard server, sharing immutable objects in memory.\n"
       "  vineyardd --socket=/tmp/vineyard.sock --size=4Gi");
   gflags::SetVersionString("0.1.0 (protocol 0.24.2)");
-  gflags::ParseCommandLineFlags(argc, argv, true);
+  gflags::ParseCommandLineNonHelpFlags(argc, argv, true);
+  // --help: our flags only, and exit 0 (gflags' own handler exits 1).
+  std::string help;
+  if ((gflags::GetCommandLineOption("help", &help) && help == "true") ||
+      (gflags::GetCommandLineOption("helpshort", &help) && help == "true")) {
+    printf("%s\n\nFlags:\n", gflags::ProgramUsage());
+    std::vector<gflags::CommandLineFlagInfo> flags;
+    gflags::GetAllFlags(&flags);
+    for (const auto& f : flags) {
+      if (f.filename.find("options.cc") == std::string::npos) continue;
+      printf("  --%s (%s)\n      type: %s, default: \"%s\"\n", f.name.c_str(),
+             f.description.c_str(), f.type.c_str(), f.default_value.c_str());
+    }
+    printf("  --help (this message); --helpfull (every flag); --version\n");
+    exit(0);
+  }
+  gflags::HandleCommandLineHelpFlags();  // --helpfull, --version, ...
 
   ServerOptions o;
   o.socket = FLAGS_socket;
@@ -51,7 +70,9 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
   if (FLAGS_size.empty()) {
     o.size = DefaultMemoryLimit();
   } else {
-    VY_ASSIGN_OR_RETURN(o.size, ParseMemorySize(FLAGS_size));
+    auto size = ParseMemorySize(FLAGS_size);
+    if (!size.ok()) return size.status().WithContext("--size");
+    o.size = *size;
   }
   if (o.size == 0) return Status::Invalid("--size must be more than 0 bytes");
   o.reserve_memory = FLAGS_reserve_memory;

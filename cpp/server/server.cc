@@ -49,6 +49,14 @@ Status Server::Start() {
   ctx_.instance_id = options_.instance_id;
   ids_ = std::make_unique<IdGenerator>(options_.instance_id);
   VY_RETURN_NOT_OK(BindIpcSocket());
+  // A failure from here on removes the socket file just created.
+  struct RemoveSocketOnFailure {
+    const std::string& path;
+    bool armed = true;
+    ~RemoveSocketOnFailure() {
+      if (armed) ::unlink(path.c_str());
+    }
+  } guard{options_.socket};
   if (options_.rpc) VY_RETURN_NOT_OK(BindRpcSocket());
 
   auto arena = Arena::Create(ArenaCapacity(options_.size, options_.reserve_memory),
@@ -76,6 +84,7 @@ Status Server::Start() {
   spdlog::info("vineyardd serving on {} ({}), rpc {}, {} of shared memory, metadata: {}",
                ctx_.ipc_socket, "ipc", ctx_.rpc_endpoint.empty() ? "off" : ctx_.rpc_endpoint,
                FormatBytes(options_.size), backend_->Name());
+  guard.armed = false;
   return Status::OK();
 }
 
