@@ -109,6 +109,26 @@ Status Connection::Abort(ObjectID id) {
   return ctx_->store->Abort(id);
 }
 
+Result<std::vector<Payload>> Connection::GetPayloads(const std::vector<ObjectID>& ids,
+                                                     bool unsafe, Reply* reply,
+                                                     std::vector<int>* fds) {
+  std::vector<Payload> payloads;
+  for (ObjectID id : ids) {
+    auto p = ctx_->store->Get(id, unsafe);
+    if (!p.ok()) {
+      for (const auto& got : payloads) ctx_->store->Release(got.object_id);
+      return p.status();
+    }
+    payloads.push_back(*p);
+  }
+  for (const auto& p : payloads) {
+    if (!IsEmptyBlob(p.object_id)) AddRef(p.object_id);
+    int fd = PassFd(p.store_fd, reply);
+    if (fd >= 0) fds->push_back(fd);
+  }
+  return payloads;
+}
+
 void Connection::AddRef(ObjectID id) {
   if (pins_references_) {
     ++refs_[id];

@@ -61,6 +61,10 @@ class Connection {
   /// gives references back (the published one) does not keep it: its reads
   /// cannot pin deleted memory until it disconnects.
   void AddRef(ObjectID id);
+  /// Payloads of `ids` for this client, all or none: takes a reference on
+  /// each and queues on `reply` the fds it has not received (listed in `fds`).
+  Result<std::vector<Payload>> GetPayloads(const std::vector<ObjectID>& ids, bool unsafe,
+                                           Reply* reply, std::vector<int>* fds);
   /// Gives back one reference (no-op if this client holds none on `id`).
   void Release(ObjectID id);
   /// True while a blocking handler should go on waiting.

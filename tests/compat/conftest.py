@@ -47,13 +47,18 @@ def start_server(argv, sock, workdir):
     return proc, log_path
 
 
-def stop_server(proc, log_path, timeout=20.0):
+def stop_server(proc, log_path, timeout=20.0, strict=True):
+    """SIGTERM, then wait. `strict`: a server that ignores SIGTERM fails the
+    test (ours must stop cleanly); otherwise it is killed (the published
+    vineyardd, used only for cross-checks, sometimes hangs on SIGTERM)."""
     proc.send_signal(signal.SIGTERM)
     try:
-        return proc.wait(timeout=timeout)
+        return proc.wait(timeout=timeout if strict else 5.0)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+        if not strict:
+            return None
         with open(log_path, errors="replace") as f:
             pytest.fail(f"server ignored SIGTERM for {timeout}s; log:\n{f.read()}")
 
@@ -107,5 +112,5 @@ def reference_socket():
     try:
         yield sock
     finally:
-        stop_server(proc, log_path)
+        stop_server(proc, log_path, strict=False)
         shutil.rmtree(workdir, ignore_errors=True)

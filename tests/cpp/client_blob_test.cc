@@ -15,39 +15,15 @@
 
 #include "client/client.h"
 #include "test_server.h"
+#include "test_util.h"
 
 namespace vineyard {
 namespace {
 
 using testing::TestServer;
+using testing::Checksum;
+using testing::Usage;
 
-inline Status ToStatus(const Status& s) { return s; }
-template <typename T>
-Status ToStatus(const Result<T>& r) {
-  return r.status();
-}
-
-#define ASSERT_OK(expr)                                    \
-  do {                                                     \
-    ::vineyard::Status _st = ToStatus(expr);               \
-    ASSERT_TRUE(_st.ok()) << #expr << ": " << _st.ToString(); \
-  } while (0)
-#define EXPECT_OK(expr)                                    \
-  do {                                                     \
-    ::vineyard::Status _st = ToStatus(expr);               \
-    EXPECT_TRUE(_st.ok()) << #expr << ": " << _st.ToString(); \
-  } while (0)
-#define ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, rexpr)                        \
-  auto tmp = (rexpr);                                                     \
-  ASSERT_TRUE(tmp.ok()) << #rexpr << ": " << tmp.status().ToString();     \
-  lhs = std::move(tmp).value()
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(VY_CONCAT(_result_, __LINE__), lhs, rexpr)
-#define EXPECT_STATUS(scode, expr)                                            \
-  do {                                                                     \
-    ::vineyard::Status _st = ToStatus(expr);                               \
-    EXPECT_EQ(_st.code(), ::vineyard::StatusCode::scode) << #expr << ": " << _st.ToString(); \
-  } while (0)
 
 constexpr size_t kMiB = 1 << 20;
 
@@ -63,26 +39,9 @@ std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed) {
   return v;
 }
 
-uint64_t Checksum(const uint8_t* p, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    h = (h ^ w) * 0x100000001b3ULL;
-    h ^= h >> 29;
-  }
-  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
-  return h ^ n;
-}
 
 bool Aligned64(const void* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; }
 
-uint64_t Usage(Client& c) {
-  auto s = c.GetInstanceStatus();
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? s->memory_usage : ~uint64_t{0};
-}
 
 // Polls until the usage seen by `c` equals `expected` (the server processes
 // another connection's disconnect asynchronously).

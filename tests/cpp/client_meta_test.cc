@@ -15,39 +15,15 @@
 
 #include "client/client.h"
 #include "test_server.h"
+#include "test_util.h"
 
 namespace vineyard {
 namespace {
 
 using testing::TestServer;
+using testing::Checksum;
+using testing::Usage;
 
-inline Status ToStatus(const Status& s) { return s; }
-template <typename T>
-Status ToStatus(const Result<T>& r) {
-  return r.status();
-}
-
-#define ASSERT_OK(expr)                                    \
-  do {                                                     \
-    ::vineyard::Status _st = ToStatus(expr);               \
-    ASSERT_TRUE(_st.ok()) << #expr << ": " << _st.ToString(); \
-  } while (0)
-#define EXPECT_OK(expr)                                    \
-  do {                                                     \
-    ::vineyard::Status _st = ToStatus(expr);               \
-    EXPECT_TRUE(_st.ok()) << #expr << ": " << _st.ToString(); \
-  } while (0)
-#define ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, rexpr)                        \
-  auto tmp = (rexpr);                                                     \
-  ASSERT_TRUE(tmp.ok()) << #rexpr << ": " << tmp.status().ToString();     \
-  lhs = std::move(tmp).value()
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(VY_CONCAT(_result_, __LINE__), lhs, rexpr)
-#define EXPECT_STATUS(scode, expr)                                            \
-  do {                                                                     \
-    ::vineyard::Status _st = ToStatus(expr);                               \
-    EXPECT_EQ(_st.code(), ::vineyard::StatusCode::scode) << #expr << ": " << _st.ToString(); \
-  } while (0)
 
 constexpr size_t kMiB = 1 << 20;
 
@@ -58,11 +34,6 @@ std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed) {
   return v;
 }
 
-uint64_t Usage(Client& c) {
-  auto s = c.GetInstanceStatus();
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? s->memory_usage : ~uint64_t{0};
-}
 
 bool Exists(Client& c, ObjectID id) {
   auto e = c.Exists(id);

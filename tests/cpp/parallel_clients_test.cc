@@ -14,30 +14,16 @@
 
 #include "client/client.h"
 #include "test_server.h"
+#include "test_util.h"
 
 namespace vineyard {
 namespace {
 
 using testing::TestServer;
+using testing::Checksum;
+using testing::Usage;
 
-uint64_t Checksum(const uint8_t* p, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    h = (h ^ w) * 0x100000001b3ULL;
-    h ^= h >> 29;
-  }
-  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
-  return h ^ n;
-}
 
-uint64_t Usage(Client& c) {
-  auto s = c.GetInstanceStatus();
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? s->memory_usage : ~uint64_t{0};
-}
 
 struct ThreadReport {
   int iterations = 0;

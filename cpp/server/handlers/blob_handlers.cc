@@ -45,21 +45,8 @@ Status Seal(Connection& conn, const json& request, Reply* reply) {
 
 Status GetBuffers(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(GetBuffersRequest r, ReadGetBuffersRequest(request));
-  std::vector<Payload> payloads;
-  for (ObjectID id : r.ids) {
-    auto p = conn.ctx().store->Get(id, r.unsafe);
-    if (!p.ok()) {
-      for (const auto& got : payloads) conn.ctx().store->Release(got.object_id);
-      return p.status();
-    }
-    payloads.push_back(*p);
-  }
   std::vector<int> fds;
-  for (const auto& p : payloads) {
-    if (!IsEmptyBlob(p.object_id)) conn.AddRef(p.object_id);
-    int fd = conn.PassFd(p.store_fd, reply);
-    if (fd >= 0) fds.push_back(fd);
-  }
+  VY_ASSIGN_OR_RETURN(auto payloads, conn.GetPayloads(r.ids, r.unsafe, reply, &fds));
   reply->body = WriteGetBuffersReply(payloads, fds);
   return Status::OK();
 }

@@ -205,21 +205,8 @@ Status VyGet(Connection& conn, const json& request, Reply* reply) {
   conn.ctx().meta->CollectLocalBlobs(trees, &blobs);
   std::sort(blobs.begin(), blobs.end());
   blobs.erase(std::unique(blobs.begin(), blobs.end()), blobs.end());
-  std::vector<Payload> payloads;
   std::vector<int> fds;
-  for (ObjectID id : blobs) {
-    auto p = conn.ctx().store->Get(id, false);
-    if (!p.ok()) {
-      for (const auto& got : payloads) conn.ctx().store->Release(got.object_id);
-      return p.status();
-    }
-    payloads.push_back(*p);
-  }
-  for (const auto& p : payloads) {
-    if (!IsEmptyBlob(p.object_id)) conn.AddRef(p.object_id);
-    int fd = conn.PassFd(p.store_fd, reply);
-    if (fd >= 0) fds.push_back(fd);
-  }
+  VY_ASSIGN_OR_RETURN(auto payloads, conn.GetPayloads(blobs, false, reply, &fds));
   reply->body = WriteVyGetReply(trees, payloads, fds);
   return Status::OK();
 }
