@@ -7,14 +7,20 @@ namespace vineyard {
 
 namespace {
 
-// A blocking wait counts as a deferred request and gives up when its client leaves.
+// A request that may block (wait=true) counts as deferred while it runs, and
+// gives up when its client leaves.
 struct Deferred {
-  explicit Deferred(Connection& c) : conn(c) { ++conn.ctx().deferred_requests; }
-  ~Deferred() { --conn.ctx().deferred_requests; }
+  Deferred(Connection& c, bool waits) : conn(c), counted(waits) {
+    if (counted) ++conn.ctx().deferred_requests;
+  }
+  ~Deferred() {
+    if (counted) --conn.ctx().deferred_requests;
+  }
   MetaService::CancelCheck cancel() {
     return [this] { return !conn.PeerAlive(); };
   }
   Connection& conn;
+  const bool counted;
 };
 
 Status CreateData(Connection& conn, const json& request, Reply* reply) {
@@ -46,7 +52,7 @@ Status CreateDatas(Connection& conn, const json& request, Reply* reply) {
 
 Status GetData(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(GetDataRequest r, ReadGetDataRequest(request));
-  Deferred deferred(conn);
+  Deferred deferred(conn, r.wait);
   VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->Get(r.ids, r.wait, deferred.cancel()));
   reply->body = WriteGetDataReply(trees);
   return Status::OK();
@@ -119,7 +125,7 @@ Status GetName(Connection& conn, const json& request, Reply* reply) {
   std::string name;
   bool wait = false;
   VY_RETURN_NOT_OK(ReadGetNameRequest(request, &name, &wait));
-  Deferred deferred(conn);
+  Deferred deferred(conn, wait);
   VY_ASSIGN_OR_RETURN(ObjectID id, conn.ctx().meta->GetName(name, wait, deferred.cancel()));
   reply->body = WriteGetNameReply(id);
   return Status::OK();
