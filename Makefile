@@ -12,9 +12,13 @@ COMPAT_VENV ?= $(BUILD_DIR)/venv-compat
 APT_PACKAGES := build-essential pkg-config cmake ninja-build \
 	libgtest-dev libgmock-dev libbenchmark-dev \
 	libspdlog-dev nlohmann-json3-dev libgflags-dev libjemalloc-dev libzstd-dev
-PIP_PACKAGES := pytest numpy
+# Debian's Python headers only when this Python has none (pyenv builds ship their own).
+HAVE_PY_HEADERS := $(shell $(PYTHON) -c "import os, sysconfig; \
+	print(int(os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))))" 2>/dev/null)
+APT_PACKAGES += $(if $(filter 1,$(HAVE_PY_HEADERS)),,python3-dev)
+PIP_PACKAGES := pytest numpy nanobind
 
-.PHONY: all deps deps-apt deps-pip build run test test-cpp test-compat bench compat-venv clean
+.PHONY: all deps deps-apt deps-pip build run test test-cpp test-python test-compat bench compat-venv clean
 
 all: build
 
@@ -31,11 +35,12 @@ deps-apt:
 	fi
 
 deps-pip:
-	@$(PYTHON) -c "import pytest, numpy" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
+	@$(PYTHON) -c "import pytest, numpy, nanobind" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-		-DVINEYARD_BUILD_TESTS=ON -DVINEYARD_BUILD_BENCHMARKS=ON
+		-DVINEYARD_BUILD_TESTS=ON -DVINEYARD_BUILD_BENCHMARKS=ON \
+		-DPython_EXECUTABLE=$$(command -v $(PYTHON))
 
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -54,10 +59,15 @@ $(COMPAT_VENV)/.done:
 test-cpp: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 300
 
+# vineyard._C (built into python/vineyard/) and the Python package, against $(BUILD_DIR)/vineyardd.
+test-python: build
+	VINEYARDD=$(abspath $(BUILD_DIR)/vineyardd) PYTHONPATH=$(abspath python) \
+		$(PYTHON) -m pytest -q tests/python
+
 test-compat: build compat-venv
 	VINEYARDD=$(abspath $(BUILD_DIR)/vineyardd) $(COMPAT_VENV)/bin/python -m pytest -q tests/compat
 
-test: test-cpp test-compat
+test: test-cpp test-python test-compat
 
 # QUICK=1: a reduced run (about 30 s).
 bench: build

@@ -70,6 +70,8 @@ class BlobWriter {
   uint8_t* data() { return data_; }
   const uint8_t* data() const { return data_; }
   bool sealed() const { return sealed_; }
+  /// Neither sealed nor aborted: its bytes may still be written.
+  bool writable() const { return !sealed_ && !aborted_; }
 
   /// Copies `n` bytes from `src` to offset `offset`, with `concurrency` threads
   /// for large copies (0: as many as pays off on this machine).

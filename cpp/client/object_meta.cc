@@ -193,6 +193,34 @@ std::vector<ObjectID> ObjectMeta::GetBlobIds() const {
   return ids;
 }
 
+uint64_t ObjectMeta::MemoryUsage() const {
+  uint64_t total = 0;
+  std::set<ObjectID> seen;
+  std::vector<const json*> stack{&tree_};
+  while (!stack.empty()) {
+    const json* t = stack.back();
+    stack.pop_back();
+    auto tn = t->find(meta_key::kTypename);
+    if (tn == t->end() || !tn->is_string() || tn->get<std::string>() != kBlobTypename) {
+      for (const auto& [key, value] : t->items()) {
+        if (value.is_object()) stack.push_back(&value);
+      }
+      continue;
+    }
+    ObjectID id = IdOf(*t);
+    if (!seen.insert(id).second) continue;
+    auto mapped = buffers_->find(id);
+    if (mapped != buffers_->end() && mapped->second) {
+      total += mapped->second->size();
+      continue;
+    }
+    auto n = t->find(meta_key::kLength);
+    if (n == t->end() || !n->is_number_unsigned()) n = t->find(meta_key::kNBytes);
+    if (n != t->end() && n->is_number_unsigned()) total += n->get<uint64_t>();
+  }
+  return total;
+}
+
 std::string ObjectMeta::ToString(int indent) const {
   return tree_.dump(indent, ' ', false, json::error_handler_t::replace);
 }

@@ -80,6 +80,8 @@ class ObjectMeta {
   void SetBuffer(ObjectID id, std::shared_ptr<Blob> blob);
   /// Every blob id in the tree, depth-first, without repeats.
   std::vector<ObjectID> GetBlobIds() const;
+  /// Bytes of the blobs in the tree: a mapped blob's size, else the size its tree records.
+  uint64_t MemoryUsage() const;
 
   const json& MetaData() const { return tree_; }
   json& MutableMetaData() { return tree_; }

@@ -1,0 +1,71 @@
+// Shared pieces of the vineyard._C bindings: the Python-side id/name value
+// types, Status -> exception, JSON <-> Python, and one Bind* per file.
+//
+// The bindings are thin: every behaviour lives in cpp/client. Blocking calls
+// run with the GIL released; Python objects are only touched with it held.
+#pragma once
+
+#include <nanobind/nanobind.h>
+
+#include <string>
+#include <utility>
+
+#include "common/ids.h"
+#include "common/protocol.h"
+#include "common/result.h"
+
+namespace vineyard::py {
+
+namespace nb = nanobind;
+
+/// vineyard.ObjectID: a 64-bit id with Python's int semantics for hash/eq.
+struct PyObjectID {
+  ObjectID value = kInvalidObjectID;
+  PyObjectID() = default;
+  PyObjectID(ObjectID v) : value(v) {}  // NOLINT: implicit from int, as in Python
+};
+
+/// vineyard.ObjectName: a name of an object (a str wrapper).
+struct PyObjectName {
+  std::string name;
+  PyObjectName() = default;
+  PyObjectName(std::string n) : name(std::move(n)) {}  // NOLINT: implicit from str
+};
+
+/// A non-OK Status crossing into Python; translated to its exception class.
+struct StatusError {
+  Status status;
+};
+
+/// Throws StatusError unless `st` is OK.
+inline void Check(Status st) {
+  if (!st.ok()) throw StatusError{std::move(st)};
+}
+
+/// The value of `r`, or throws StatusError.
+template <typename T>
+T Unwrap(Result<T> r) {
+  if (!r.ok()) throw StatusError{r.status()};
+  return std::move(r).value();
+}
+
+/// Runs `f` with the GIL released (for calls whose arguments or results are
+/// Python objects, which must be converted with the GIL held).
+template <typename F>
+auto NoGil(F&& f) {
+  nb::gil_scoped_release release;
+  return f();
+}
+
+/// JSON value -> Python (None/bool/int/float/str/list/dict).
+nb::object JsonToPy(const json& j);
+/// Python value -> JSON; TypeError for values JSON cannot hold.
+json PyToJson(nb::handle h);
+
+void BindErrors(nb::module_& m);
+void BindIds(nb::module_& m);
+void BindBlobs(nb::module_& m);
+void BindMeta(nb::module_& m);
+void BindClient(nb::module_& m);
+
+}  // namespace vineyard::py

@@ -1,0 +1,302 @@
+// IPCClient (vineyard::Client) and InstanceStatus.
+//
+// Pure bindings: the Python facade (put/get, resolvers, builders) wraps them.
+// Every call that talks to vineyardd runs with the GIL released. A closed
+// client, or one whose server died, raises ConnectionErrorException (a
+// ConnectionError) from every request.
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/unique_ptr.h>
+#include <nanobind/stl/vector.h>
+
+#include "client/client.h"
+#include "python/bindings.h"
+
+namespace vineyard::py {
+
+namespace {
+
+using Gil = nb::call_guard<nb::gil_scoped_release>;
+
+std::vector<ObjectID> Ids(const std::vector<PyObjectID>& ids) {
+  std::vector<ObjectID> out;
+  out.reserve(ids.size());
+  for (const auto& id : ids) out.push_back(id.value);
+  return out;
+}
+
+/// `h` as a bound T, or TypeError naming what was expected.
+template <typename T>
+T& Cast(nb::handle h, const char* expected) {
+  if (!nb::isinstance<T>(h)) {
+    throw nb::type_error(("expected " + std::string(expected) + ", got " +
+                          nb::cast<std::string>(nb::str(h.type().attr("__name__"))))
+                             .c_str());
+  }
+  return nb::cast<T&>(h);
+}
+
+std::string StatusText(const InstanceStatus& s) {
+  return "InstanceStatus:\n    instance_id: " + std::to_string(s.instance_id) +
+         "\n    deployment: " + s.deployment +
+         "\n    memory_usage: " + std::to_string(s.memory_usage) +
+         "\n    memory_limit: " + std::to_string(s.memory_limit) +
+         "\n    deferred_requests: " + std::to_string(s.deferred_requests) +
+         "\n    ipc_connections: " + std::to_string(s.ipc_connections) +
+         "\n    rpc_connections: " + std::to_string(s.rpc_connections);
+}
+
+}  // namespace
+
+void BindClient(nb::module_& m) {
+  nb::class_<InstanceStatus>(m, "InstanceStatus",
+                             "Identity, memory and load of the connected vineyardd instance.")
+      .def_ro("instance_id", &InstanceStatus::instance_id)
+      .def_ro("deployment", &InstanceStatus::deployment)
+      .def_ro("memory_usage", &InstanceStatus::memory_usage)
+      .def_ro("memory_limit", &InstanceStatus::memory_limit)
+      .def_ro("deferred_requests", &InstanceStatus::deferred_requests)
+      .def_ro("ipc_connections", &InstanceStatus::ipc_connections)
+      .def_ro("rpc_connections", &InstanceStatus::rpc_connections)
+      .def("__repr__", &StatusText)
+      .def("__str__", &StatusText);
+
+  nb::class_<Client> c(m, "IPCClient",
+                       "A session with vineyardd over its UNIX socket (make one with "
+                       "connect_ipc). Thread-safe: requests are serialised.");
+
+  m.def(
+      "connect_ipc",
+      [](const std::string& socket) { return Unwrap(Client::Connect(socket)); },
+      nb::arg("socket") = "", Gil(),
+      "Connects to vineyardd at `socket` (empty: $VINEYARD_IPC_SOCKET). "
+      "ConnectionFailedException if nobody answers there.");
+
+  // --- session -------------------------------------------------------------------
+  c.def_prop_ro("instance_id", &Client::instance_id)
+      .def_prop_ro("ipc_socket", &Client::ipc_socket)
+      .def_prop_ro("rpc_endpoint", &Client::rpc_endpoint)
+      .def_prop_ro("version", &Client::version)
+      .def_prop_ro("connected", &Client::Connected)
+      .def_prop_ro("is_ipc", [](const Client&) { return true; })
+      .def_prop_ro("is_rpc", [](const Client&) { return false; })
+      .def("close", [](Client& self) { Check(self.Disconnect()); }, Gil(),
+           "Ends the session; later requests raise ConnectionErrorException.")
+      .def("__repr__", [](const Client& self) {
+        return "IPCClient <socket=" + self.ipc_socket() +
+               ", instance_id=" + std::to_string(self.instance_id()) +
+               (self.Connected() ? "" : ", closed") + ">";
+      });
+
+  // --- blobs ---------------------------------------------------------------------
+  c.def("create_blob",
+        [](Client& self, size_t size) { return Unwrap(self.CreateBlob(size)); }, nb::arg("size"),
+        Gil(), "Allocates an unsealed blob of `size` bytes.")
+      .def(
+          "create_blob",
+          [](Client& self, const std::vector<size_t>& sizes) {
+            auto writers = Unwrap(NoGil([&] { return self.CreateBlobs(sizes); }));
+            nb::list out;
+            for (auto& w : writers) out.append(nb::cast(std::move(w)));
+            return out;
+          },
+          nb::arg("sizes"), "Allocates one unsealed blob per size, in one request.")
+      .def("create_empty_blob", [](Client&) { return Blob::MakeEmpty(); })
+      .def(
+          "get_blob",
+          [](Client& self, const PyObjectID& id, bool unsafe) {
+            return Unwrap(self.GetBlob(id.value, unsafe));
+          },
+          nb::arg("object_id"), nb::arg("unsafe") = false, Gil(),
+          "The sealed blob, mapped read-only (`unsafe`: unsealed ones too).")
+      .def(
+          "get_blobs",
+          [](Client& self, const std::vector<PyObjectID>& ids, bool unsafe) {
+            return Unwrap(self.GetBlobs(Ids(ids), unsafe));
+          },
+          nb::arg("object_ids"), nb::arg("unsafe") = false, Gil());
+
+  // --- metadata --------------------------------------------------------------------
+  c.def(
+       "create_metadata",
+       [](Client& self, nb::list metas) {
+         std::vector<ObjectMeta*> targets;
+         std::vector<ObjectMeta> copies;
+         for (nb::handle h : metas) {
+           targets.push_back(&Cast<ObjectMeta>(h, "ObjectMeta"));
+           copies.push_back(*targets.back());
+         }
+         Unwrap(NoGil([&] { return self.CreateMetaData(copies); }));
+         for (size_t i = 0; i < targets.size(); ++i) *targets[i] = std::move(copies[i]);
+         return metas;
+       },
+       nb::arg("metadata"), "Creates several metadata in one request; returns the list.")
+      .def(
+          "create_metadata",
+          [](Client& self, nb::object meta) {
+            ObjectMeta& m = Cast<ObjectMeta>(meta, "ObjectMeta or a list of them");
+            Unwrap(NoGil([&] { return self.CreateMetaData(m); }));
+            return meta;
+          },
+          nb::arg("metadata"),
+          "Creates the metadata (its members must exist) and fills in its id, signature and "
+          "instance_id; returns the same ObjectMeta.")
+      .def(
+          "put_object",
+          [](Client& self, ObjectMeta& meta, nb::list builders, bool persist,
+             const std::optional<std::string>& name) {
+            std::vector<BlobWriter*> writers;
+            for (nb::handle h : builders) writers.push_back(&Cast<BlobWriter>(h, "BlobBuilder"));
+            return PyObjectID(
+                Unwrap(NoGil([&] { return self.Put(meta, writers, persist, name.value_or("")); })));
+          },
+          nb::arg("meta"), nb::arg("builders") = nb::list(), nb::arg("persist") = false,
+          nb::arg("name").none() = nb::none(),
+          "Seals `builders`, creates `meta` (filling in its id), and optionally persists and "
+          "names it: one round trip. Returns the ObjectID.")
+      .def(
+          "get_meta",
+          [](Client& self, const PyObjectID& id, bool sync_remote, bool wait) {
+            return Unwrap(self.GetMetaData(id.value, sync_remote, wait));
+          },
+          nb::arg("object_id"), nb::arg("sync_remote") = false, nb::arg("wait") = false, Gil(),
+          "The metadata tree (no blobs mapped).")
+      .def(
+          "get_metas",
+          [](Client& self, const std::vector<PyObjectID>& ids, bool sync_remote, bool wait) {
+            return Unwrap(self.GetMetaData(Ids(ids), sync_remote, wait));
+          },
+          nb::arg("object_ids"), nb::arg("sync_remote") = false, nb::arg("wait") = false, Gil())
+      .def(
+          "get_object_meta",
+          [](Client& self, const PyObjectID& id) { return Unwrap(self.GetObject(id.value)); },
+          nb::arg("object_id"), Gil(),
+          "The metadata with every local blob of the tree mapped (meta.get_buffer(id)): "
+          "one round trip.")
+      .def(
+          "get_object_metas",
+          [](Client& self, const std::vector<PyObjectID>& ids) {
+            return Unwrap(self.GetObjects(Ids(ids)));
+          },
+          nb::arg("object_ids"), Gil())
+      .def(
+          "list_metadatas",
+          [](Client& self, const std::string& pattern, bool regex, size_t limit) {
+            return Unwrap(self.ListMetaData(pattern, regex, limit));
+          },
+          nb::arg("pattern"), nb::arg("regex") = false, nb::arg("limit") = 5, Gil(),
+          "Metadata of objects whose typename matches the glob (or regex).");
+
+  // --- objects -----------------------------------------------------------------------
+  c.def(
+       "delete",
+       [](Client& self, const std::vector<PyObjectID>& ids, bool force, bool deep,
+          bool memory_trim) { Check(self.Delete(Ids(ids), force, deep, memory_trim)); },
+       nb::arg("object_ids"), nb::arg("force") = false, nb::arg("deep") = true,
+       nb::arg("memory_trim") = false, Gil())
+      .def(
+          "delete",
+          [](Client& self, const PyObjectID& id, bool force, bool deep, bool memory_trim) {
+            Check(self.Delete({id.value}, force, deep, memory_trim));
+          },
+          nb::arg("object_id"), nb::arg("force") = false, nb::arg("deep") = true,
+          nb::arg("memory_trim") = false, Gil())
+      .def(
+          "delete",
+          [](Client& self, const ObjectMeta& meta, bool force, bool deep, bool memory_trim) {
+            Check(self.Delete({meta.GetId()}, force, deep, memory_trim));
+          },
+          nb::arg("object_meta"), nb::arg("force") = false, nb::arg("deep") = true,
+          nb::arg("memory_trim") = false, Gil())
+      .def(
+          "exists", [](Client& self, const PyObjectID& id) { return Unwrap(self.Exists(id.value)); },
+          nb::arg("object_id"), Gil())
+      .def(
+          "persist", [](Client& self, const PyObjectID& id) { Check(self.Persist(id.value)); },
+          nb::arg("object_id"), Gil())
+      .def(
+          "persist", [](Client& self, const ObjectMeta& meta) { Check(self.Persist(meta.GetId())); },
+          nb::arg("object_meta"), Gil())
+      .def(
+          "if_persist",
+          [](Client& self, const PyObjectID& id) { return Unwrap(self.IsPersisted(id.value)); },
+          nb::arg("object_id"), Gil())
+      .def(
+          "is_persisted",
+          [](Client& self, const PyObjectID& id) { return Unwrap(self.IsPersisted(id.value)); },
+          nb::arg("object_id"), Gil())
+      .def(
+          "shallow_copy",
+          [](Client& self, const PyObjectID& id, nb::handle extra) {
+            json j = extra.is_none() ? json::object() : PyToJson(extra);
+            return PyObjectID(Unwrap(NoGil([&] { return self.ShallowCopy(id.value, j); })));
+          },
+          nb::arg("object_id"), nb::arg("extra_metadata").none() = nb::none(),
+          "A new object sharing the members of `object_id`, with `extra_metadata` fields.")
+      .def(
+          "label",
+          [](Client& self, const PyObjectID& id, const std::string& key, const std::string& value) {
+            Check(self.Label(id.value, key, value));
+          },
+          nb::arg("object_id"), nb::arg("key"), nb::arg("value"), Gil())
+      .def(
+          "label",
+          [](Client& self, const PyObjectID& id, const std::map<std::string, std::string>& labels) {
+            Check(self.Label(id.value, labels));
+          },
+          nb::arg("object_id"), nb::arg("labels"), Gil());
+
+  // --- names -------------------------------------------------------------------------
+  c.def(
+       "put_name",
+       [](Client& self, const PyObjectID& id, const PyObjectName& name) {
+         Check(self.PutName(id.value, name.name));
+       },
+       nb::arg("object_id"), nb::arg("name"), Gil())
+      .def(
+          "put_name",
+          [](Client& self, const ObjectMeta& meta, const PyObjectName& name) {
+            Check(self.PutName(meta.GetId(), name.name));
+          },
+          nb::arg("object_meta"), nb::arg("name"), Gil())
+      .def(
+          "get_name",
+          [](Client& self, const PyObjectName& name, bool wait) {
+            return PyObjectID(Unwrap(self.GetName(name.name, wait)));
+          },
+          nb::arg("name"), nb::arg("wait") = false, Gil(),
+          "The id named `name` (ObjectNotExistsException if none); `wait`: block until it "
+          "appears.")
+      .def(
+          "drop_name", [](Client& self, const PyObjectName& name) { Check(self.DropName(name.name)); },
+          nb::arg("name"), Gil())
+      .def(
+          "list_names",
+          [](Client& self, const std::string& pattern, bool regex, size_t limit) {
+            auto names = Unwrap(NoGil([&] { return self.ListNames(pattern, regex, limit); }));
+            nb::dict out;
+            for (const auto& [name, id] : names) out[nb::str(name.c_str())] = PyObjectID(id);
+            return out;
+          },
+          nb::arg("pattern") = "*", nb::arg("regex") = false, nb::arg("limit") = 5,
+          "{name: ObjectID} of names matching the glob (or regex).");
+
+  // --- instance ----------------------------------------------------------------------
+  c.def("clear", [](Client& self) { Check(self.Clear()); }, Gil(),
+        "Deletes every object of the instance.")
+      .def("reset", [](Client& self) { Check(self.Clear()); }, Gil(), "Alias of clear().")
+      .def("memory_trim", [](Client& self) { return Unwrap(self.MemoryTrim()); }, Gil(),
+           "Returns unused memory to the kernel; True if any was released.")
+      .def_prop_ro("status",
+                   [](Client& self) { return Unwrap(NoGil([&] { return self.GetInstanceStatus(); })); })
+      .def_prop_ro(
+          "meta",
+          [](Client& self) { return JsonToPy(Unwrap(NoGil([&] { return self.ClusterInfo(); }))); },
+          "Cluster metadata: {\"i<instance id>\": {field: value}}.")
+      .def("flush_releases", [](Client& self) { Check(self.FlushReleases()); }, Gil(),
+           "Gives back blob references released locally but not yet sent.");
+}
+
+}  // namespace vineyard::py

@@ -1,0 +1,100 @@
+"""Fixtures for the Python tests: a real vineyardd on a temporary socket.
+
+The server binary is $VINEYARDD, else build/vineyardd of this checkout.
+Run: PYTHONPATH=python python3 -m pytest -q tests/python
+"""
+
+import os
+import shutil
+import signal
+import socket as pysocket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SIZE = "512Mi"
+
+
+def vineyardd_binary():
+    binary = os.environ.get("VINEYARDD") or os.path.join(ROOT, "build", "vineyardd")
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        pytest.fail(f"no vineyardd at {binary!r}: build it (cmake --build build) "
+                    "or set VINEYARDD", pytrace=False)
+    return binary
+
+
+class Server:
+    """One vineyardd process on its own socket in its own temporary directory."""
+
+    def __init__(self):
+        self.workdir = tempfile.mkdtemp(prefix="vy-py-")
+        self.socket = os.path.join(self.workdir, "vineyard.sock")
+        self.log_path = os.path.join(self.workdir, "vineyardd.log")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [vineyardd_binary(), f"--socket={self.socket}", f"--size={SIZE}", "--norpc"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        self._wait_ready()
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def _wait_ready(self, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"vineyardd exited early ({self.proc.returncode}):\n{self.log()}")
+            if os.path.exists(self.socket):
+                s = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)
+                try:
+                    s.connect(self.socket)
+                    return
+                except OSError:
+                    pass
+                finally:
+                    s.close()
+            time.sleep(0.05)
+        self.proc.kill()
+        pytest.fail(f"vineyardd did not listen on {self.socket} within {timeout}s")
+
+    def stop(self, timeout=20.0):
+        """SIGTERM and wait; a server that ignores SIGTERM fails the test."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                pytest.fail(f"vineyardd ignored SIGTERM for {timeout}s:\n{self.log()}")
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def vineyardd_socket():
+    """The socket of a vineyardd shared by the whole session."""
+    server = Server()
+    yield server.socket
+    server.stop()
+
+
+@pytest.fixture
+def private_server():
+    """A vineyardd for one test (which may kill it)."""
+    server = Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(vineyardd_socket):
+    """A native IPC client, closed after the test."""
+    from vineyard import _C
+
+    c = _C.connect_ipc(vineyardd_socket)
+    yield c
+    c.close()
