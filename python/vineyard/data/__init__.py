@@ -1,0 +1,22 @@
+"""Built-in builders and resolvers, registered in the default contexts on import."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.builder import default_builder_context
+from ..core.resolver import default_resolver_context
+from . import pickle, scalar, sequence
+
+
+def register_builtin_types(builder_ctx: Any = None, resolver_ctx: Any = None) -> None:
+    pickle.register(builder_ctx, resolver_ctx)
+    scalar.register(builder_ctx, resolver_ctx)
+    sequence.register(builder_ctx, resolver_ctx)
+    try:
+        from . import tensor
+    except ImportError:  # numpy missing: no tensors
+        return
+    tensor.register(builder_ctx, resolver_ctx)
+
+
+register_builtin_types(default_builder_context, default_resolver_context)
