@@ -16,7 +16,7 @@ APT_PACKAGES := build-essential pkg-config cmake ninja-build \
 HAVE_PY_HEADERS := $(shell $(PYTHON) -c "import os, sysconfig; \
 	print(int(os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))))" 2>/dev/null)
 APT_PACKAGES += $(if $(filter 1,$(HAVE_PY_HEADERS)),,python3-dev)
-PIP_PACKAGES := pytest numpy nanobind
+PIP_PACKAGES := pytest numpy nanobind "pandas<3" pyarrow
 
 .PHONY: all deps deps-apt deps-pip build run test test-cpp test-python test-compat bench compat-venv clean
 
@@ -35,7 +35,7 @@ deps-apt:
 	fi
 
 deps-pip:
-	@$(PYTHON) -c "import pytest, numpy, nanobind" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
+	@$(PYTHON) -c "import pytest, numpy, nanobind, pandas, pyarrow" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -80,3 +80,5 @@ __all__ = [
     "builder_context", "resolver_context", "driver_context", "get_current_builders",
     "get_current_resolvers", "get_current_drivers",
 ] + _exceptions
+
+from . import shared_memory  # noqa: E402,F401  (vineyard.shared_memory after `import vineyard`)

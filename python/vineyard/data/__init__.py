@@ -17,6 +17,18 @@ def register_builtin_types(builder_ctx: Any = None, resolver_ctx: Any = None) ->
     except ImportError:  # numpy missing: no tensors
         return
     tensor.register(builder_ctx, resolver_ctx)
+    try:
+        from . import arrow
+    except ImportError:  # pyarrow missing: no arrow types, string columns pickled
+        pass
+    else:
+        arrow.register(builder_ctx, resolver_ctx)
+    try:
+        from . import dataframe
+    except ImportError:  # pandas missing: no DataFrame/Series/Index
+        pass
+    else:
+        dataframe.register(builder_ctx, resolver_ctx)
 
 
 register_builtin_types(default_builder_context, default_resolver_context)
