@@ -60,7 +60,7 @@ test-cpp: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 300
 
 # vineyard._C (built into python/vineyard/) and the Python package, against $(BUILD_DIR)/vineyardd.
-test-python: build
+test-python: build compat-venv
 	VINEYARDD=$(abspath $(BUILD_DIR)/vineyardd) PYTHONPATH=$(abspath python) \
 		$(PYTHON) -m pytest -q tests/python
 
