@@ -53,21 +53,8 @@ std::set<std::string> TypeNames(const std::vector<ObjectMeta>& metas) {
   return names;
 }
 
-class MetaTest : public ::testing::Test {
+class MetaTest : public testing::TwoClientTest {
  protected:
-  void SetUp() override {
-    server_ = TestServer::Start();
-    ASSERT_TRUE(server_->Running());
-    client_ = server_->Connect();
-    other_ = server_->Connect();
-    ASSERT_TRUE(client_ && other_);
-  }
-  void TearDown() override {
-    client_.reset();
-    other_.reset();
-    server_.reset();
-  }
-
   // A sealed-by-Put object "test::Bytes" with one blob member holding `bytes`.
   ObjectID PutBytes(Client& c, const std::vector<uint8_t>& bytes, ObjectID* blob_id = nullptr) {
     auto w = c.CreateBlob(bytes.size());
@@ -84,9 +71,6 @@ class MetaTest : public ::testing::Test {
     return id.ok() ? *id : kInvalidObjectID;
   }
 
-  std::unique_ptr<TestServer> server_;
-  std::shared_ptr<Client> client_;
-  std::shared_ptr<Client> other_;
 };
 
 TEST_F(MetaTest, FieldsOfEveryType) {

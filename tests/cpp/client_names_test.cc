@@ -25,21 +25,8 @@ using testing::Checksum;
 using testing::Usage;
 
 
-class NamesTest : public ::testing::Test {
+class NamesTest : public testing::TwoClientTest {
  protected:
-  void SetUp() override {
-    server_ = TestServer::Start();
-    ASSERT_TRUE(server_->Running());
-    client_ = server_->Connect();
-    other_ = server_->Connect();
-    ASSERT_TRUE(client_ && other_);
-  }
-  void TearDown() override {
-    client_.reset();
-    other_.reset();
-    server_.reset();
-  }
-
   // A persisted object of type `type`.
   ObjectID MakePersisted(Client& c, const std::string& type = "test::Named") {
     ObjectMeta m;
@@ -49,9 +36,6 @@ class NamesTest : public ::testing::Test {
     return id.ok() ? *id : kInvalidObjectID;
   }
 
-  std::unique_ptr<TestServer> server_;
-  std::shared_ptr<Client> client_;
-  std::shared_ptr<Client> other_;
 };
 
 TEST_F(NamesTest, PutNameRequiresPersistedObject) {

@@ -8,6 +8,7 @@
 
 #include "client/client.h"
 #include "common/result.h"
+#include "test_server.h"
 
 namespace vineyard::testing {
 
@@ -37,6 +38,27 @@ inline uint64_t Usage(Client& c) {
   EXPECT_TRUE(s.ok()) << s.status().ToString();
   return s.ok() ? s->memory_usage : ~uint64_t{0};
 }
+
+/// A fresh vineyardd for each test, with two clients connected to it.
+class TwoClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = TestServer::Start();
+    ASSERT_TRUE(server_->Running());
+    client_ = server_->Connect();
+    other_ = server_->Connect();
+    ASSERT_TRUE(client_ && other_);
+  }
+  void TearDown() override {
+    client_.reset();
+    other_.reset();
+    server_.reset();
+  }
+
+  std::unique_ptr<TestServer> server_;
+  std::shared_ptr<Client> client_;
+  std::shared_ptr<Client> other_;
+};
 
 }  // namespace vineyard::testing
 

@@ -10,6 +10,8 @@ import signal
 import socket as pysocket
 import subprocess
 import tempfile
+import json
+import textwrap
 import time
 
 import pytest
@@ -98,3 +100,29 @@ def client(vineyardd_socket):
     c = _C.connect_ipc(vineyardd_socket)
     yield c
     c.close()
+
+
+COMPAT_PYTHON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "build", "venv-compat", "bin", "python")
+
+
+@pytest.fixture
+def run_published():
+    """Runs a script with the published vineyard 0.24.2 client (build/venv-compat):
+    ``run_published(script, socket, needs=("pandas",))`` returns the JSON the script
+    prints last. Skips when that venv, or a module in ``needs``, is missing."""
+    def run(script, sock, needs=()):
+        if not os.path.exists(COMPAT_PYTHON):
+            pytest.skip("no published client venv at build/venv-compat (make compat-venv)")
+        if needs:
+            check = subprocess.run([COMPAT_PYTHON, "-c", "import " + ", ".join(needs)],
+                                   capture_output=True)
+            if check.returncode != 0:
+                pytest.skip(f"{', '.join(needs)} missing in build/venv-compat")
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PYTHONPATH", "VINEYARD_IPC_SOCKET")}
+        out = subprocess.run([COMPAT_PYTHON, "-c", textwrap.dedent(script), sock],
+                             capture_output=True, text=True, timeout=120, env=env, cwd="/")
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    return run

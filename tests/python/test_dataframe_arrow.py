@@ -17,8 +17,6 @@ pa = pytest.importorskip("pyarrow")
 
 import vineyard  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMPAT_PYTHON = os.path.join(ROOT, "build", "venv-compat", "bin", "python")
 
 
 @pytest.fixture
@@ -152,25 +150,13 @@ def test_arrow_table_and_batch(vc):
 
 # ------------------------------------------------------------------ interop with vineyard 0.24.2
 
-def run_compat(script, sock):
-    if not os.path.exists(COMPAT_PYTHON):
-        pytest.skip("no published client venv at build/venv-compat (make compat-venv)")
-    check = subprocess.run([COMPAT_PYTHON, "-c", "import pandas, pyarrow"], capture_output=True)
-    if check.returncode != 0:
-        pytest.skip("pandas/pyarrow missing in build/venv-compat")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VINEYARD_IPC_SOCKET")}
-    out = subprocess.run([COMPAT_PYTHON, "-c", textwrap.dedent(script), sock],
-                         capture_output=True, text=True, timeout=120, env=env, cwd="/")
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
-
-def test_interop_published_client_reads_ours(vc, vineyardd_socket):
+def test_interop_published_client_reads_ours(vc, vineyardd_socket, run_published):
     df = pd.DataFrame({"i": [1, 2, 3], "f": [1.5, 2.5, 3.5], "s": ["a", "bb", "ccc"],
                        "b": [True, False, True]}, index=pd.Index(["x", "y", "z"], name="k"))
     t = pa.table({"x": [1, 2, 3], "y": ["p", "q", "r"]})
     ids = [int(vc.put(df)), int(vc.put(t)), int(vc.put(df["f"]))]
-    res = run_compat("""
+    res = run_published("""
         import json, sys, vineyard
         c = vineyard.connect(sys.argv[1])
         df, t, s = [c.get(vineyard.ObjectID(i)) for i in %r]
@@ -178,16 +164,15 @@ def test_interop_published_client_reads_ours(vc, vineyardd_socket):
                           "iname": df.index.name, "dtypes": [str(d) for d in df.dtypes],
                           "t": t.to_pydict(), "ttypes": [str(x) for x in t.schema.types],
                           "s": s.tolist(), "sname": s.name}))
-    """ % (ids,), vineyardd_socket)
+    """ % (ids,), vineyardd_socket, needs=("pandas", "pyarrow"))
     assert res["df"] == {k: v.tolist() for k, v in df.items()}
     assert res["index"] == ["x", "y", "z"] and res["iname"] == "k"
     assert res["dtypes"] == ["int64", "float64", "object", "bool"]
     assert res["t"] == t.to_pydict() and res["ttypes"] == ["int64", "large_string"]
     assert res["s"] == [1.5, 2.5, 3.5] and res["sname"] == "f"
 
-
-def test_interop_we_read_published_client(vc, vineyardd_socket):
-    res = run_compat("""
+def test_interop_we_read_published_client(vc, vineyardd_socket, run_published):
+    res = run_published("""
         import json, sys, numpy as np, pandas as pd, pyarrow as pa, vineyard
         c = vineyard.connect(sys.argv[1])
         df = pd.DataFrame({"i": [1, 2, 3], "f": [1.5, 2.5, 3.5], "s": ["a", "bb", "ccc"],
@@ -197,7 +182,7 @@ def test_interop_we_read_published_client(vc, vineyardd_socket):
         print(json.dumps({"df": int(c.put(df)), "t": int(c.put(t)),
                           "s": int(c.put(pd.Series([4, 5], name="n"))),
                           "ri": int(c.put(pd.DataFrame({0: [1.0, 2.0]})))}))
-    """, vineyardd_socket)
+    """, vineyardd_socket, needs=("pandas", "pyarrow"))
     df = pd.DataFrame({"i": [1, 2, 3], "f": [1.5, 2.5, 3.5], "s": ["a", "bb", "ccc"],
                        "t": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03"])},
                       index=pd.Index(["x", "y", "z"], name="k"))

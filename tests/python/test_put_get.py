@@ -16,8 +16,6 @@ np = pytest.importorskip("numpy")
 import vineyard  # noqa: E402
 from vineyard import _C  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMPAT_PYTHON = os.path.join(ROOT, "build", "venv-compat", "bin", "python")
 
 DTYPES = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
           "float16", "float32", "float64", "complex64", "complex128"]
@@ -263,21 +261,12 @@ def test_passthrough_methods(vc):
 
 # ------------------------------------------------------------------ interop with vineyard 0.24.2
 
-def run_compat(script, sock):
-    if not os.path.exists(COMPAT_PYTHON):
-        pytest.skip("no published client venv at build/venv-compat (make compat-venv)")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VINEYARD_IPC_SOCKET")}
-    out = subprocess.run([COMPAT_PYTHON, "-c", textwrap.dedent(script), sock],
-                         capture_output=True, text=True, timeout=120, env=env, cwd="/")
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
-
-def test_interop_published_client_reads_ours(vc, vineyardd_socket):
+def test_interop_published_client_reads_ours(vc, vineyardd_socket, run_published):
     a = np.arange(24, dtype=np.float64).reshape(4, 6) / 3
     f = np.asfortranarray(np.arange(6, dtype=np.int32).reshape(2, 3))
     ids = [int(vc.put(a)), int(vc.put(42)), int(vc.put(f)), int(vc.put("text"))]
-    res = run_compat("""
+    res = run_published("""
         import json, sys, vineyard
         c = vineyard.connect(sys.argv[1])
         ids = %r
@@ -289,9 +278,8 @@ def test_interop_published_client_reads_ours(vc, vineyardd_socket):
     assert res["num"] == 42 and res["s"] == "text"
     assert res["farr"] == f.tolist() and res["fdtype"] == "int32"
 
-
-def test_interop_we_read_published_client(vc, vineyardd_socket):
-    res = run_compat("""
+def test_interop_we_read_published_client(vc, vineyardd_socket, run_published):
+    res = run_published("""
         import json, sys, numpy as np, vineyard
         c = vineyard.connect(sys.argv[1])
         a = np.arange(30, dtype=np.int64).reshape(5, 6)
