@@ -40,7 +40,7 @@ from .core import (  # noqa: E402
     get_current_resolvers,
     resolver_context,
 )
-from .core.client import IPCClient, connect  # noqa: E402
+from .core.client import IPCClient, RPCNotAvailableError, connect  # noqa: E402
 from .core.object import Object  # noqa: E402
 from . import data  # noqa: E402,F401  (registers the built-in builders and resolvers)
 
@@ -73,7 +73,7 @@ def get(object_id=None, name=None, resolver=None, client=None, **kwargs):
 
 
 __all__ = [
-    "__version__", "vineyardd_path", "connect", "IPCClient", "Object", "ObjectID", "ObjectName",
+    "__version__", "vineyardd_path", "connect", "IPCClient", "RPCNotAvailableError", "Object", "ObjectID", "ObjectName",
     "ObjectMeta", "Blob", "BlobBuilder", "InstanceStatus", "VineyardException", "put", "get",
     "set_default_client", "BuilderContext", "ResolverContext", "DriverContext",
     "default_builder_context", "default_resolver_context", "default_driver_context",

@@ -1,15 +1,24 @@
 """The Python IPC client: ``put``/``get`` of Python values over ``vineyard._C.IPCClient``."""
 from __future__ import annotations
 
+import atexit
 import os
-from typing import Any, Dict, List, Optional, Union
+import re
+import shutil
+import signal
+import socket as _pysocket
+import subprocess
+import tempfile
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .. import _C
 from .builder import BuilderContext, get_current_builders
 from .object import Object, PendingObject
 from .resolver import ResolverContext, get_current_resolvers
 
-__all__ = ["IPCClient", "connect"]
+__all__ = ["IPCClient", "connect", "RPCNotAvailableError"]
 
 ObjectID = _C.ObjectID
 ObjectMeta = _C.ObjectMeta
@@ -34,8 +43,14 @@ class IPCClient:
         if isinstance(socket, _C.IPCClient):
             native = socket
         else:
-            native = _C.connect_ipc(socket or "")
+            native = _C.connect_ipc(os.fspath(socket) if socket else "")
         object.__setattr__(self, "_c", native)
+        # blob id -> (address, size) of every blob this client created or mapped; backs
+        # is_shared_memory / find_shared_memory.
+        object.__setattr__(self, "_mapped", {})
+        object.__setattr__(self, "_mapped_lock", threading.Lock())
+        # A private vineyardd started by connect() for this client, stopped by close().
+        object.__setattr__(self, "_server", None)
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -61,7 +76,143 @@ class IPCClient:
         self.close()
 
     def close(self) -> None:
-        self._c.close()
+        """Close the session (and stop the private vineyardd ``connect()`` started for it)."""
+        try:
+            if self._c.connected:
+                self._c.close()
+        finally:
+            server, self._server = self._server, None
+            if server is not None:
+                server.stop()
+
+    # ------------------------------------------------------------------ session properties
+    @property
+    def connected(self) -> bool:
+        return self._c.connected
+
+    @property
+    def instance_id(self) -> int:
+        return self._c.instance_id
+
+    @property
+    def ipc_socket(self) -> str:
+        return self._c.ipc_socket
+
+    @property
+    def rpc_endpoint(self) -> str:
+        return self._c.rpc_endpoint
+
+    @property
+    def version(self) -> str:
+        return self._c.version
+
+    @property
+    def is_ipc(self) -> bool:
+        return True
+
+    @property
+    def is_rpc(self) -> bool:
+        return False
+
+    @property
+    def status(self) -> "_C.InstanceStatus":
+        return self._c.status
+
+    @property
+    def meta(self) -> Dict[str, Any]:
+        return self._c.meta
+
+    def reset(self) -> None:
+        """Alias of ``clear()``: drops every object of the instance."""
+        self._c.clear()
+        with self._mapped_lock:
+            self._mapped.clear()
+
+    def clear(self) -> None:
+        self.reset()
+
+    # ------------------------------------------------------------------ shared memory
+    def _record(self, blobs: Any) -> None:
+        entries = []
+        for b in blobs:
+            try:
+                size = b.size
+                if size:
+                    entries.append((int(b.id), b.address, size))
+            except Exception:  # noqa: BLE001 (an aborted builder, ...): not mapped
+                pass
+        if entries:
+            with self._mapped_lock:
+                for oid, addr, size in entries:
+                    self._mapped.pop(oid, None)  # re-insert: newest last
+                    self._mapped[oid] = (addr, size)
+
+    def _record_meta(self, meta: "_C.ObjectMeta") -> None:
+        blobs = []
+        for b in meta.blob_ids():
+            if b == ObjectID.empty_blob():
+                continue
+            try:
+                blobs.append(meta.get_buffer(b))
+            except Exception:  # noqa: BLE001 (a remote blob is not mapped here)
+                pass
+        self._record(blobs)
+
+    @staticmethod
+    def _address_of(target: Any) -> Tuple[int, int]:
+        """(address, length) of an int address or of an object exporting a buffer."""
+        if isinstance(target, int):
+            return int(target), 1
+        if isinstance(target, (_C.Blob, _C.BlobBuilder)):
+            return target.address, max(target.size, 1)
+        iface = getattr(target, "__array_interface__", None)
+        if iface is not None:
+            return int(iface["data"][0]), max(int(getattr(target, "nbytes", 1)), 1)
+        try:
+            view = memoryview(target)
+        except TypeError:
+            raise TypeError(f"expected an address (int) or a buffer, got "
+                            f"{type(target).__name__}") from None
+        if not view.c_contiguous:
+            raise TypeError("a non-contiguous buffer is not supported")
+        if view.nbytes == 0:
+            return 0, 1
+        import numpy as np
+        arr = np.frombuffer(view.cast("B"), dtype=np.uint8)
+        return int(arr.__array_interface__["data"][0]), view.nbytes
+
+    def find_shared_memory(self, target: Any) -> Optional["_C.ObjectID"]:
+        """The id of the blob, created or mapped by this client, that holds ``target`` (an
+        address, or a buffer such as a numpy array / memoryview); None if none does."""
+        addr, length = self._address_of(target)
+        if addr == 0:
+            return None
+        with self._mapped_lock:
+            items = list(self._mapped.items())
+        for oid, (start, size) in reversed(items):  # newest first: memory may be reused
+            if start <= addr and addr + length <= start + size:
+                return ObjectID(oid)
+        return None
+
+    def is_shared_memory(self, target: Any) -> bool:
+        """Whether ``target`` (an address or a buffer) lies inside a blob this client has
+        created or mapped (``create_blob``, ``get_blob(s)``, ``get``/``get_object``)."""
+        return self.find_shared_memory(target) is not None
+
+    def create_blob(self, size: Any):
+        out = self._c.create_blob(size)
+        self._record(out if isinstance(out, list) else [out])
+        return out
+
+    def get_blob(self, object_id: Any, unsafe: bool = False) -> "_C.Blob":
+        blob = self._c.get_blob(_as_id(object_id), unsafe=unsafe)
+        self._record([blob])
+        return blob
+
+    def get_blobs(self, object_ids: List[Any], unsafe: bool = False) -> List["_C.Blob"]:
+        blobs = self._c.get_blobs([_as_id(i) for i in object_ids], unsafe=unsafe)
+        self._record(blobs)
+        return blobs
 
     # ------------------------------------------------------------------ put
     def put_object(self, meta, builders=None, persist: bool = False, name: Optional[str] = None):
@@ -124,10 +275,15 @@ class IPCClient:
     # ------------------------------------------------------------------ get
     def get_object(self, object_id: Any) -> Object:
         """The object with its local blobs mapped (one request)."""
-        return Object(self._c.get_object_meta(_as_id(object_id)))
+        meta = self._c.get_object_meta(_as_id(object_id))
+        self._record_meta(meta)
+        return Object(meta)
 
     def get_objects(self, object_ids: List[Any]) -> List[Object]:
-        return [Object(m) for m in self._c.get_object_metas([_as_id(i) for i in object_ids])]
+        metas = self._c.get_object_metas([_as_id(i) for i in object_ids])
+        for m in metas:
+            self._record_meta(m)
+        return [Object(m) for m in metas]
 
     def get(self, object_id: Any = None, name: Optional[str] = None,
             resolver: Optional[ResolverContext] = None, fetch: bool = False, **kwargs: Any) -> Any:
@@ -154,10 +310,12 @@ class IPCClient:
         return self._c.get_metas([_as_id(i) for i in object_ids], sync_remote=sync_remote)
 
     def list_objects(self, pattern: str, regex: bool = False, limit: int = 5) -> List[Object]:
+        """Objects whose typename matches the glob (or regex) ``pattern``, at most ``limit``."""
         return [Object(m) for m in self._c.list_metadatas(pattern, regex=regex, limit=limit)]
 
     def list_metadatas(self, pattern: str, regex: bool = False, limit: int = 5,
                        nobuffer: bool = False) -> List["_C.ObjectMeta"]:
+        """Metadata of matching objects (``nobuffer`` is accepted: buffers are never filled)."""
         return self._c.list_metadatas(pattern, regex=regex, limit=limit)
 
     def delete(self, object_id: Any, force: bool = False, deep: bool = True,
@@ -167,6 +325,10 @@ class IPCClient:
         else:
             target = _as_id(object_id)
         self._c.delete(target, force=force, deep=deep, memory_trim=memory_trim)
+        ids = target if isinstance(target, list) else [target]
+        with self._mapped_lock:
+            for i in ids:
+                self._mapped.pop(int(i), None)
 
     def exists(self, object_id: Any) -> bool:
         return self._c.exists(_as_id(object_id))
@@ -207,18 +369,232 @@ class IPCClient:
             self._c.label(_as_id(object_id), str(key), str(value))
 
     def sync_meta(self) -> None:
-        """Metadata is always in sync on a single instance: nothing to do."""
+        """Synchronize remote metadata to local. This implementation runs one instance with
+        local metadata, which is always in sync: checks the session is alive, else raises."""
+        self._c.status  # noqa: B018 (a request: ConnectionErrorException when closed)
 
     def fork(self) -> "IPCClient":
         return IPCClient(self._c.ipc_socket)
 
 
+
+# ====================================================================== connect()
+
+class RPCNotAvailableError(_C.ConnectionFailedException, NotImplementedError):
+    """Raised for RPC forms of ``connect`` (host/port, endpoint, $VINEYARD_RPC_ENDPOINT):
+    RPC clients are not available in this implementation yet."""
+
+
+def _rpc_unavailable(what: str) -> RPCNotAvailableError:
+    return RPCNotAvailableError(
+        f"vineyard.connect: {what} asks for an RPC client, but RPC clients are not available "
+        f"yet in this vineyard; connect over IPC with vineyard.connect('/path/to/vineyard.sock')")
+
+
+_DEFAULT_CONFIGS = ("/var/run/vineyard-config.yaml", "/var/run/vineyard/vineyard-config.yaml")
+
+
+def _socket_from_config(path: str) -> str:
+    """The ``Vineyard: {IPCSocket: ...}`` of a vineyard YAML config file."""
+    try:
+        import yaml
+    except ImportError:
+        raise RuntimeError(f"reading the vineyard config {path!r} needs PyYAML "
+                           f"(pip install pyyaml)") from None
+    with open(path) as f:
+        conf = yaml.safe_load(f)
+    section = conf.get("Vineyard") if isinstance(conf, dict) else None
+    sock = section.get("IPCSocket") if isinstance(section, dict) else None
+    if not sock:
+        raise ValueError(f"{path!r} has no Vineyard.IPCSocket entry")
+    sock = os.path.expanduser(str(sock))
+    if not os.path.isabs(sock):
+        sock = os.path.join(os.path.dirname(os.path.abspath(path)), sock)
+    return sock
+
+
+def _find_vineyardd() -> Tuple[Optional[str], List[str]]:
+    """The vineyardd binary: $VINEYARDD, the bundled one (vineyard.vineyardd_path()), or
+    build/vineyardd of a development tree; also the list of places tried."""
+    tried = []
+    candidates = []
+    env = os.environ.get("VINEYARDD")
+    if env:
+        candidates.append(("$VINEYARDD", env))
+    from .. import vineyardd_path
+    try:
+        candidates.append(("bundled", vineyardd_path()))
+    except FileNotFoundError:
+        tried.append("bundled vineyardd: not installed")
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # python/vineyard
+    candidates.append(("dev tree", os.path.join(here, "..", "..", "build", "vineyardd")))
+    for label, path in candidates:
+        path = os.path.abspath(path)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path, tried
+        tried.append(f"{label} vineyardd {path}: not an executable file")
+    return None, tried
+
+
+class _PrivateServer:
+    """A vineyardd started by ``connect()`` on a temporary socket (--norpc)."""
+
+    _live: "List[_PrivateServer]" = []
+
+    def __init__(self, binary: str, size: str = "256Mi", timeout: float = 30.0) -> None:
+        self.workdir = tempfile.mkdtemp(prefix="vineyard-")
+        self.socket = os.path.join(self.workdir, "vineyard.sock")
+        self.log_path = os.path.join(self.workdir, "vineyardd.log")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [binary, f"--socket={self.socket}", f"--size={size}", "--norpc"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.workdir, start_new_session=True)
+        _PrivateServer._live.append(self)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                log_text = self._log()
+                self.stop()
+                raise RuntimeError(f"exited with code {self.proc.returncode}: {log_text[-2000:]}")
+            if os.path.exists(self.socket):
+                s = _pysocket.socket(_pysocket.AF_UNIX, _pysocket.SOCK_STREAM)
+                try:
+                    s.connect(self.socket)
+                    return
+                except OSError:
+                    pass
+                finally:
+                    s.close()
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"did not listen on {self.socket} within {timeout}s")
+            time.sleep(0.02)
+
+    def _log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self in _PrivateServer._live:
+            _PrivateServer._live.remove(self)
+
+
+@atexit.register
+def _stop_private_servers() -> None:
+    for server in list(_PrivateServer._live):
+        try:
+            server.stop()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+_HOST_PORT = re.compile(r"^[^/\s:]+:\d+$")
+
+
+def _connect_default() -> IPCClient:
+    """connect() without an address: env, config files, then a private vineyardd."""
+    tried: List[str] = []
+    resolved_any = False
+
+    resolved_ipc = 0  # IPC sources that were configured (and failed)
+    sock = os.environ.get("VINEYARD_IPC_SOCKET")
+    if sock:
+        resolved_any = True
+        resolved_ipc += 1
+        try:
+            return IPCClient(sock)
+        except _C.VineyardException as e:
+            tried.append(f"$VINEYARD_IPC_SOCKET={sock!r}: {e}")
+    else:
+        tried.append("$VINEYARD_IPC_SOCKET: not set")
+
+    endpoint = os.environ.get("VINEYARD_RPC_ENDPOINT")
+    if endpoint:
+        resolved_any = True
+        tried.append(f"$VINEYARD_RPC_ENDPOINT={endpoint!r}: RPC clients are not available yet")
+    else:
+        tried.append("$VINEYARD_RPC_ENDPOINT: not set")
+
+    configs = []
+    conf_env = os.environ.get("VINEYARD_CONFIG")
+    if conf_env:
+        configs.append(("$VINEYARD_CONFIG", conf_env))
+    else:
+        tried.append("$VINEYARD_CONFIG: not set")
+    configs += [("default config", p) for p in _DEFAULT_CONFIGS]
+    for label, path in configs:
+        if label == "default config" and not os.path.exists(path):
+            tried.append(f"{label} {path}: does not exist")
+            continue
+        resolved_any = True
+        resolved_ipc += 1
+        try:
+            conf_sock = _socket_from_config(path)
+        except Exception as e:  # noqa: BLE001
+            tried.append(f"{label} {path!r}: {e}")
+            continue
+        try:
+            return IPCClient(conf_sock)
+        except _C.VineyardException as e:
+            tried.append(f"{label} {path!r} (IPCSocket {conf_sock!r}): {e}")
+
+    if resolved_any:
+        # Something was configured but did not answer: don't silently start a new server.
+        if endpoint and resolved_ipc == 0:
+            raise _rpc_unavailable(f"$VINEYARD_RPC_ENDPOINT={endpoint!r}")
+        raise _C.ConnectionFailedException(
+            "vineyard.connect(): could not connect; tried:\n  " + "\n  ".join(tried))
+
+    binary, bin_tried = _find_vineyardd()
+    tried += bin_tried
+    if binary is None:
+        raise _C.ConnectionFailedException(
+            "vineyard.connect(): no vineyard server configured and no vineyardd to start one; "
+            "tried:\n  " + "\n  ".join(tried))
+    try:
+        server = _PrivateServer(binary)
+    except Exception as e:  # noqa: BLE001
+        tried.append(f"private vineyardd {binary}: {e}")
+        raise _C.ConnectionFailedException(
+            "vineyard.connect(): could not connect; tried:\n  " + "\n  ".join(tried)) from None
+    try:
+        client = IPCClient(server.socket)
+    except Exception:
+        server.stop()
+        raise
+    object.__setattr__(client, "_server", server)
+    return client
+
+
 def connect(*args: Any, **kwargs: Any) -> IPCClient:
     """Connect to vineyard.
 
-    ``connect(socket)`` or ``connect(socket=...)``: IPC over that UNIX socket;
-    ``connect()``: IPC over ``$VINEYARD_IPC_SOCKET``. RPC forms (host/port, endpoint)
-    are not implemented yet. ``username``/``password``/``session`` are accepted and ignored.
+    * ``connect(socket)`` / ``connect(socket=...)``: IPC over that UNIX domain socket.
+    * ``connect()`` (or ``connect(None)``): IPC over ``$VINEYARD_IPC_SOCKET``; else
+      ``$VINEYARD_RPC_ENDPOINT`` (RPC: not available yet); else the ``Vineyard.IPCSocket``
+      of the YAML config ``$VINEYARD_CONFIG`` (or /var/run/vineyard-config.yaml,
+      /var/run/vineyard/vineyard-config.yaml); if none of them is set, starts a private
+      vineyardd (``$VINEYARDD``, the bundled binary, or build/vineyardd of a development
+      tree) on a temporary socket with --norpc, stopped when the client is closed or at
+      interpreter exit. ConnectionFailedException lists every source tried.
+    * ``connect(host, port)``, ``connect((host, port))``, ``connect("host:port")``,
+      ``connect(endpoint=...)``: RPC clients are not available yet; these raise
+      ``RPCNotAvailableError`` (a ConnectionFailedException and a NotImplementedError).
+
+    ``username`` and ``password`` (and ``session``) are accepted and ignored:
+    authentication is not implemented yet.
     """
     for ignored in ("username", "password", "session"):
         kwargs.pop(ignored, None)
@@ -227,20 +603,33 @@ def connect(*args: Any, **kwargs: Any) -> IPCClient:
     host, port = kwargs.pop("host", None), kwargs.pop("port", None)
     if kwargs:
         raise TypeError(f"connect() got unexpected keyword arguments {sorted(kwargs)}")
-    if len(args) > 1 or host is not None or port is not None or endpoint is not None:
-        raise NotImplementedError(
-            "vineyard.connect: RPC connections (host, port / endpoint) are not implemented "
-            "yet; connect over IPC with vineyard.connect('/path/to/vineyard.sock')")
+    if len(args) > 2:
+        raise TypeError(f"connect() takes at most 2 positional arguments ({len(args)} given)")
+    if len(args) == 2:
+        host, port = args
+        args = ()
+    if host is not None or port is not None:
+        raise _rpc_unavailable(f"connect({host!r}, {port!r})")
+    if endpoint is not None:
+        raise _rpc_unavailable(f"connect(endpoint={endpoint!r})")
     if args:
         if socket is not None:
             raise TypeError("connect() got the socket both positionally and by keyword")
         socket = args[0]
-    if socket is not None and not isinstance(socket, (str, os.PathLike)):
-        raise NotImplementedError(
-            f"vineyard.connect({socket!r}): only an IPC socket path (str) is supported yet")
     if socket is None:
-        socket = os.environ.get("VINEYARD_IPC_SOCKET")
-        if not socket:
-            raise _C.ConnectionFailedException(
-                "vineyard.connect(): no socket given and VINEYARD_IPC_SOCKET is not set")
-    return IPCClient(os.fspath(socket))
+        return _connect_default()
+    if isinstance(socket, (tuple, list)):
+        raise _rpc_unavailable(f"connect({tuple(socket)!r})")
+    if isinstance(socket, os.PathLike):
+        socket = os.fspath(socket)
+    if not isinstance(socket, str):
+        raise TypeError(f"vineyard.connect({socket!r}): expected a socket path (str), a "
+                        f"(host, port) endpoint, or host and port")
+    if _HOST_PORT.match(socket) and not os.path.exists(socket):
+        raise _rpc_unavailable(f"connect({socket!r})")
+    try:
+        return IPCClient(socket)
+    except _C.ConnectionFailedException as e:
+        raise _C.ConnectionFailedException(
+            f"vineyard.connect({socket!r}): no vineyard server answers on that socket: {e}") \
+            from None

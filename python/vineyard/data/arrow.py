@@ -10,8 +10,8 @@
   (string/binary/list types widened to their large variants).
 - ``RecordBatch``: ``row_num_``, ``column_num_``, ``__columns_-<i>``, member ``schema_``;
   ``Table``: ``num_rows_``, ``num_columns_``, ``batch_num_``, ``partitions_-<i>``, ``schema_``.
-- ``Tensor<std::string>`` (numpy string/object arrays as the reference writes them): resolved
-  to an object ndarray of ``str``.
+- ``Tensor<std::string>`` (numpy string/object arrays as the reference writes them): built
+  here (``string_tensor_builder``, used for pandas string columns); tensor.py resolves it.
 
 ``get`` maps the blobs zero-copy into arrow buffers (read-only).
 """
@@ -289,14 +289,6 @@ def table_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pa.Table:
     return pa.Table.from_batches(batches, schema=schema)
 
 
-def string_tensor_resolver(obj: Any, **kw: Any) -> np.ndarray:
-    """``Tensor<std::string>`` -> object ndarray of str (one copy: Python strings)."""
-    member = obj.member("buffer_")
-    if "LargeBinaryArray" in member.typename:
-        array = binary_array_resolver(member)
-    else:
-        array = string_array_resolver(member)
-    return array.to_numpy(zero_copy_only=False)
 
 
 def object_tensor_resolver(obj: Any, **kw: Any) -> Any:
@@ -327,5 +319,4 @@ def register(builder_ctx: Any = None, resolver_ctx: Any = None) -> None:
         resolver_ctx.register("vineyard::SchemaProxy", schema_resolver)
         resolver_ctx.register("vineyard::RecordBatch", record_batch_resolver)
         resolver_ctx.register("vineyard::Table", table_resolver)
-        resolver_ctx.register("vineyard::Tensor<std::string>", string_tensor_resolver)
         resolver_ctx.register("vineyard::Tensor<object>", object_tensor_resolver)

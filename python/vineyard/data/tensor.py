@@ -1,4 +1,12 @@
-"""numpy.ndarray <-> ``vineyard::Tensor<T>`` (numeric and bool dtypes).
+"""numpy.ndarray <-> ``vineyard::Tensor<T>`` (numeric, bool, datetime64/timedelta64, str).
+
+- numeric/bool/``M8``/``m8`` (every unit): raw C-order payload, ``value_type_meta_`` = ``dtype.str``.
+- 1-d ``U`` arrays and 1-d object arrays of ``str``/None: ``Tensor<std::string>`` over a
+  ``BaseBinaryArray<arrow::LargeStringArray>`` exactly as the reference writes them; a ``U``
+  array also records ``value_type_numpy_`` (e.g. ``<U3``) so it comes back as ``U`` (the
+  reference ignores the extra field and reads an object array).
+- ``U`` arrays of other ranks (0-d, n-d): raw UCS4 payload ``Tensor<str32>`` etc., as the
+  reference writes them. Other object arrays (n-d, non-str items): pickled.
 
 As in the reference client the payload is always in C order; ``order_`` records whether the
 array was Fortran-ordered. ``get`` of a C-ordered tensor is a zero-copy, read-only view of
@@ -22,9 +30,44 @@ def normalize_cpptype(dtype: np.dtype) -> str:
     return _CPP.get(dtype.name, dtype.name)
 
 
+def _is_str_array(value: np.ndarray) -> bool:
+    if value.dtype.kind == "U":
+        return True
+    return value.dtype.kind == "O" and all(v is None or isinstance(v, str)
+                                           for v in value.reshape(-1))
+
+
+def _string_tensor_builder(client: Any, value: np.ndarray, **kw: Any) -> Any:
+    """1-d str array -> ``Tensor<std::string>`` (reference layout), or None without pyarrow."""
+    try:
+        import pyarrow as pa
+        from .arrow import string_array_builder
+    except ImportError:
+        return None
+    items = value.astype(object) if value.dtype.kind == "U" else value
+    array = pa.array(items, type=pa.large_string())
+    meta = _C.ObjectMeta()
+    meta.typename = "vineyard::Tensor<std::string>"
+    meta["shape_"] = to_json([int(d) for d in value.shape])
+    meta["partition_index_"] = to_json(list(kw.get("partition_index", [])))
+    meta["order_"] = to_json("C")
+    meta["value_type_"] = "string"
+    meta["value_type_meta_"] = "str"
+    if value.dtype.kind == "U":
+        meta["value_type_numpy_"] = value.dtype.str
+    meta.nbytes = int(value.nbytes)
+    meta.add_member("buffer_", client.materialize_all([string_array_builder(client, array)])[0])
+    return PendingObject(meta)
+
+
 def numpy_ndarray_builder(client: Any, value: np.ndarray, **kw: Any) -> Any:
-    if value.dtype.hasobject or value.dtype.kind in "USVO" or value.dtype.fields is not None:
-        from .pickle import pickle_builder  # string/object/structured arrays: not yet native
+    kind = value.dtype.kind
+    if value.ndim == 1 and kind in "UO" and _is_str_array(value):
+        built = _string_tensor_builder(client, value, **kw)
+        if built is not None:
+            return built
+    if value.dtype.hasobject or kind in "SVO" or value.dtype.fields is not None:
+        from .pickle import pickle_builder  # object/bytes/structured arrays
         return pickle_builder(client, value)
     order = "C" if value.flags.c_contiguous else ("F" if value.flags.f_contiguous else "C")
     data = np.ascontiguousarray(value)
@@ -54,8 +97,11 @@ def _dtype(meta: Any) -> np.dtype:
 def numpy_ndarray_resolver(obj: Any, **kw: Any) -> np.ndarray:
     meta = obj.meta
     name = meta["value_type_"]
-    if name in ("str", "string", "std::string", "object"):
-        raise NotImplementedError(f"string tensors ({obj.typename}) are not supported yet")
+    if name in ("str", "string", "std::string", "std::__1::string"):
+        return string_tensor_resolver(obj)
+    if name == "object":  # the reference's pickled object arrays
+        import pickle
+        return pickle.loads(memoryview(obj.member("buffer_")), fix_imports=True)
     dtype = _dtype(meta)
     shape = tuple(from_json(meta["shape_"]))
     order = from_json(meta["order_"]) if "order_" in meta else "C"
@@ -73,8 +119,28 @@ def numpy_ndarray_resolver(obj: Any, **kw: Any) -> np.ndarray:
     return array
 
 
+def string_tensor_resolver(obj: Any, **kw: Any) -> np.ndarray:
+    """``Tensor<std::string>`` -> object ndarray of str/None, or the ``U`` dtype it was put as."""
+    from .arrow import binary_array_resolver, string_array_resolver
+    meta = obj.meta
+    member = obj.member("buffer_")
+    if "LargeBinaryArray" in member.typename:
+        array = binary_array_resolver(member)
+    else:
+        array = string_array_resolver(member)
+    result = array.to_numpy(zero_copy_only=False)
+    shape = tuple(from_json(meta["shape_"])) if "shape_" in meta else result.shape
+    if int(np.prod(shape, dtype=np.int64)) == result.size:
+        result = result.reshape(shape)
+    hint = meta.get("value_type_numpy_")
+    if hint:
+        result = result.astype(np.dtype(hint))
+    return result
+
+
 def register(builder_ctx: Any = None, resolver_ctx: Any = None) -> None:
     if builder_ctx is not None:
         builder_ctx.register(np.ndarray, numpy_ndarray_builder)
     if resolver_ctx is not None:
         resolver_ctx.register("vineyard::Tensor", numpy_ndarray_resolver)
+        resolver_ctx.register("vineyard::Tensor<std::string>", string_tensor_resolver)
