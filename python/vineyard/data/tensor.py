@@ -38,26 +38,16 @@ def _is_str_array(value: np.ndarray) -> bool:
 
 
 def _string_tensor_builder(client: Any, value: np.ndarray, **kw: Any) -> Any:
-    """1-d str array -> ``Tensor<std::string>`` (reference layout), or None without pyarrow."""
+    """1-d str array -> ``Tensor<std::string>`` (reference layout, built by arrow.py), plus
+    ``value_type_numpy_`` so a ``U`` array comes back as ``U``; None without pyarrow."""
     try:
-        import pyarrow as pa
-        from .arrow import string_array_builder
+        from .arrow import string_tensor_builder
     except ImportError:
         return None
-    items = value.astype(object) if value.dtype.kind == "U" else value
-    array = pa.array(items, type=pa.large_string())
-    meta = _C.ObjectMeta()
-    meta.typename = "vineyard::Tensor<std::string>"
-    meta["shape_"] = to_json([int(d) for d in value.shape])
-    meta["partition_index_"] = to_json(list(kw.get("partition_index", [])))
-    meta["order_"] = to_json("C")
-    meta["value_type_"] = "string"
-    meta["value_type_meta_"] = "str"
-    if value.dtype.kind == "U":
-        meta["value_type_numpy_"] = value.dtype.str
-    meta.nbytes = int(value.nbytes)
-    meta.add_member("buffer_", client.materialize_all([string_array_builder(client, array)])[0])
-    return PendingObject(meta)
+    built = string_tensor_builder(client, value, **kw)
+    if built is not None and value.dtype.kind == "U":
+        built.meta["value_type_numpy_"] = value.dtype.str
+    return built
 
 
 def numpy_ndarray_builder(client: Any, value: np.ndarray, **kw: Any) -> Any:
