@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Runs build/blob_bench and writes docs/benchmarks.md.
+"""Runs build/blob_bench and writes its page (make bench puts it in docs/benchmarks.md
+through py_bench.py --cpp).
 
     python3 bench/run_bench.py [--build-dir build] [--output docs/benchmarks.md] [--quick]
 
@@ -372,31 +373,22 @@ def notes(runs, info):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build-dir", default="build")
-    ap.add_argument("--output", default="docs/benchmarks.md")
-    ap.add_argument("--quick", action="store_true",
-                    help="one repetition, shorter minimum times (a smoke run)")
-    ap.add_argument("--json", help="also keep the raw Google Benchmark JSON here")
-    ap.add_argument("--filter", help="--benchmark_filter for the bench (tables get gaps)")
-    args = ap.parse_args()
-
-    binary = os.path.join(args.build_dir, "blob_bench")
+def run_and_render(build_dir, quick=False, json_out=None, bench_filter=None, argv=None):
+    """Runs <build_dir>/blob_bench and returns the page (markdown)."""
+    binary = os.path.join(build_dir, "blob_bench")
     if not os.access(binary, os.X_OK):
         sys.exit(f"{binary} not found: build first (make build, or cmake --build "
-                 f"{args.build_dir} --target blob_bench vineyardd)")
+                 f"{build_dir} --target blob_bench vineyardd)")
 
-    json_path = args.json or os.path.join(tempfile.gettempdir(),
-                                          f"blob_bench-{os.getpid()}.json")
+    json_path = json_out or os.path.join(tempfile.gettempdir(),
+                                         f"blob_bench-{os.getpid()}.json")
     cmd = [binary, "--benchmark_format=console", f"--benchmark_out={json_path}",
            "--benchmark_out_format=json",
-           f"--benchmark_repetitions={1 if args.quick else 3}"]
-    if args.quick:
+           f"--benchmark_repetitions={1 if quick else 3}"]
+    if quick:
         cmd.append("--quick")
-    if args.filter:
-        cmd.append(f"--benchmark_filter={args.filter}")
+    if bench_filter:
+        cmd.append(f"--benchmark_filter={bench_filter}")
 
     load_before = read("/proc/loadavg").split()[0] if read("/proc/loadavg") else "n/a"
     total0, steal0 = cpu_times()
@@ -410,10 +402,11 @@ def main():
     load_after = read("/proc/loadavg").split()[0] if read("/proc/loadavg") else "n/a"
     with open(json_path) as f:
         report = json.load(f)
-    if not args.json:
+    if not json_out:
         os.unlink(json_path)
 
     uname = platform.uname()
+    argv = sys.argv if argv is None else argv
     info = {
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "cpu": cpu_model(),
@@ -425,12 +418,25 @@ def main():
         "load_before": load_before,
         "load_after": load_after,
         "steal_pct": 100.0 * (steal1 - steal0) / max(1, total1 - total0),
-        "command": "python3 " + " ".join(shlex.quote(a) for a in sys.argv) + "  →  "
+        "command": "python3 " + " ".join(shlex.quote(a) for a in argv) + "  →  "
                    + shlex.join(cmd).replace(json_path, "<tmp>.json"),
-        "quick": args.quick,
+        "quick": quick,
         "wall_s": wall,
     }
-    text = render(collect(report), info)
+    return render(collect(report), info)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-dir", default="build")
+    ap.add_argument("--output", default="docs/benchmarks.md")
+    ap.add_argument("--quick", action="store_true",
+                    help="one repetition, shorter minimum times (a smoke run)")
+    ap.add_argument("--json", help="also keep the raw Google Benchmark JSON here")
+    ap.add_argument("--filter", help="--benchmark_filter for the bench (tables get gaps)")
+    args = ap.parse_args()
+    text = run_and_render(args.build_dir, args.quick, args.json, args.filter)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as f:
         f.write(text)

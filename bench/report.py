@@ -1,0 +1,369 @@
+"""docs/benchmarks.md and its figures, from py_bench.py's results."""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+LABELS = {"ours": "ours", "published": "vineyard 0.24.2", "ray": "Ray",
+          "plasma": "Plasma (pyarrow 11)", "shm": "multiprocessing.shared_memory",
+          "pickle": "pickle + pipe", "memcpy": "memcpy reference"}
+
+
+# -- numbers ------------------------------------------------------------------------------
+
+def pct(values: List[float], q: float) -> float:
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
+    return values[k]
+
+
+class Stat:
+    """Median and min..max over repetitions of one number."""
+
+    def __init__(self, values: List[float]) -> None:
+        self.values = sorted(v for v in values if v == v)
+        self.median = statistics.median(self.values) if self.values else float("nan")
+
+    def fmt(self, digits: int = 1) -> str:
+        if not self.values:
+            return "n/a"
+        if len(self.values) == 1:
+            return f"{self.median:.{digits}f}"
+        return (f"{self.median:.{digits}f} ({self.values[0]:.{digits}f}.."
+                f"{self.values[-1]:.{digits}f})")
+
+
+# metric: (label, function of one repetition's result, digits, higher is better)
+Metric = Tuple[str, Callable[[Dict[str, Any]], float], int, bool]
+
+METRICS: Dict[str, List[Metric]] = {
+    "s1": [("put+get p50 µs", lambda r: 1e6 * pct(_sums(r), 50), 0, False),
+           ("put+get p99 µs", lambda r: 1e6 * pct(_sums(r), 99), 0, False),
+           ("put p50 µs", lambda r: 1e6 * pct(r["put"], 50), 0, False),
+           ("get p50 µs", lambda r: 1e6 * pct(r["get"], 50), 0, False)],
+    "s2": [("put GB/s", lambda r: r["_bytes"] / r["put"][0] / 1e9, 2, True),
+           ("put ms", lambda r: 1e3 * r["put"][0], 0, False),
+           ("get ms", lambda r: 1e3 * r["get"][0], 2, False)],
+    "s3": [("put s", lambda r: r["put"][0], 3, False),
+           ("get s", lambda r: r["get"][0], 3, False)],
+    "s4": [("put s", lambda r: r["put"][0], 3, False),
+           ("get s", lambda r: r["get"][0], 3, False)],
+    "s5": [("create+get_meta per s", lambda r: r["ops"] / r["seconds"], 0, True)],
+    "s6": [("end-to-end s", lambda r: r["seconds"], 2, False),
+           ("GB/s", lambda r: r["bytes"] / r["seconds"] / 1e9, 2, True)],
+    "s7": [("total ops/s", lambda r: r["ops"] / r["seconds"], 0, True)],
+    "s8": [("server heap bytes / object", lambda r: r["anon_kib"] * 1024 / r["objects"], 0,
+            False),
+           ("shared memory bytes / object", lambda r: r["shmem_kib"] * 1024 / r["objects"], 0,
+            False),
+           ("put µs / object", lambda r: 1e6 * r["put_seconds"] / r["objects"], 0, False)],
+}
+
+
+def _sums(r: Dict[str, Any]) -> List[float]:
+    return [a + b for a, b in zip(r["put"], r["get"])]
+
+
+def stats(data: Dict[str, Any], key: str, system: str, metric: Metric) -> Optional[Stat]:
+    runs = data["results"].get(key, {}).get(system)
+    if not isinstance(runs, list) or not runs:
+        return None
+    extra = {"_bytes": data["plan"].get(key, {}).get("bytes", 0)}
+    return Stat([metric[1]({**r, **extra}) for r in runs])
+
+
+def why_missing(data: Dict[str, Any], key: str, system: str) -> str:
+    r = data["results"].get(key, {}).get(system)
+    if isinstance(r, dict) and "unsupported" in r:
+        return f"cannot: {r['unsupported']}"
+    if isinstance(r, dict) and "error" in r:
+        lines = r["error"].strip().splitlines()
+        return f"failed: {lines[-1] if lines else 'error'}".replace("|", "/")
+    if system in data["unavailable"]:
+        return data["unavailable"][system]
+    return "not run"
+
+
+def ratio(ours: Optional[Stat], other: Optional[Stat], higher_better: bool) -> str:
+    """How many times better ours is (>1: ours is faster)."""
+    if not ours or not other or not ours.values or not other.values:
+        return "—"
+    a, b = ours.median, other.median
+    if a == 0 or b == 0:
+        return "—"
+    return f"{(a / b) if higher_better else (b / a):.2f}x"
+
+
+def systems(data: Dict[str, Any]) -> List[str]:
+    names = list(data["versions"]) + [n for n in data["unavailable"] if n not in data["versions"]]
+    order = list(LABELS)
+    return sorted(names, key=lambda n: order.index(n) if n in order else 99)
+
+
+def table(header: List[str], rows: List[List[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def scenario_table(data: Dict[str, Any], key: str) -> str:
+    metrics = METRICS[key]
+    header = ["system"] + [m[0] for m in metrics] + [f"ours vs it: {metrics[0][0]}"]
+    rows = []
+    ours0 = stats(data, key, "ours", metrics[0])
+    for system in systems(data):
+        first = stats(data, key, system, metrics[0])
+        if first is None:
+            rows.append([LABELS.get(system, system), why_missing(data, key, system)]
+                        + [""] * (len(metrics) - 1) + ["—"])
+            continue
+        cells = [stats(data, key, system, m).fmt(m[2]) for m in metrics]
+        reps = len(data["results"][key][system])
+        rows.append([LABELS.get(system, system) + ("" if reps > 1 else " (1 run)")] + cells
+                    + ["—" if system == "ours" else ratio(ours0, first, metrics[0][3])])
+    return table(header, rows)
+
+
+def median_of(data: Dict[str, Any], key: str, system: str, index: int = 0) -> float:
+    s = stats(data, key, system, METRICS[key][index])
+    return s.median if s else float("nan")
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+def plot(data: Dict[str, Any], images: str, python: str, docs: str) -> Dict[str, str]:
+    """Writes the PNGs for scenarios 1, 2 and 7 with the bench venv's matplotlib; returns
+    scenario -> path relative to the page."""
+    os.makedirs(images, exist_ok=True)
+    series = {}
+    for key in ("s1", "s2", "s7"):
+        rows = []
+        for system in systems(data):
+            vals = [stats(data, key, system, m) for m in METRICS[key]]
+            if vals[0] is None:
+                continue
+            rows.append([LABELS.get(system, system)] + [[v.median, v.values[0], v.values[-1]]
+                                                         for v in vals])
+        series[key] = rows
+    memcpy = data["results"].get("s2", {}).get("memcpy")
+    refs = {}
+    if isinstance(memcpy, list) and memcpy:
+        nbytes = data["plan"]["s2"]["bytes"]
+        refs = {k: statistics.median(nbytes / r[k] / 1e9 for r in memcpy)
+                for k in ("fresh", "resident")}
+    files = {"s1": "bench_s1_small.png", "s2": "bench_s2_large.png", "s7": "bench_s7_clients.png"}
+    spec = {"series": series, "refs": refs, "files": files, "dir": images,
+            "s2_size": fmt_bytes(data["plan"].get("s2", {}).get("bytes", 0)),
+            "s7_clients": data["plan"].get("s7", {}).get("clients", 0)}
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plots.py")
+    subprocess.run([python, script], input=json.dumps(spec), text=True, check=True)
+    return {k: os.path.relpath(os.path.join(images, f), docs) for k, f in files.items()}
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+SCENARIO_TEXT = {
+    "s1": ("1. Small array: put + get latency",
+           "`put` then `get` of `np.arange(8)` (8 int64) by one client, {iterations} times "
+           "after {warmup} warm-up rounds; the delete after each get is not timed. Per "
+           "repetition the p50 and p99 of the put+get time; the table gives their median over "
+           "repetitions (min..max). pickle + pipe: put sends the pickled value to a keeper "
+           "process, get fetches it back. shared_memory: put creates a segment and copies, get "
+           "attaches by name as another process would."),
+    "s2": ("2. 1 GiB float64 array: put throughput, get latency",
+           "`put` of a {size} float64 array, then `get` (one of each per repetition, then "
+           "delete). The memcpy reference copies the same bytes with numpy in one thread per "
+           "core, in the same run, into fresh (never touched) memory and into resident memory."),
+    "s3": ("3. pandas DataFrame, 100 columns x {rows:,} rows",
+           "45 int64, 45 float64 and 10 string columns (object dtype, 1,000 distinct values). "
+           "Plasma stores it as an Arrow IPC stream (the way its docs show) and converts back "
+           "with `to_pandas()`."),
+    "s4": ("4. pyarrow Table of {chunks:,} chunks",
+           "Two columns (int64, float64), {chunks:,} chunks of 100 rows each."),
+    "s5": ("5. Metadata: create_metadata + get_meta",
+           "{iterations} times: an `ObjectMeta` with a typename, one field and 5 members "
+           "(existing small arrays), `create_metadata`, then `get_meta` of the new id. "
+           "Operations per second = pairs per second."),
+    "s6": ("6. Producer / consumer processes",
+           "One process puts {count} arrays of {size}; another process gets each one, sums it "
+           "and drops it (at most {window} objects in flight; the producer deletes acknowledged "
+           "ones). Time from the first put to the last sum. Ray: the consumer is an actor "
+           "receiving the refs as task arguments; pickle + pipe: arrays pickled straight from "
+           "producer to consumer; shared_memory: one segment per array, its name sent through "
+           "a pipe."),
+    "s7": ("7. {clients} concurrent clients, small puts and gets",
+           "{clients} processes, each with its own client, loop put + get + delete of "
+           "`np.arange(8)` for {seconds} s; total puts and gets per second (the delete is "
+           "inside the loop). Ray: each process is a driver attached to the same Ray instance; "
+           "pickle + pipe: each process has its own keeper."),
+    "s8": ("8. Server memory per object",
+           "{objects:,} small arrays (8 int64) put and held; the growth of the server's private "
+           "resident memory (`RssAnon` of vineyardd, plasma_store, or Ray's raylet + "
+           "gcs_server) and of the machine's shared memory (`Shmem` in /proc/meminfo, "
+           "machine-wide), divided by the count. shared_memory has no server: its cost is one "
+           "tmpfs file per object, at least one 4 KiB page."),
+}
+
+
+def fmt_bytes(n: int) -> str:
+    return f"{n / GIB:g} GiB" if n >= GIB else f"{n / MIB:g} MiB"
+
+
+def render(data: Dict[str, Any], cpp_page: Optional[str]) -> str:
+    L: List[str] = []
+    w = L.append
+    m = data["machine"]
+    w("# Benchmarks\n")
+    w("Generated by `make bench` (`bench/py_bench.py`, with `bench/run_bench.py` for the C++ "
+      "part); do not edit by hand. Our vineyard against the systems a user would pick "
+      "instead, in one run on one machine; each system runs in its own virtual environment "
+      "and process.\n")
+    w("## Machine, versions and command\n")
+    w(f"- CPU: {m['cpu']}, {m['cores']} cores; memory {m['mem_gib']:.1f} GiB; "
+      f"kernel {m['kernel']}; Python {m['python']}")
+    w(f"- Load average when the Python part started: {' / '.join(m['load'])}")
+    w(f"- Command: `{data['command']}`; wall time {data['wall_s'] / 60:.1f} min"
+      + (" (**quick mode**: reduced sizes)" if data["mode"] == "quick" else ""))
+    w(f"- Repetitions are interleaved (repetition r runs every system in turn, the order "
+      f"rotated by r); cells are the median over repetitions with (min..max). A system "
+      f"slower than the time limit on its first repetition is run once (marked `1 run`). "
+      f"Each store is given {fmt_bytes(data['store_size'])}.")
+    w("- Ratios: how many times better ours is than the other system on the first metric "
+      "(its time ÷ ours, or ours ÷ its throughput): above 1 we win, below 1 we lose.\n")
+    rows = []
+    for s in systems(data):
+        version = data["versions"].get(s) or data["unavailable"].get(s, "")
+        if s == "ours":
+            version = f"{version}, commit {data['commit']} (build/vineyardd, python/vineyard)"
+        rows.append([LABELS.get(s, s), version])
+    w(table(["system", "version"], rows) + "\n")
+    if "plasma" in data["unavailable"]:
+        w(f"Plasma: {data['unavailable']['plasma']}\n")
+
+    for key, params in data["plan"].items():
+        title, text = SCENARIO_TEXT[key]
+        fields = dict(params, size=fmt_bytes(params.get("bytes", 0)))
+        w(f"## {title.format(**fields)}\n")
+        w(text.format(**fields) + "\n")
+        w(scenario_table(data, key) + "\n")
+        if key == "s2":
+            w(memcpy_ratios(data) + "\n")
+        if key in data.get("images", {}):
+            w(f"![scenario {key[1]}]({data['images'][key]})\n")
+
+    w("## Socket round trips per put and per get\n")
+    w("Counted by a UNIX-socket proxy (`bench/rt_proxy.py`) between a client and its "
+      "vineyardd: every request frame the client sends is one round trip. Counted once per "
+      "value, outside the timed runs; connecting is not counted.\n")
+    w(round_trip_table(data) + "\n")
+
+    w("## Slow spots\n")
+    for note in slow_spots(data):
+        w(f"- {note}")
+    w("")
+    if cpp_page:
+        w("## C++ client: blob create, put and get\n")
+        for line in cpp_page.splitlines():
+            if line.startswith("# ") or line.startswith("Generated by"):
+                continue
+            w(("#" + line) if line.startswith("## ") else line)
+    return "\n".join(L) + "\n"
+
+
+def memcpy_ratios(data: Dict[str, Any]) -> str:
+    memcpy = data["results"].get("s2", {}).get("memcpy")
+    if not isinstance(memcpy, list) or not memcpy:
+        return ""
+    nbytes = data["plan"]["s2"]["bytes"]
+    fresh = statistics.median(nbytes / r["fresh"] / 1e9 for r in memcpy)
+    resident = statistics.median(nbytes / r["resident"] / 1e9 for r in memcpy)
+    threads = memcpy[0]["threads"]
+    rows = []
+    for s in systems(data):
+        put = median_of(data, "s2", s)
+        if put == put:
+            rows.append([LABELS.get(s, s), f"{put:.2f}", f"{put / fresh:.2f}",
+                         f"{put / resident:.2f}"])
+    return (f"memcpy reference ({threads} threads): {fresh:.2f} GB/s into fresh memory, "
+            f"{resident:.2f} GB/s into resident memory. Put throughput as a fraction of "
+            "it:\n\n" + table(["system", "put GB/s", "÷ memcpy, fresh", "÷ memcpy, resident"],
+                               rows))
+
+
+def round_trip_table(data: Dict[str, Any]) -> str:
+    rt = data["round_trips"]
+    kinds = {"small": "small array (8 int64)", "array": "float64 array of {}",
+             "dataframe": "DataFrame 100 columns x {:,} rows", "table": "Table of {:,} chunks"}
+    rows = []
+    for kind, label in kinds.items():
+        row = []
+        size = None
+        for system in ("ours", "published"):
+            r = rt.get(system, {}).get(kind)
+            if r is None:
+                row += ["—", "—"]
+                continue
+            size = r["size"]
+            if r.get("put") is None:
+                row += [r.get("error", "failed"), ""]
+                continue
+            row += [str(r["put"]), "—" if r.get("get") is None else str(r["get"])]
+        if size is None:
+            continue
+        name = label.format(fmt_bytes(size) if kind == "array" else size)
+        rows.append([name] + row)
+    text = table(["value", "ours: put", "ours: get", "vineyard 0.24.2: put",
+                  "vineyard 0.24.2: get"], rows)
+    detail = []
+    for system in ("ours", "published"):
+        for kind, r in rt.get(system, {}).items():
+            for phase in ("put", "get"):
+                types = r.get(phase + "_types")
+                if types:
+                    parts = ", ".join(f"{k} {v}" for k, v in sorted(types.items(),
+                                                                     key=lambda kv: -kv[1]))
+                    detail.append(f"{LABELS[system]} {kind} {phase}: {parts}")
+    return text + "\n\nRequests by type:\n\n" + "\n".join(f"- {d}" for d in detail)
+
+
+def slow_spots(data: Dict[str, Any]) -> List[str]:
+    """Where ours is not the best, with the measured numbers; explanations in SLOW_NOTES."""
+    out = []
+    for key, metrics in METRICS.items():
+        if key not in data["plan"]:
+            continue
+        for metric in metrics:
+            ours = stats(data, key, "ours", metric)
+            if ours is None:
+                continue
+            better = []
+            for s in systems(data):
+                if s == "ours":
+                    continue
+                other = stats(data, key, s, metric)
+                if other is None:
+                    continue
+                r = ratio(ours, other, metric[3])
+                if r != "—" and float(r[:-1]) < 0.95:
+                    better.append(f"{LABELS[s]} ({r})")
+            if better:
+                title = SCENARIO_TEXT[key][0].split(":")[0].split(",")[0]
+                fields = dict(data["plan"][key])
+                fields["size"] = fmt_bytes(fields.get("bytes", 0))
+                out.append(f"**{title.format(**fields)}, {metric[0]}**: ours is behind "
+                           + ", ".join(better) + ". " + SLOW_NOTES.get((key, metric[0]), ""))
+    if not out:
+        out.append("Ours is ahead of every peer on every metric of this run.")
+    return out
+
+
+# Why we lose where we do: filled in from profiling the runs (see the report of each run).
+SLOW_NOTES: Dict[Tuple[str, str], str] = {}
