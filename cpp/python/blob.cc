@@ -71,10 +71,11 @@ void BindBlobs(nb::module_& m) {
              return nb::bytes(reinterpret_cast<const char*>(b.data()), b.size());
            },
            "A copy of the bytes.")
+      .def_prop_ro("typename", [](const Blob&) { return "vineyard::Blob"; })
+      .def_prop_ro("nbytes", &Blob::size)
       .def("__repr__",
            [](const Blob& b) {
-             return "Blob <id=" + ObjectIDToString(b.id()) + ", size=" + std::to_string(b.size()) +
-                    ">";
+             return "Object <\"" + ObjectIDToString(b.id()) + "\": vineyard::Blob>";
            })
       .def_static("empty", &Blob::MakeEmpty, "The empty blob (size 0).");
 

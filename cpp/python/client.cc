@@ -75,11 +75,11 @@ void BindClient(nb::module_& m) {
       "ConnectionFailedException if nobody answers there.");
 
   // --- session -------------------------------------------------------------------
-  c.def_prop_ro("instance_id", &Client::instance_id)
-      .def_prop_ro("ipc_socket", &Client::ipc_socket)
-      .def_prop_ro("rpc_endpoint", &Client::rpc_endpoint)
-      .def_prop_ro("version", &Client::version)
-      .def_prop_ro("connected", &Client::Connected)
+  c.def_prop_ro("instance_id", [](const Client& self) { return self.instance_id(); })
+      .def_prop_ro("ipc_socket", [](const Client& self) { return self.ipc_socket(); })
+      .def_prop_ro("rpc_endpoint", [](const Client& self) { return self.rpc_endpoint(); })
+      .def_prop_ro("version", [](const Client& self) { return self.version(); })
+      .def_prop_ro("connected", [](const Client& self) { return self.Connected(); })
       .def_prop_ro("is_ipc", [](const Client&) { return true; })
       .def_prop_ro("is_rpc", [](const Client&) { return false; })
       .def("close", [](Client& self) { Check(self.Disconnect()); }, Gil(),
@@ -293,8 +293,23 @@ void BindClient(nb::module_& m) {
                    [](Client& self) { return Unwrap(NoGil([&] { return self.GetInstanceStatus(); })); })
       .def_prop_ro(
           "meta",
-          [](Client& self) { return JsonToPy(Unwrap(NoGil([&] { return self.ClusterInfo(); }))); },
-          "Cluster metadata: {\"i<instance id>\": {field: value}}.")
+          [](Client& self) {
+            json info = Unwrap(NoGil([&] { return self.ClusterInfo(); }));
+            // The wire keys instances as "i<id>"; Python sees the instance id (an int).
+            nb::dict out;
+            for (auto it = info.begin(); it != info.end(); ++it) {
+              const std::string& key = it.key();
+              bool numbered = key.size() > 1 && key[0] == 'i' &&
+                              key.find_first_not_of("0123456789", 1) == std::string::npos;
+              if (numbered) {
+                out[nb::int_(std::stoull(key.substr(1)))] = JsonToPy(it.value());
+              } else {
+                out[nb::str(key.c_str())] = JsonToPy(it.value());
+              }
+            }
+            return out;
+          },
+          "Cluster metadata: {instance_id: {field: value}}.")
       .def("flush_releases", [](Client& self) { Check(self.FlushReleases()); }, Gil(),
            "Gives back blob references released locally but not yet sent.");
 }

@@ -22,7 +22,10 @@ void BindIds(nb::module_& m) {
       .def(
           "__init__",
           [](PyObjectID* self, const std::string& text) {
-            new (self) PyObjectID(Unwrap(ObjectIDFromString(text)));
+            // Older releases print ids as bare hex ("000043c5c6d5e646"): accept both forms.
+            bool bare_hex = text.size() == 16 &&
+                            text.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+            new (self) PyObjectID(Unwrap(ObjectIDFromString(bare_hex ? "o" + text : text)));
           },
           nb::arg("value"))
       .def("__init__", [](PyObjectID* self, const PyObjectID& other) { new (self) PyObjectID(other); },
