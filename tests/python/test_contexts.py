@@ -328,10 +328,18 @@ def test_resolver_context_manager_overrides_and_restores():
     assert "test::Tensor" not in default_resolver_context
 
 
-def test_resolver_context_rejects_set_literal():
-    # the upstream docs show {'vineyard::Tensor', resolver}: a set, not a dict
+def test_resolver_context_set_literal():
+    # the reference docs write {'vineyard::Tensor', resolver} (a set): read as that one pair
+    with resolver_context({"vineyard::Tensor", rtag("doc")}):  # type: ignore[arg-type]
+        assert get_current_resolvers().run(obj("vineyard::Tensor<int64>"))[0] == "doc"
+    assert get_current_resolvers() is default_resolver_context
+    # any other set is ambiguous: rejected
+    for bad in ({"a::B", "c::D"}, {"a::B", rtag("x"), rtag("y")}, {rtag("x")}):
+        with pytest.raises(TypeError, match="not a set"):
+            with resolver_context(bad):  # type: ignore[arg-type]
+                pass
     with pytest.raises(TypeError, match="not a set"):
-        with resolver_context({"vineyard::Tensor", rtag("x")}):  # type: ignore[arg-type]
+        with builder_context({int, str}):  # type: ignore[arg-type]
             pass
     assert get_current_resolvers() is default_resolver_context
     # pairs are accepted too

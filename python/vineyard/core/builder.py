@@ -88,13 +88,21 @@ def _call_with_accepted_kwargs(
     return fn(*args, **kw)
 
 
-def _as_items(entries: Union[Mapping[_K, _V], Iterable[Tuple[_K, _V]], None], what: str) -> List[Tuple[_K, _V]]:
-    """Accept a mapping or an iterable of pairs; reject sets with a helpful message."""
+def _as_items(entries: Union[Mapping[_K, _V], Iterable[Tuple[_K, _V]], None], what: str,
+              is_key: Optional[Callable[[Any], bool]] = None) -> List[Tuple[_K, _V]]:
+    """Accept a mapping or an iterable of pairs. A set is accepted only in the spelling of
+    the reference docs, ``{key, function}`` (exactly one element satisfies ``is_key``, the
+    other is a callable that does not): that one pair. Other sets are rejected."""
     if entries is None:
         return []
     if isinstance(entries, Mapping):
         return list(entries.items())
     if isinstance(entries, (set, frozenset)):
+        if is_key is not None and len(entries) == 2:
+            keys = [e for e in entries if is_key(e)]
+            funcs = [e for e in entries if not is_key(e) and callable(e)]
+            if len(keys) == 1 and len(funcs) == 1:
+                return [(keys[0], funcs[0])]
         raise TypeError(
             f"{what} must be a dict like {{key: function}}, not a set "
             f"(did you write {{key, function}} instead of {{key: function}}?)"
@@ -273,7 +281,7 @@ class BuilderContext:
     ) -> "BuilderContext":
         """A new context layered on this one, with ``builders`` registered on top."""
         ctx = BuilderContext(self)
-        for ty, builder in _as_items(builders, "builders"):
+        for ty, builder in _as_items(builders, "builders", lambda k: isinstance(k, type)):
             ctx.register(ty, builder)
         return ctx
 

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import traceback
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .. import _C
@@ -51,6 +52,8 @@ class IPCClient:
         object.__setattr__(self, "_mapped_lock", threading.Lock())
         # A private vineyardd started by connect() for this client, stopped by close().
         object.__setattr__(self, "_server", None)
+        # Per thread: what the put() in progress has created so far, undone if it fails.
+        object.__setattr__(self, "_txn", threading.local())
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -116,6 +119,9 @@ class IPCClient:
 
     @property
     def status(self) -> "_C.InstanceStatus":
+        """The connected instance's status; blob references this client has dropped are
+        given back first, so ``memory_usage`` does not count them."""
+        self._c.flush_releases()
         return self._c.status
 
     @property
@@ -199,9 +205,13 @@ class IPCClient:
         created or mapped (``create_blob``, ``get_blob(s)``, ``get``/``get_object``)."""
         return self.find_shared_memory(target) is not None
 
-    def create_blob(self, size: Any):
+    def create_blob(self, size: Union[int, List[int]]) -> Union["_C.BlobBuilder", List["_C.BlobBuilder"]]:
+        """An unsealed BlobBuilder of ``size`` bytes, or a list of them for a list of sizes."""
         out = self._c.create_blob(size)
-        self._record(out if isinstance(out, list) else [out])
+        writers = out if isinstance(out, list) else [out]
+        self._record(writers)
+        for w in writers:
+            self._track(w)
         return out
 
     def get_blob(self, object_id: Any, unsafe: bool = False) -> "_C.Blob":
@@ -214,11 +224,53 @@ class IPCClient:
         self._record(blobs)
         return blobs
 
+    # ------------------------------------------------------------------ put rollback
+    def _track(self, created: Any) -> None:
+        """Note an ObjectID, sealed blob or BlobBuilder made by the put() in progress (if
+        any), so that a failing put() leaves nothing behind."""
+        log = getattr(self._txn, "log", None)
+        if log is not None:
+            log.append(created)
+
+    def _rollback(self, log: List[Any]) -> None:
+        """Undo a failed put(): abort unsealed blobs, delete what was created (newest first,
+        not deep: members that existed before the put are kept)."""
+        ids = []
+        for item in reversed(log):
+            if isinstance(item, _C.BlobBuilder):
+                if item.sealed:
+                    ids.append(item.id)
+                elif item.writable:
+                    try:
+                        item.abort()
+                    except _C.VineyardException:
+                        pass
+            else:
+                ids.append(_as_id(item))
+        for oid in dict.fromkeys(ids):
+            try:
+                self._c.delete(oid, force=False, deep=False)
+            except _C.VineyardException:
+                pass  # already gone, or the session died: the server cleans up
+        with self._mapped_lock:
+            for oid in ids:
+                self._mapped.pop(int(oid), None)
+        # Drop this client's references to the undone blobs now, not when the exception
+        # (whose frames hold the builders) is garbage collected.
+        log.clear()
+        try:
+            self._c.flush_releases()
+        except _C.VineyardException:
+            pass
+
     # ------------------------------------------------------------------ put
-    def put_object(self, meta, builders=None, persist: bool = False, name: Optional[str] = None):
+    def put_object(self, meta: "_C.ObjectMeta", builders: Optional[List["_C.BlobBuilder"]] = None,
+                   persist: bool = False, name: Optional[str] = None) -> "_C.ObjectID":
         """Seal ``builders``, create ``meta``, optionally persist and name it: one request."""
-        return self._c.put_object(meta, list(builders or []), persist=persist,
-                                  name=None if name is None else str(name))
+        oid = self._c.put_object(meta, list(builders or []), persist=persist,
+                                 name=None if name is None else str(name))
+        self._track(oid)
+        return oid
 
     def _materialize(self, built: Any, persist: bool = False, name: Optional[str] = None):
         """Turn a builder's result into an ObjectID, creating pending metadata."""
@@ -232,6 +284,7 @@ class IPCClient:
             oid = built.id
         elif isinstance(built, _C.BlobBuilder):
             oid = built.seal(self._c).id
+            self._track(oid)
         elif isinstance(built, (ObjectID, int)):
             oid = ObjectID(built)
         else:
@@ -259,6 +312,7 @@ class IPCClient:
             metas = self._c.create_metadata([m for _, m in batch])
             for (i, _), m in zip(batch, metas):
                 out[i] = m.id
+                self._track(m.id)
         return out
 
     def put(self, value: Any, builder: Optional[BuilderContext] = None, persist: bool = False,
@@ -269,21 +323,34 @@ class IPCClient:
         built-in builder's object is sealed, created, persisted and named in one request.
         """
         ctx = builder if builder is not None else get_current_builders()
-        built = ctx.run(self, value, **kwargs)
-        return self._materialize(built, persist=persist, name=name)
+        if getattr(self._txn, "log", None) is not None:  # nested in a builder: outer put undoes
+            return self._materialize(ctx.run(self, value, **kwargs), persist=persist, name=name)
+        log: List[Any] = []
+        self._txn.log = log
+        try:
+            built = ctx.run(self, value, **kwargs)
+            return self._materialize(built, persist=persist, name=name)
+        except BaseException as e:
+            self._txn.log = None
+            if e.__traceback__ is not None and e.__traceback__.tb_next is not None:
+                traceback.clear_frames(e.__traceback__.tb_next)  # the builders' locals
+            self._rollback(log)
+            raise
+        finally:
+            self._txn.log = None
 
     # ------------------------------------------------------------------ get
     def get_object(self, object_id: Any) -> Object:
         """The object with its local blobs mapped (one request)."""
         meta = self._c.get_object_meta(_as_id(object_id))
         self._record_meta(meta)
-        return Object(meta)
+        return Object.from_(meta)
 
     def get_objects(self, object_ids: List[Any]) -> List[Object]:
         metas = self._c.get_object_metas([_as_id(i) for i in object_ids])
         for m in metas:
             self._record_meta(m)
-        return [Object(m) for m in metas]
+        return [Object.from_(m) for m in metas]
 
     def get(self, object_id: Any = None, name: Optional[str] = None,
             resolver: Optional[ResolverContext] = None, fetch: bool = False, **kwargs: Any) -> Any:

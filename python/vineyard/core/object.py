@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 from .. import _C
 
-__all__ = ["Object", "PendingObject", "member_blob"]
+__all__ = ["Object", "BlobObject", "PendingObject", "member_blob"]
 
 _BLOB = "vineyard::Blob"
 
@@ -30,8 +30,8 @@ class Object:
 
     @staticmethod
     def from_(meta: "_C.ObjectMeta") -> "Object":
-        """Construct a new object from the meta."""
-        return Object(meta)
+        """Construct a new object from the meta (a ``BlobObject`` for a blob)."""
+        return BlobObject(meta) if meta.typename == _BLOB else Object(meta)
 
     @property
     def meta(self) -> "_C.ObjectMeta":
@@ -85,9 +85,40 @@ class Object:
         return hash(self.id)
 
     def __repr__(self) -> str:
-        return f"Object <{self.id!r}: {self.typename}>"
+        return f'Object <"{self.id!r}": {self.typename}>'
 
     __str__ = __repr__
+
+
+class BlobObject(Object):
+    """The object of a blob id (``IPCClient.get_object(blob_id)``): an ``Object`` that also
+    has the blob's ``size``, ``address`` and bytes (``blob.buffer`` is the mapped, read-only
+    ``vineyard.Blob``)."""
+
+    __slots__ = ()
+
+    @property
+    def buffer(self) -> "_C.Blob":
+        """The mapped blob: ``memoryview(obj.buffer)`` reads it without copying."""
+        return member_blob(self._meta)
+
+    @property
+    def size(self) -> int:
+        return self.buffer.size
+
+    @property
+    def address(self) -> int:
+        return self.buffer.address
+
+    @property
+    def is_empty(self) -> bool:
+        return self.buffer.is_empty
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.buffer)
 
 
 class PendingObject:

@@ -133,7 +133,7 @@ class ResolverContext:
     ) -> "ResolverContext":
         """A new context layered on this one, with ``resolvers`` registered on top."""
         ctx = ResolverContext(self)
-        for typename, resolver in _as_items(resolvers, "resolvers"):
+        for typename, resolver in _as_items(resolvers, "resolvers", lambda k: isinstance(k, str)):
             ctx.register(typename, resolver)
         return ctx
 

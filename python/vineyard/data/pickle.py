@@ -9,8 +9,24 @@ from ..core.object import PendingObject
 from .utils import blob_list, build_buffer
 
 
+def _type_name(value: Any) -> str:
+    cls = type(value)
+    module = getattr(cls, "__module__", "")
+    return cls.__qualname__ if module in ("builtins", "") else f"{module}.{cls.__qualname__}"
+
+
 def pickle_builder(client: Any, value: Any, **kw: Any) -> PendingObject:
-    payload = pickle.dumps(value, protocol=5)
+    """Fallback builder: ``value`` pickled into one blob (``vineyard::PickleBuffer``)."""
+    try:
+        payload = pickle.dumps(value, protocol=5)
+    except (pickle.PicklingError, TypeError, AttributeError, NotImplementedError) as e:
+        name = _type_name(value)
+        raise TypeError(
+            f"vineyard cannot put a value of type {name}: no builder is registered for it "
+            f"and pickling it failed ({e}). Register a builder for the type, e.g. "
+            f"vineyard.core.builder.default_builder_context.register({type(value).__qualname__}, "
+            f"my_builder) or `with vineyard.builder_context({{{type(value).__qualname__}: "
+            f"my_builder}})`, or put a value that pickle can serialize") from e
     buffer = build_buffer(client, payload)
     meta = _C.ObjectMeta()
     meta.typename = "vineyard::PickleBuffer"
