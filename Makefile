@@ -18,7 +18,7 @@ HAVE_PY_HEADERS := $(shell $(PYTHON) -c "import os, sysconfig; \
 APT_PACKAGES += $(if $(filter 1,$(HAVE_PY_HEADERS)),,python3-dev)
 PIP_PACKAGES := pytest numpy nanobind "pandas<3" pyarrow
 
-.PHONY: all deps deps-apt deps-pip build run test test-cpp test-python test-compat bench compat-venv clean
+.PHONY: all deps deps-apt deps-pip build run test test-cpp test-python test-compat bench bench-smoke compat-venv clean
 
 all: build
 
@@ -67,12 +67,18 @@ test-python: build compat-venv
 test-compat: build compat-venv
 	VINEYARDD=$(abspath $(BUILD_DIR)/vineyardd) $(COMPAT_VENV)/bin/python -m pytest -q tests/compat
 
-test: test-cpp test-python test-compat
+test: test-cpp test-python test-compat bench-smoke
 
-# QUICK=1: a reduced run (about 30 s).
-bench: build
-	$(PYTHON) bench/run_bench.py --build-dir $(BUILD_DIR) --output docs/benchmarks.md \
+# Python scenarios against the peers (each installed once into $(BUILD_DIR)/venv-*) and the
+# C++ blob benchmark, into docs/benchmarks.md and docs/img/. QUICK=1: reduced sizes, < 5 min.
+bench: build compat-venv
+	$(PYTHON) bench/py_bench.py --cpp --build-dir $(BUILD_DIR) --output docs/benchmarks.md \
 		$(if $(QUICK),--quick,)
+
+# The smallest case of every Python scenario, once, to prove the harness works (no timing
+# is checked; Ray and Plasma are left to `make bench`).
+bench-smoke: build compat-venv
+	$(PYTHON) bench/py_bench.py --smoke --build-dir $(BUILD_DIR) --peers ours,published,shm,pickle
 
 clean:
 	rm -rf $(BUILD_DIR)
