@@ -6,6 +6,7 @@ import os
 import sys
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -25,8 +26,9 @@ def bars(ax, rows, index, title, unit, log=False, highlight="ours"):
     ax.set_title(title)
     if log:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     for i, v in enumerate(med):
-        ax.annotate(f"{v:.3g}", (v, i), xytext=(4, 0), textcoords="offset points",
+        ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", (v, i), xytext=(4, 0), textcoords="offset points",
                     va="center", fontsize=8)
 
 

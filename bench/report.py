@@ -304,22 +304,23 @@ def round_trip_table(data: Dict[str, Any]) -> str:
              "dataframe": "DataFrame 100 columns x {:,} rows", "table": "Table of {:,} chunks"}
     rows = []
     for kind, label in kinds.items():
-        row = []
-        size = None
+        row, size = [], None
         for system in ("ours", "published"):
             r = rt.get(system, {}).get(kind)
             if r is None:
                 row += ["—", "—"]
                 continue
-            size = r["size"]
+            size = size or r.get("gave_up_at") or r["size"]
+            at = ""
+            if r.get("gave_up_at"):
+                at = (f" (at {r['size']:,}: {r['gave_up_at']:,} took over a minute)"
+                      if kind != "array" else f" (at {fmt_bytes(r['size'])})")
             if r.get("put") is None:
-                row += [r.get("error", "failed"), ""]
+                row += [r.get("error", "failed").replace("|", "/") + at, ""]
                 continue
-            row += [str(r["put"]), "—" if r.get("get") is None else str(r["get"])]
-        if size is None:
-            continue
-        name = label.format(fmt_bytes(size) if kind == "array" else size)
-        rows.append([name] + row)
+            row += [f"{r['put']}{at}", "—" if r.get("get") is None else str(r["get"])]
+        if size is not None:
+            rows.append([label.format(fmt_bytes(size) if kind == "array" else size)] + row)
     text = table(["value", "ours: put", "ours: get", "vineyard 0.24.2: put",
                   "vineyard 0.24.2: get"], rows)
     detail = []
