@@ -24,8 +24,8 @@ def pickle_builder(client: Any, value: Any, **kw: Any) -> PendingObject:
         raise TypeError(
             f"vineyard cannot put a value of type {name}: no builder is registered for it "
             f"and pickling it failed ({e}). Register a builder for the type, e.g. "
-            f"vineyard.core.builder.default_builder_context.register({type(value).__qualname__}, "
-            f"my_builder) or `with vineyard.builder_context({{{type(value).__qualname__}: "
+            f"vineyard.core.builder.default_builder_context.register({type(value).__name__}, "
+            f"my_builder) or `with vineyard.builder_context({{{type(value).__name__}: "
             f"my_builder}})`, or put a value that pickle can serialize") from e
     buffer = build_buffer(client, payload)
     meta = _C.ObjectMeta()
