@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -16,9 +17,9 @@ Mapping::~Mapping() {
   if (base != nullptr && size > 0) munmap(base, size);
 }
 
-Blob::Blob(ObjectID id, size_t size, const uint8_t* data, std::shared_ptr<Mapping> mapping,
+Blob::Blob(ObjectID id, size_t size, const uint8_t* data, std::shared_ptr<const void> holder,
            std::weak_ptr<ClientCore> owner)
-    : id_(id), size_(size), data_(data), mapping_(std::move(mapping)), owner_(std::move(owner)) {}
+    : id_(id), size_(size), data_(data), holder_(std::move(holder)), owner_(std::move(owner)) {}
 
 Blob::~Blob() {
   if (IsEmptyBlob(id_)) return;
@@ -28,6 +29,52 @@ Blob::~Blob() {
 std::shared_ptr<Blob> Blob::MakeEmpty() {
   static const uint8_t kNothing[1] = {0};
   return std::make_shared<Blob>(kEmptyBlobID, 0, kNothing, nullptr, std::weak_ptr<ClientCore>());
+}
+
+namespace {
+// Cache-line aligned, uninitialised: the bytes are about to be overwritten.
+Result<std::shared_ptr<uint8_t>> AllocateBytes(size_t size) {
+  constexpr size_t kAlign = 64;
+  size_t rounded = std::max<size_t>(kAlign, (size + kAlign - 1) / kAlign * kAlign);
+  void* p = std::aligned_alloc(kAlign, rounded);
+  if (p == nullptr) {
+    return Status::NotEnoughMemory("cannot allocate ", size, " bytes in this process");
+  }
+  return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
+}
+}  // namespace
+
+RemoteBlob::RemoteBlob(ObjectID id, InstanceID instance, size_t size,
+                       std::shared_ptr<uint8_t> buffer)
+    : Blob(id, size, buffer.get(), buffer, std::weak_ptr<ClientCore>()), instance_id_(instance) {}
+
+Result<std::shared_ptr<RemoteBlob>> RemoteBlob::Allocate(ObjectID id, InstanceID instance,
+                                                         size_t size) {
+  VY_ASSIGN_OR_RETURN(auto buffer, AllocateBytes(size));
+  return std::make_shared<RemoteBlob>(id, instance, size, std::move(buffer));
+}
+
+RemoteBlobWriter::RemoteBlobWriter(size_t size, std::shared_ptr<uint8_t> buffer)
+    : size_(size), buffer_(std::move(buffer)) {}
+
+Result<std::unique_ptr<RemoteBlobWriter>> RemoteBlobWriter::Make(size_t size) {
+  VY_ASSIGN_OR_RETURN(auto buffer, AllocateBytes(size));
+  return std::make_unique<RemoteBlobWriter>(size, std::move(buffer));
+}
+
+Status RemoteBlobWriter::Copy(size_t offset, const void* src, size_t n, int concurrency) {
+  if (aborted_) return Status::Invalid("the remote blob writer was aborted");
+  if (offset > size_ || n > size_ - offset) {
+    return Status::Invalid("copy of ", n, " bytes at offset ", offset,
+                           " exceeds the blob's ", size_, " bytes");
+  }
+  ParallelMemcpy(buffer_.get() + offset, src, n, concurrency);
+  return Status::OK();
+}
+
+void RemoteBlobWriter::Abort() {
+  aborted_ = true;
+  buffer_.reset();
 }
 
 BlobWriter::BlobWriter(const Payload& payload, uint8_t* data, std::shared_ptr<Mapping> mapping,

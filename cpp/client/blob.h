@@ -1,4 +1,6 @@
-// Blob and BlobWriter: a blob's bytes in shared memory, mapped into this process.
+// Blob and BlobWriter: a blob's bytes in shared memory, mapped into this process;
+// RemoteBlob and RemoteBlobWriter: a blob's bytes in this process's own memory,
+// moved over TCP by RPCClient.
 //
 // BlobWriter is an unsealed blob: writable by its creator only, until Seal()
 // (or Client::Put) makes it immutable. Blob is a sealed blob, mapped
@@ -34,9 +36,11 @@ struct Mapping {
 
 class Blob {
  public:
-  Blob(ObjectID id, size_t size, const uint8_t* data, std::shared_ptr<Mapping> mapping,
+  /// `holder` keeps `data` alive (a Mapping, or a heap buffer); `owner` gets
+  /// the server reference back when the Blob goes (none for remote blobs).
+  Blob(ObjectID id, size_t size, const uint8_t* data, std::shared_ptr<const void> holder,
        std::weak_ptr<ClientCore> owner);
-  ~Blob();
+  virtual ~Blob();
   Blob(const Blob&) = delete;
   Blob& operator=(const Blob&) = delete;
 
@@ -52,8 +56,48 @@ class Blob {
   const ObjectID id_;
   const size_t size_;
   const uint8_t* const data_;
-  std::shared_ptr<Mapping> mapping_;   // keeps the bytes mapped
-  std::weak_ptr<ClientCore> owner_;    // to give the reference back
+  std::shared_ptr<const void> holder_;  // keeps the bytes mapped (or allocated)
+  std::weak_ptr<ClientCore> owner_;     // to give the reference back
+};
+
+/// A blob fetched over TCP into this process's memory: read-only like any
+/// Blob, and usable wherever one is (e.g. as an ObjectMeta's buffer).
+class RemoteBlob : public Blob {
+ public:
+  /// Room for `size` bytes of blob `id` of `instance` (filled by RPCClient).
+  static Result<std::shared_ptr<RemoteBlob>> Allocate(ObjectID id, InstanceID instance,
+                                                      size_t size);
+  RemoteBlob(ObjectID id, InstanceID instance, size_t size, std::shared_ptr<uint8_t> buffer);
+  /// The instance the blob lives on.
+  InstanceID instance_id() const { return instance_id_; }
+  /// Where RPCClient receives the bytes; read-only once handed out.
+  uint8_t* mutable_data() { return const_cast<uint8_t*>(data()); }
+
+ private:
+  const InstanceID instance_id_;
+};
+
+/// The bytes of a blob to create over TCP, built in this process's memory,
+/// then sent by RPCClient::CreateRemoteBlob. Writable until sent or aborted.
+class RemoteBlobWriter {
+ public:
+  static Result<std::unique_ptr<RemoteBlobWriter>> Make(size_t size);
+  RemoteBlobWriter(size_t size, std::shared_ptr<uint8_t> buffer);
+
+  size_t size() const { return size_; }
+  uint8_t* data() { return buffer_.get(); }
+  const uint8_t* data() const { return buffer_.get(); }
+  bool aborted() const { return aborted_; }
+
+  /// Copies `n` bytes from `src` to `offset` (threads for large copies).
+  Status Copy(size_t offset, const void* src, size_t n, int concurrency = 0);
+  /// Frees the bytes; the writer can no longer be sent.
+  void Abort();
+
+ private:
+  size_t size_;
+  std::shared_ptr<uint8_t> buffer_;
+  bool aborted_ = false;
 };
 
 class BlobWriter {

@@ -1,12 +1,14 @@
-// ClientCore (internal): one session with vineyardd — the socket, the request
-// lock, the regions mapped from received fds, and the references to give back.
-// Client, Blob and BlobWriter share it through shared_ptr/weak_ptr.
+// ClientCore (internal): one session with vineyardd — the socket (UNIX or TCP),
+// the request lock, the regions mapped from received fds, and the references
+// to give back. Client/RPCClient, Blob and BlobWriter share it through
+// shared_ptr/weak_ptr.
 //
 // Thread-safety: Request() serialises whole request/reply exchanges (fds
 // included) with `mu_`; the release queue has its own lock so destructors
 // never wait for a request in flight.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,13 +24,30 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
  public:
   ~ClientCore();
 
-  /// Connects and registers; ConnectionFailed says what was tried.
-  static Result<std::shared_ptr<ClientCore>> Connect(const std::string& socket);
+  /// Who to log in as (empty: no authentication) and what we do with references.
+  struct Login {
+    std::string username;
+    std::string password;
+  };
+  /// Connects over the UNIX socket and registers; ConnectionFailed says what was tried.
+  static Result<std::shared_ptr<ClientCore>> Connect(const std::string& socket,
+                                                     const Login& login = {});
+  /// Connects over TCP to host:port and registers.
+  static Result<std::shared_ptr<ClientCore>> ConnectTcp(const std::string& host, int port,
+                                                        const Login& login = {});
 
   /// Sends one request and reads its reply (an error reply becomes the Status).
   Result<json> Request(const json& request);
   /// Like Request(), then receives the fds the reply lists in `fds_key`.
   Result<json> RequestWithFds(const json& request, const char* fds_key);
+
+  /// A request whose reply is followed by raw bytes on the socket (the RPC
+  /// byte paths): sends `request`, reads the first reply, runs `stream` on the
+  /// socket with it, then (if `final_reply`) reads and returns the final reply.
+  /// A failure inside `stream` ends the session: the socket is out of step.
+  Result<json> RequestStreaming(const json& request,
+                                const std::function<Status(int fd, const json& reply)>& stream,
+                                bool final_reply);
 
   /// Maps the server region `store_fd` (received earlier), read-only or writable.
   Result<std::shared_ptr<Mapping>> MapRegion(int store_fd, size_t map_size, bool writable);
@@ -47,13 +66,19 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   bool connected() const;
 
   const RegisterReply& info() const { return info_; }
-  const std::string& socket_path() const { return socket_; }
+  /// The UNIX socket path or "host:port" this session talks to.
+  const std::string& endpoint() const { return endpoint_; }
+  bool is_ipc() const { return is_ipc_; }
 
  private:
   ClientCore() = default;
+  static Result<std::shared_ptr<ClientCore>> Register(std::shared_ptr<ClientCore> core,
+                                                      const Login& login);
   Status SendAndReceive(const json& request, json* reply);
+  Status Broken(const std::string& what, const Status& cause);  // closes fd_; needs mu_
 
-  std::string socket_;
+  std::string endpoint_;
+  bool is_ipc_ = true;
   RegisterReply info_;
 
   mutable std::mutex mu_;

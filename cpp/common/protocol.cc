@@ -378,6 +378,64 @@ Result<std::vector<Payload>> ReadGetBuffersReply(const json& j, std::vector<int>
   return ps;
 }
 
+json WriteCreateRemoteBuffersRequest(const CreateRemoteBuffersRequest& r) {
+  json j;
+  if (r.single && r.sizes.size() == 1) {
+    j = Typed(req::kCreateRemoteBuffer);
+    j["size"] = r.sizes[0];
+  } else {
+    j = Typed(req::kCreateRemoteBuffers);
+    j["num"] = r.sizes.size();
+    j["sizes"] = r.sizes;
+  }
+  j["compress"] = r.compress;
+  j["use_rdma"] = r.use_rdma;
+  return j;
+}
+
+Result<CreateRemoteBuffersRequest> ReadCreateRemoteBuffersRequest(const json& j) {
+  CreateRemoteBuffersRequest r;
+  VY_ASSIGN_OR_RETURN(std::string type, ReadMessageType(j));
+  r.single = type == req::kCreateRemoteBuffer;
+  if (r.single) {
+    uint64_t size = 0;
+    VY_RETURN_NOT_OK(Field(j, "size", &size));
+    r.sizes.push_back(size);
+  } else {
+    VY_RETURN_NOT_OK(Field(j, "sizes", &r.sizes));
+  }
+  VY_RETURN_NOT_OK(Field(j, "compress", &r.compress, false));
+  VY_RETURN_NOT_OK(Field(j, "use_rdma", &r.use_rdma, false));
+  return r;
+}
+
+json WriteGetRemoteBuffersRequest(const GetRemoteBuffersRequest& r) {
+  // As the published client: ids under "0".."n-1".
+  json j = Typed(req::kGetRemoteBuffers);
+  for (size_t i = 0; i < r.ids.size(); ++i) j[std::to_string(i)] = r.ids[i];
+  j["num"] = r.ids.size();
+  j["unsafe"] = r.unsafe;
+  j["compress"] = r.compress;
+  j["use_rdma"] = r.use_rdma;
+  return j;
+}
+
+Result<GetRemoteBuffersRequest> ReadGetRemoteBuffersRequest(const json& j) {
+  VY_ASSIGN_OR_RETURN(GetBuffersRequest ids, ReadGetBuffersRequest(j));
+  GetRemoteBuffersRequest r;
+  r.ids = std::move(ids.ids);
+  r.unsafe = ids.unsafe;
+  VY_RETURN_NOT_OK(Field(j, "compress", &r.compress, false));
+  VY_RETURN_NOT_OK(Field(j, "use_rdma", &r.use_rdma, false));
+  return r;
+}
+
+json WriteGetRemoteBuffersReply(const std::vector<Payload>& ps, bool compress) {
+  json j = WritePayloadList("get_buffers_reply", ps, {});
+  j["compress"] = compress;
+  return j;
+}
+
 json WriteShrinkBufferRequest(ObjectID id, uint64_t size) {
   json j = Typed(req::kShrinkBuffer);
   j["id"] = id;

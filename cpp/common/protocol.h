@@ -61,6 +61,10 @@ constexpr const char* kInstanceStatus = "instance_status_request";
 constexpr const char* kIsInUse = "is_in_use_request";
 constexpr const char* kIsSpilled = "is_spilled_request";
 constexpr const char* kMigrateObject = "migrate_object_request";
+// RPC byte paths: the blob bytes travel on the socket after the JSON reply.
+constexpr const char* kCreateRemoteBuffer = "create_remote_buffer_request";
+constexpr const char* kCreateRemoteBuffers = "create_remote_buffers_request";
+constexpr const char* kGetRemoteBuffers = "get_remote_buffers_request";
 // Ours: fused requests (a plain vineyard client never sends them).
 constexpr const char* kVyPut = "vy_put_request";
 constexpr const char* kVyGet = "vy_get_request";
@@ -144,6 +148,30 @@ json WriteGetBuffersRequest(const GetBuffersRequest& r);
 Result<GetBuffersRequest> ReadGetBuffersRequest(const json& j);
 json WriteGetBuffersReply(const std::vector<Payload>& ps, const std::vector<int>& fds);
 Result<std::vector<Payload>> ReadGetBuffersReply(const json& j, std::vector<int>* fds);
+
+/// create_remote_buffer(s)_request: blobs whose bytes the client streams after
+/// the first reply (create_buffer(s)_reply); a second, final reply follows them.
+struct CreateRemoteBuffersRequest {
+  std::vector<uint64_t> sizes;
+  bool compress = false;  // the bytes come zstd-compressed (see common/transfer.h)
+  bool use_rdma = false;
+  bool single = false;    // create_remote_buffer_request (one blob, singular replies)
+};
+json WriteCreateRemoteBuffersRequest(const CreateRemoteBuffersRequest& r);
+Result<CreateRemoteBuffersRequest> ReadCreateRemoteBuffersRequest(const json& j);
+
+/// get_remote_buffers_request: the reply (get_buffers_reply) is followed by the
+/// bytes of each blob, in the reply's order.
+struct GetRemoteBuffersRequest {
+  std::vector<ObjectID> ids;
+  bool unsafe = false;
+  bool compress = false;
+  bool use_rdma = false;
+};
+json WriteGetRemoteBuffersRequest(const GetRemoteBuffersRequest& r);
+Result<GetRemoteBuffersRequest> ReadGetRemoteBuffersRequest(const json& j);
+/// get_buffers_reply for the RPC path: no fds, and whether the bytes are compressed.
+json WriteGetRemoteBuffersReply(const std::vector<Payload>& ps, bool compress);
 
 json WriteShrinkBufferRequest(ObjectID id, uint64_t size);
 Status ReadShrinkBufferRequest(const json& j, ObjectID* id, uint64_t* size);

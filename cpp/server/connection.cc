@@ -46,8 +46,10 @@ void Connection::Serve() {
     Reply reply;
     Status hs = HandleOne(frame, &reply);
     if (!hs.ok()) {
+      bool close_after = reply.close_after;  // e.g. a failed login or a broken transfer
       reply = Reply{};
       reply.body = WriteErrorReply(hs);
+      reply.close_after = close_after;
     }
     if (!SendReply(reply).ok() || reply.close_after) break;
   }
@@ -71,6 +73,12 @@ Status Connection::SendReply(const Reply& reply) {
   }
   for (int fd : reply.fds) VY_RETURN_NOT_OK(SendFd(fd_, fd));
   return Status::OK();
+}
+
+Status Connection::SendInterim(const json& body) {
+  Reply r;
+  r.body = body;
+  return SendReply(r);
 }
 
 int Connection::PassFd(int store_fd, Reply* reply) {

@@ -47,6 +47,11 @@ class Connection {
     pins_references_ = releases_references;
   }
   std::string peer() const;
+  /// The client socket, for handlers that stream blob bytes after a reply.
+  int socket_fd() const { return fd_; }
+  /// Sends a reply now, before the handler's final one (remote buffers: the
+  /// bytes follow it).
+  Status SendInterim(const json& body);
 
   /// Returns `store_fd` if this client has not received it yet (and queues it
   /// on `reply`), else -1: a client receives each fd once.

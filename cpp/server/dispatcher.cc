@@ -8,6 +8,7 @@ const Dispatcher& Dispatcher::Get() {
     RegisterMiscHandlers(d);
     RegisterBlobHandlers(d);
     RegisterMetaHandlers(d);
+    RegisterRemoteHandlers(d);
     return d;
   }();
   return *instance;

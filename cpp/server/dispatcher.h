@@ -39,5 +39,6 @@ class Dispatcher {
 void RegisterBlobHandlers(Dispatcher* d);
 void RegisterMetaHandlers(Dispatcher* d);
 void RegisterMiscHandlers(Dispatcher* d);
+void RegisterRemoteHandlers(Dispatcher* d);
 
 }  // namespace vineyard

@@ -20,6 +20,14 @@ DEFINE_string(meta, "local", "Metadata backend: 'local' (embedded, one instance)
 DEFINE_bool(rpc, true, "Serve remote clients over TCP (--norpc turns it off)");
 DEFINE_int32(rpc_socket_port, 9600, "TCP port of the RPC endpoint (0: any free port)");
 DEFINE_string(rpc_host, "", "Host name reported in the RPC endpoint (default: this host)");
+DEFINE_bool(compression, true,
+            "Offer zstd compression of remote blob bytes to RPC clients (they choose)");
+DEFINE_string(htpasswd, "",
+              "File of 'user:bcrypt-hash' lines (htpasswd -B): every client must then "
+              "give a username and password");
+DEFINE_string(socket_mode, "0600",
+              "Permissions of the IPC socket file, in octal: 0600 admits the server's user "
+              "only, 0660 its group too, 0666 everyone on the host");
 
 namespace vineyard {
 
@@ -86,6 +94,17 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
   }
   o.rpc_port = FLAGS_rpc_socket_port;
   o.rpc_host = FLAGS_rpc_host;
+  o.compression = FLAGS_compression;
+  o.htpasswd = FLAGS_htpasswd;
+  try {
+    size_t used = 0;
+    unsigned long mode = std::stoul(FLAGS_socket_mode, &used, 8);
+    if (used != FLAGS_socket_mode.size() || mode > 0777) throw std::invalid_argument("mode");
+    o.socket_mode = static_cast<unsigned>(mode);
+  } catch (const std::exception&) {
+    return Status::Invalid("--socket_mode must be octal permissions such as 0600 or 0660, not '",
+                           FLAGS_socket_mode, "'");
+  }
   return o;
 }
 

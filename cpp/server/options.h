@@ -16,6 +16,9 @@ struct ServerOptions {
   bool rpc = true;             // serve TCP clients
   int rpc_port = 9600;
   std::string rpc_host;        // what register_reply reports, "host"
+  bool compression = true;     // offer zstd for remote blob bytes (support_rpc_compression)
+  std::string htpasswd;        // users allowed in (empty: no authentication)
+  unsigned socket_mode = 0600; // permissions of the IPC socket file
   uint64_t instance_id = 0;
 };
 

@@ -47,6 +47,14 @@ Server::~Server() {
 
 Status Server::Start() {
   ctx_.instance_id = options_.instance_id;
+  ctx_.compression = options_.compression;
+  if (!options_.htpasswd.empty()) {
+    auto users = Htpasswd::Load(options_.htpasswd);
+    if (!users.ok()) return users.status().WithContext("--htpasswd");
+    users_ = std::make_unique<Htpasswd>(std::move(users).value());
+    ctx_.users = users_.get();
+    spdlog::info("clients must log in: {} users in {}", users_->size(), options_.htpasswd);
+  }
   ids_ = std::make_unique<IdGenerator>(options_.instance_id);
   VY_RETURN_NOT_OK(BindIpcSocket());
   // A failure from here on removes the socket file just created.
@@ -126,10 +134,16 @@ Status Server::BindIpcSocket() {
   if (ipc_fd_ < 0) return Status::IOError("socket(): ", strerror(errno));
   addr.sun_family = AF_UNIX;
   memcpy(addr.sun_path, path.c_str(), path.size());
-  if (::bind(ipc_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return Status::IOError("cannot bind the IPC socket '", path, "': ", strerror(errno), ".", fix);
+  // The socket file is born with --socket_mode: no window in which others may connect.
+  mode_t old_mask = ::umask(~static_cast<mode_t>(options_.socket_mode) & 0777);
+  int bound = ::bind(ipc_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int bind_errno = errno;
+  ::umask(old_mask);
+  if (bound != 0) {
+    return Status::IOError("cannot bind the IPC socket '", path, "': ", strerror(bind_errno), ".",
+                           fix);
   }
-  ::chmod(path.c_str(), 0666);
+  ::chmod(path.c_str(), static_cast<mode_t>(options_.socket_mode));
   if (::listen(ipc_fd_, 1024) != 0) return Status::IOError("listen(): ", strerror(errno));
   ctx_.ipc_socket = fs::absolute(fs::path(path)).string();
   return Status::OK();

@@ -47,6 +47,7 @@ class Server {
   std::unique_ptr<BulkStore> store_;
   std::unique_ptr<MetaBackend> backend_;
   std::unique_ptr<MetaService> meta_;
+  std::unique_ptr<Htpasswd> users_;
   ServerContext ctx_;
 
   int ipc_fd_ = -1;

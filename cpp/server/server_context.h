@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/ids.h"
+#include "server/auth.h"
 #include "server/bulk_store.h"
 #include "server/meta_backend.h"
 #include "server/meta_service.h"
@@ -24,6 +25,8 @@ struct ServerContext {
   BulkStore* store = nullptr;
   MetaService* meta = nullptr;
   MetaBackend* backend = nullptr;
+  const Htpasswd* users = nullptr;   // null: no authentication
+  bool compression = true;           // offered to RPC clients
 
   std::atomic<bool> stopping{false};
   std::atomic<int64_t> ipc_connections{0};

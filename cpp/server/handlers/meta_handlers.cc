@@ -237,7 +237,7 @@ void RegisterMetaHandlers(Dispatcher* d) {
   d->Register(req::kDropName, DropName);
   d->Register(req::kClear, Clear);
   d->Register(req::kMigrateObject, MigrateObject);
-  d->Register(req::kVyPut, VyPut, kIpcOnly);
+  d->Register(req::kVyPut, VyPut);
   d->Register(req::kVyGet, VyGet, kIpcOnly);
 }
 

@@ -7,6 +7,14 @@ namespace {
 
 Status Register(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(RegisterRequest r, ReadRegisterRequest(request));
+  const Htpasswd* users = conn.ctx().users;
+  if (users != nullptr && !users->Verify(r.username, r.password)) {
+    reply->close_after = true;  // nothing else is served on this connection
+    return Status::ConnectionFailed(
+        r.username.empty() ? "this vineyardd requires a username and password (--htpasswd): "
+                             "pass username= and password= when connecting"
+                           : "authentication failed: wrong username or password");
+  }
   RegisterReply out;
   out.ipc_socket = conn.ctx().ipc_socket;
   out.rpc_endpoint = conn.ctx().rpc_endpoint.empty() ? "0.0.0.0:0" : conn.ctx().rpc_endpoint;
@@ -14,7 +22,7 @@ Status Register(Connection& conn, const json& request, Reply* reply) {
   out.session_id = r.session_id;
   out.version = kProtocolVersion;
   out.store_match = r.store_type == "Normal";
-  out.support_rpc_compression = false;
+  out.support_rpc_compression = conn.ctx().compression;
   conn.set_registered(r.session_id, r.releases_references);
   reply->body = WriteRegisterReply(out);
   return Status::OK();
