@@ -87,6 +87,34 @@ def vineyardd_socket():
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _vineyardd_binary():
+    binary = os.environ.get("VINEYARDD")
+    if not binary:
+        pytest.fail("VINEYARDD is not set: export VINEYARDD=/abs/path/to/build/vineyardd",
+                    pytrace=False)
+    return binary
+
+
+@pytest.fixture(scope="module", params=["compression", "nocompression"])
+def rpc_server(request):
+    """Our vineyardd with its TCP endpoint on a free port, offering zstd or not
+    (the published client compresses whenever the server offers it); yields
+    (ipc socket, port)."""
+    workdir = tempfile.mkdtemp(prefix="vy-compat-rpc-")
+    sock = os.path.join(workdir, "vineyard.sock")
+    proc, log_path = start_server(
+        [_vineyardd_binary(), f"--socket={sock}", f"--size={SIZE}", "--rpc_socket_port=0",
+         f"--{request.param}"], sock, workdir)
+    try:
+        c = vineyard.connect(sock)
+        port = int(c.rpc_endpoint.rsplit(":", 1)[1])
+        c.close()
+        yield sock, port
+    finally:
+        assert stop_server(proc, log_path) == 0
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @pytest.fixture
 def client(vineyardd_socket):
     c = vineyard.connect(vineyardd_socket)
