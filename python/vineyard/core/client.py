@@ -397,6 +397,22 @@ class IPCClient:
             for i in ids:
                 self._mapped.pop(int(i), None)
 
+    def create_metadata(self, metadata: Union["_C.ObjectMeta", List["_C.ObjectMeta"]],
+                        instance_id: Optional[int] = None,
+                        ) -> Union["_C.ObjectMeta", List["_C.ObjectMeta"]]:
+        """Create ``metadata`` (one ObjectMeta or a list, in one request); fills in and
+        returns it. ``instance_id`` places it on an instance: only the connected one is
+        reachable here (a single vineyardd, no cluster)."""
+        if instance_id is not None and int(instance_id) != self._c.instance_id:
+            raise _C.InvalidException(
+                f"cannot create metadata on instance {int(instance_id)}: this vineyardd runs "
+                f"alone as instance {self._c.instance_id}; omit instance_id or pass "
+                f"{self._c.instance_id}")
+        out = self._c.create_metadata(metadata)
+        for m in (out if isinstance(out, list) else [out]):
+            self._track(m.id)
+        return out
+
     def exists(self, object_id: Any) -> bool:
         return self._c.exists(_as_id(object_id))
 
