@@ -5,6 +5,7 @@ This package ships the ``vineyardd`` server; ``python3 -m vineyard [flags]`` run
 Python values (numpy arrays zero-copy).
 """
 import os
+from typing import Any, Optional, Union
 
 __version__ = "0.1.0"
 
@@ -44,10 +45,10 @@ from .core.client import IPCClient, RPCNotAvailableError, connect  # noqa: E402
 from .core.object import Object  # noqa: E402
 from . import data  # noqa: E402,F401  (registers the built-in builders and resolvers)
 
-_default_client = None
+_default_client: Optional[IPCClient] = None
 
 
-def _client(client=None):
+def _client(client: Optional[IPCClient] = None) -> IPCClient:
     global _default_client
     if client is not None:
         return client
@@ -56,18 +57,21 @@ def _client(client=None):
     return _default_client
 
 
-def set_default_client(client):
+def set_default_client(client: Optional[IPCClient]) -> None:
     """Use ``client`` for the module-level ``put``/``get`` (None: reconnect lazily)."""
     global _default_client
     _default_client = client
 
 
-def put(value, builder=None, persist=False, name=None, client=None, **kwargs):
+def put(value: Any, builder: Optional[BuilderContext] = None, persist: bool = False,
+        name: Optional[str] = None, client: Optional[IPCClient] = None, **kwargs: Any) -> ObjectID:
     """``IPCClient.put`` on the default client (``connect()`` over $VINEYARD_IPC_SOCKET)."""
     return _client(client).put(value, builder=builder, persist=persist, name=name, **kwargs)
 
 
-def get(object_id=None, name=None, resolver=None, client=None, **kwargs):
+def get(object_id: Optional[Union[ObjectID, int, str]] = None, name: Optional[str] = None,
+        resolver: Optional[ResolverContext] = None, client: Optional[IPCClient] = None,
+        **kwargs: Any) -> Any:
     """``IPCClient.get`` on the default client (``connect()`` over $VINEYARD_IPC_SOCKET)."""
     return _client(client).get(object_id, name=name, resolver=resolver, **kwargs)
 

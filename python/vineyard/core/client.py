@@ -214,6 +214,18 @@ class IPCClient:
             self._track(w)
         return out
 
+    def create_empty_blob(self) -> "_C.Blob":
+        """The empty blob (size 0; its id is ``ObjectID.empty_blob()``)."""
+        return self._c.create_empty_blob()
+
+    def memory_trim(self) -> bool:
+        """Return unused shared memory to the kernel; True if any was released."""
+        return self._c.memory_trim()
+
+    def flush_releases(self) -> None:
+        """Give back blob references this client dropped but has not reported yet."""
+        self._c.flush_releases()
+
     def get_blob(self, object_id: Any, unsafe: bool = False) -> "_C.Blob":
         blob = self._c.get_blob(_as_id(object_id), unsafe=unsafe)
         self._record([blob])
@@ -422,7 +434,8 @@ class IPCClient:
     def if_persist(self, object_id: Any) -> bool:
         return self._c.if_persist(_as_id(object_id))
 
-    def shallow_copy(self, object_id: Any, extra_metadata: Optional[Dict[str, Any]] = None):
+    def shallow_copy(self, object_id: Any,
+                     extra_metadata: Optional[Dict[str, Any]] = None) -> "_C.ObjectID":
         return self._c.shallow_copy(_as_id(object_id), extra_metadata)
 
     def put_name(self, object: Any, name: Any) -> None:  # noqa: A002 (reference name)
@@ -434,7 +447,8 @@ class IPCClient:
     def drop_name(self, name: Any) -> None:
         self._c.drop_name(name if isinstance(name, _C.ObjectName) else str(name))
 
-    def list_names(self, pattern: str = "*", regex: bool = False, limit: int = 5):
+    def list_names(self, pattern: str = "*", regex: bool = False,
+                   limit: int = 5) -> Dict[str, "_C.ObjectID"]:
         return self._c.list_names(pattern, regex=regex, limit=limit)
 
     def allocated_size(self, target: Any) -> int:

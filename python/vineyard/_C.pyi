@@ -1,0 +1,574 @@
+"""
+Native bindings of the vineyard C++ client (ids, metadata, blobs, IPC client).
+"""
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import overload
+
+
+class VineyardException(Exception):
+    """
+    Base class of every error raised by vineyard; `code` is the StatusCode.
+    """
+
+    code: int = -1
+
+class InvalidException(VineyardException):
+    code: int = 1
+
+class KeyErrorException(VineyardException, KeyError):
+    code: int = 2
+
+class TypeErrorException(VineyardException, TypeError):
+    code: int = 3
+
+class IOErrorException(VineyardException, OSError):
+    code: int = 4
+
+class EndOfFileException(VineyardException):
+    code: int = 5
+
+class NotImplementedException(VineyardException, NotImplementedError):
+    code: int = 6
+
+class AssertionFailedException(VineyardException, AssertionError):
+    code: int = 7
+
+class UserInputErrorException(VineyardException):
+    code: int = 8
+
+class ObjectExistsException(VineyardException):
+    code: int = 11
+
+class ObjectNotExistsException(VineyardException, KeyError):
+    code: int = 12
+
+class ObjectSealedException(VineyardException):
+    code: int = 13
+
+class ObjectNotSealedException(VineyardException):
+    code: int = 14
+
+class ObjectIsBlobException(VineyardException):
+    code: int = 15
+
+class ObjectTypeErrorException(VineyardException):
+    code: int = 16
+
+class ObjectSpilledException(VineyardException):
+    code: int = 17
+
+class ObjectNotSpilledException(VineyardException):
+    code: int = 18
+
+class MetaTreeInvalidException(VineyardException):
+    code: int = 21
+
+class MetaTreeTypeInvalidException(VineyardException):
+    code: int = 22
+
+class MetaTreeTypeNotExistsException(VineyardException):
+    code: int = 23
+
+class MetaTreeNameInvalidException(VineyardException):
+    code: int = 24
+
+class MetaTreeNameNotExistsException(VineyardException):
+    code: int = 25
+
+class MetaTreeLinkInvalidException(VineyardException):
+    code: int = 26
+
+class MetaTreeSubtreeNotExistsException(VineyardException):
+    code: int = 27
+
+class VineyardServerNotReadyException(VineyardException):
+    code: int = 31
+
+class ArrowErrorException(VineyardException):
+    code: int = 32
+
+class ConnectionFailedException(VineyardException, ConnectionError):
+    code: int = 33
+
+class ConnectionErrorException(VineyardException, ConnectionError):
+    code: int = 34
+
+class EtcdErrorException(VineyardException):
+    code: int = 35
+
+class AlreadyStoppedException(VineyardException):
+    code: int = 36
+
+class RedisErrorException(VineyardException):
+    code: int = 37
+
+class NotEnoughMemoryException(VineyardException, MemoryError):
+    code: int = 41
+
+class StreamDrainedException(VineyardException):
+    code: int = 42
+
+class StreamFailedException(VineyardException):
+    code: int = 43
+
+class InvalidStreamStateException(VineyardException):
+    code: int = 44
+
+class StreamOpenedException(VineyardException):
+    code: int = 45
+
+class GlobalObjectInvalidException(VineyardException):
+    code: int = 51
+
+class UnknownErrorException(VineyardException):
+    code: int = 255
+
+def exception_for_code(code: int) -> object:
+    """The exception class raised for a StatusCode number."""
+
+def status_to_exception(code: int, message: str) -> object:
+    """
+    An exception instance for a StatusCode number and message (not raised).
+    """
+
+class ObjectID:
+    """Opaque 64-bit id of a vineyard object or blob; repr is 'o<16 hex>'."""
+
+    @overload
+    def __init__(self, value: int) -> None: ...
+
+    @overload
+    def __init__(self, value: str) -> None: ...
+
+    @overload
+    def __init__(self, value: ObjectID) -> None: ...
+
+    def __repr__(self) -> str: ...
+
+    def __str__(self) -> str: ...
+
+    def __int__(self) -> int: ...
+
+    def __index__(self) -> int: ...
+
+    def __hash__(self) -> int: ...
+
+    def __eq__(self, arg: ObjectID, /) -> bool: ...
+
+    def __ne__(self, arg: ObjectID, /) -> bool: ...
+
+    def __lt__(self, arg: ObjectID, /) -> bool: ...
+
+    def __le__(self, arg: ObjectID, /) -> bool: ...
+
+    def __gt__(self, arg: ObjectID, /) -> bool: ...
+
+    def __ge__(self, arg: ObjectID, /) -> bool: ...
+
+    def __getstate__(self) -> int: ...
+
+    def __setstate__(self, arg: int, /) -> None: ...
+
+    @property
+    def is_blob(self) -> bool:
+        """True for blob ids (top bit set)."""
+
+    @staticmethod
+    def empty_blob() -> ObjectID:
+        """The id of the empty blob."""
+
+    @staticmethod
+    def invalid() -> ObjectID:
+        """The id of metadata not yet created."""
+
+class ObjectName:
+    """The name of a vineyard object (wraps a str)."""
+
+    def __init__(self, name: str) -> None: ...
+
+    def __repr__(self) -> str: ...
+
+    def __str__(self) -> str: ...
+
+    def __hash__(self) -> int: ...
+
+    def __eq__(self, arg: ObjectName, /) -> bool: ...
+
+    def __ne__(self, arg: ObjectName, /) -> bool: ...
+
+    def __getstate__(self) -> str: ...
+
+    def __setstate__(self, arg: str, /) -> None: ...
+
+class Blob:
+    """
+    A sealed blob: immutable shared memory, exported as a read-only buffer (memoryview(blob), numpy.frombuffer(blob)) without copying.
+    """
+
+    @property
+    def id(self) -> ObjectID: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def address(self) -> int:
+        """The address of the first byte in this process."""
+
+    @property
+    def is_empty(self) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def __bytes__(self) -> bytes:
+        """A copy of the bytes."""
+
+    @property
+    def typename(self) -> str: ...
+
+    @property
+    def nbytes(self) -> int: ...
+
+    def __repr__(self) -> str: ...
+
+    @staticmethod
+    def empty() -> Blob:
+        """The empty blob (size 0)."""
+
+class BlobBuilder:
+    """
+    An unsealed blob, writable by its creator (memoryview(builder) is writable) until sealed by seal() or IPCClient.put_object().
+    """
+
+    @property
+    def id(self) -> ObjectID: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def address(self) -> int: ...
+
+    @property
+    def sealed(self) -> bool: ...
+
+    @property
+    def writable(self) -> bool:
+        """Neither sealed nor aborted: the bytes may still be written."""
+
+    def __len__(self) -> int: ...
+
+    @overload
+    def copy(self, offset: int, address: int, size: int, concurrency: int = 0) -> None:
+        """
+        Copies `size` bytes from the raw address `address` to `offset` (concurrency 0: automatic).
+        """
+
+    @overload
+    def copy(self, offset: int, data: object, concurrency: int = 0) -> None:
+        """Copies a bytes-like object (any C-contiguous buffer) to `offset`."""
+
+    def shrink(self, size: int) -> None:
+        """Shrinks the blob before sealing."""
+
+    def abort(self) -> None:
+        """Drops the blob (if not sealed)."""
+
+    def seal(self, client: object | None = None) -> Blob:
+        """
+        Seals the blob and returns it as a read-only Blob (the client argument is accepted for compatibility; the builder knows its session).
+        """
+
+    def __repr__(self) -> str: ...
+
+class ObjectMeta:
+    """
+    The metadata of a vineyard object: typename, fields, members, and (from IPCClient.get_object_meta) its mapped blobs.
+    """
+
+    def __init__(self, global_: bool = False) -> None: ...
+
+    @property
+    def id(self) -> ObjectID: ...
+
+    @id.setter
+    def id(self, arg: ObjectID, /) -> None: ...
+
+    @property
+    def typename(self) -> str: ...
+
+    @typename.setter
+    def typename(self, arg: str, /) -> None: ...
+
+    @property
+    def nbytes(self) -> int: ...
+
+    @nbytes.setter
+    def nbytes(self, arg: int, /) -> None: ...
+
+    @property
+    def signature(self) -> int: ...
+
+    @property
+    def instance_id(self) -> int: ...
+
+    @property
+    def isglobal(self) -> bool: ...
+
+    @property
+    def islocal(self) -> bool:
+        """Not global (this binding does not know the client's instance)."""
+
+    @property
+    def ispersist(self) -> bool: ...
+
+    @property
+    def memory_usage(self) -> int:
+        """Bytes of the blobs in the tree (mapped size, else the recorded size)."""
+
+    def set_global(self, global_: bool = True) -> None: ...
+
+    def __getitem__(self, key: str) -> object: ...
+
+    def get(self, key: str, default: object | None = None) -> object: ...
+
+    def __setitem__(self, key: str, value: object) -> None: ...
+
+    def __contains__(self, arg: str, /) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator:
+        """
+        Iterates over the keys of the tree (fields, members and standard keys).
+        """
+
+    def keys(self) -> list: ...
+
+    def items(self) -> list:
+        """(key, value) pairs: field values, and an ObjectMeta per member."""
+
+    def field_names(self) -> list[str]:
+        """Plain fields, without members and standard keys (id, typename, ...)."""
+
+    def member_names(self) -> list[str]: ...
+
+    @overload
+    def add_member(self, key: str, value: ObjectMeta) -> None: ...
+
+    @overload
+    def add_member(self, key: str, value: Blob) -> None: ...
+
+    @overload
+    def add_member(self, key: str, value: BlobBuilder) -> None: ...
+
+    @overload
+    def add_member(self, key: str, value: ObjectID) -> None: ...
+
+    def get_member(self, key: str) -> object:
+        """
+        The member's ObjectMeta; None if absent; KeyError if `key` is a plain field.
+        """
+
+    def member(self, key: str) -> object: ...
+
+    def get_buffer(self, blob_id: ObjectID) -> Blob:
+        """The mapped Blob `blob_id` of this tree (after get_object_meta)."""
+
+    def blob_ids(self) -> list[ObjectID]:
+        """Every blob id of the tree, depth first, without repeats."""
+
+    def to_json(self) -> str:
+        """The tree as compact JSON text."""
+
+    def to_dict(self) -> object:
+        """The tree as nested dicts."""
+
+    def __repr__(self) -> str: ...
+
+    def __str__(self) -> str: ...
+
+    def __copy__(self) -> ObjectMeta: ...
+
+    def __deepcopy__(self, memo: object) -> ObjectMeta: ...
+
+    def __getstate__(self) -> str: ...
+
+    def __setstate__(self, arg: str, /) -> None: ...
+
+class InstanceStatus:
+    """Identity, memory and load of the connected vineyardd instance."""
+
+    @property
+    def instance_id(self) -> int: ...
+
+    @property
+    def deployment(self) -> str: ...
+
+    @property
+    def memory_usage(self) -> int: ...
+
+    @property
+    def memory_limit(self) -> int: ...
+
+    @property
+    def deferred_requests(self) -> int: ...
+
+    @property
+    def ipc_connections(self) -> int: ...
+
+    @property
+    def rpc_connections(self) -> int: ...
+
+    def __repr__(self) -> str: ...
+
+    def __str__(self) -> str: ...
+
+class IPCClient:
+    """
+    A session with vineyardd over its UNIX socket (make one with connect_ipc). Thread-safe: requests are serialised.
+    """
+
+    @property
+    def instance_id(self) -> int: ...
+
+    @property
+    def ipc_socket(self) -> str: ...
+
+    @property
+    def rpc_endpoint(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def is_ipc(self) -> bool: ...
+
+    @property
+    def is_rpc(self) -> bool: ...
+
+    def close(self) -> None:
+        """Ends the session; later requests raise ConnectionErrorException."""
+
+    def __repr__(self) -> str: ...
+
+    @overload
+    def create_blob(self, size: int) -> BlobBuilder:
+        """Allocates an unsealed blob of `size` bytes."""
+
+    @overload
+    def create_blob(self, sizes: Sequence[int]) -> list:
+        """Allocates one unsealed blob per size, in one request."""
+
+    def create_empty_blob(self) -> Blob: ...
+
+    def get_blob(self, object_id: ObjectID, unsafe: bool = False) -> Blob:
+        """The sealed blob, mapped read-only (`unsafe`: unsealed ones too)."""
+
+    def get_blobs(self, object_ids: Sequence[ObjectID], unsafe: bool = False) -> list[Blob]: ...
+
+    @overload
+    def create_metadata(self, metadata: list) -> list:
+        """Creates several metadata in one request; returns the list."""
+
+    @overload
+    def create_metadata(self, metadata: object) -> object:
+        """
+        Creates the metadata (its members must exist) and fills in its id, signature and instance_id; returns the same ObjectMeta.
+        """
+
+    def put_object(self, meta: ObjectMeta, builders: list = [], persist: bool = False, name: str | None = None) -> ObjectID:
+        """
+        Seals `builders`, creates `meta` (filling in its id), and optionally persists and names it: one round trip. Returns the ObjectID.
+        """
+
+    def get_meta(self, object_id: ObjectID, sync_remote: bool = False, wait: bool = False) -> ObjectMeta:
+        """The metadata tree (no blobs mapped)."""
+
+    def get_metas(self, object_ids: Sequence[ObjectID], sync_remote: bool = False, wait: bool = False) -> list[ObjectMeta]: ...
+
+    def get_object_meta(self, object_id: ObjectID) -> ObjectMeta:
+        """
+        The metadata with every local blob of the tree mapped (meta.get_buffer(id)): one round trip.
+        """
+
+    def get_object_metas(self, object_ids: Sequence[ObjectID]) -> list[ObjectMeta]: ...
+
+    def list_metadatas(self, pattern: str, regex: bool = False, limit: int = 5) -> list[ObjectMeta]:
+        """Metadata of objects whose typename matches the glob (or regex)."""
+
+    @overload
+    def delete(self, object_ids: Sequence[ObjectID], force: bool = False, deep: bool = True, memory_trim: bool = False) -> None: ...
+
+    @overload
+    def delete(self, object_id: ObjectID, force: bool = False, deep: bool = True, memory_trim: bool = False) -> None: ...
+
+    @overload
+    def delete(self, object_meta: ObjectMeta, force: bool = False, deep: bool = True, memory_trim: bool = False) -> None: ...
+
+    def exists(self, object_id: ObjectID) -> bool: ...
+
+    @overload
+    def persist(self, object_id: ObjectID) -> None: ...
+
+    @overload
+    def persist(self, object_meta: ObjectMeta) -> None: ...
+
+    def if_persist(self, object_id: ObjectID) -> bool: ...
+
+    def is_persisted(self, object_id: ObjectID) -> bool: ...
+
+    def shallow_copy(self, object_id: ObjectID, extra_metadata: object | None = None) -> ObjectID:
+        """
+        A new object sharing the members of `object_id`, with `extra_metadata` fields.
+        """
+
+    @overload
+    def label(self, object_id: ObjectID, key: str, value: str) -> None: ...
+
+    @overload
+    def label(self, object_id: ObjectID, labels: Mapping[str, str]) -> None: ...
+
+    @overload
+    def put_name(self, object_id: ObjectID, name: ObjectName) -> None: ...
+
+    @overload
+    def put_name(self, object_meta: ObjectMeta, name: ObjectName) -> None: ...
+
+    def get_name(self, name: ObjectName, wait: bool = False) -> ObjectID:
+        """
+        The id named `name` (ObjectNotExistsException if none); `wait`: block until it appears.
+        """
+
+    def drop_name(self, name: ObjectName) -> None: ...
+
+    def list_names(self, pattern: str = '*', regex: bool = False, limit: int = 5) -> dict:
+        """{name: ObjectID} of names matching the glob (or regex)."""
+
+    def clear(self) -> None:
+        """Deletes every object of the instance."""
+
+    def reset(self) -> None:
+        """Alias of clear()."""
+
+    def memory_trim(self) -> bool:
+        """Returns unused memory to the kernel; True if any was released."""
+
+    @property
+    def status(self) -> InstanceStatus: ...
+
+    @property
+    def meta(self) -> dict:
+        """Cluster metadata: {instance_id: {field: value}}."""
+
+    def flush_releases(self) -> None:
+        """Gives back blob references released locally but not yet sent."""
+
+def connect_ipc(socket: str = '') -> IPCClient:
+    """
+    Connects to vineyardd at `socket` (empty: $VINEYARD_IPC_SOCKET). ConnectionFailedException if nobody answers there.
+    """
