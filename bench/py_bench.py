@@ -157,6 +157,15 @@ class Peers:
             self.spawn(name)  # fresh worker and daemon for the next scenarios
         return reply
 
+    def restart(self, name: str) -> None:
+        """A fresh daemon for the peer (a clean baseline for memory measurements)."""
+        reply = self.workers[name].call(180, op="restart")
+        if "error" in reply:
+            self.workers.pop(name).kill()
+            self.failed[name] = reply["error"].strip().splitlines()[-1]
+            return
+        self.infos[name] = reply["info"]
+
     def names(self) -> List[str]:
         return list(self.workers)
 
@@ -182,7 +191,7 @@ def plan(mode: str) -> Dict[str, Dict[str, Any]]:
         "s6": {"reps": pick(3, 2, 1), "bytes": pick(64 * MIB, 64 * MIB, 4 * MIB),
                "count": pick(100, 20, 4), "window": 4},
         "s7": {"reps": pick(3, 2, 1), "clients": pick(8, 8, 2), "seconds": pick(3.0, 1.0, 0.2)},
-        "s8": {"reps": 1, "objects": pick(100_000, 10_000, 100)},
+        "s8": {"reps": 1, "objects": pick(100_000, 10_000, 100), "fresh_server": True},
     }
 
 
@@ -210,6 +219,9 @@ def run_scenarios(peers: Peers, scenarios: Dict[str, Dict[str, Any]],
         params = dict(params)
         reps = params.pop("reps")
         timeout = params.pop("timeout", cfg["timeout_s"])
+        if params.pop("fresh_server", False):
+            for name in peers.names():
+                peers.restart(name)
         out: Dict[str, Any] = {name: [] for name in peers.names()}
         # scenario 2's memcpy reference runs in a worker of the bench venv
         memcpy_host = next((n for n in ("ours", "shm", "pickle") if n in peers.workers), None)

@@ -60,12 +60,14 @@ METRICS: Dict[str, List[Metric]] = {
     "s6": [("end-to-end s", lambda r: r["seconds"], 2, False),
            ("GB/s", lambda r: r["bytes"] / r["seconds"] / 1e9, 2, True)],
     "s7": [("total ops/s", lambda r: r["ops"] / r["seconds"], 0, True)],
-    "s8": [("server heap bytes / object", lambda r: r["anon_kib"] * 1024 / r["objects"], 0,
-            False),
-           ("shared memory bytes / object", lambda r: r["shmem_kib"] * 1024 / r["objects"], 0,
-            False),
+    "s8": [("server heap bytes / object", lambda r: _per(r, r["anon_kib"], 1024), 0, False),
+           ("shared memory bytes / object", lambda r: _per(r, r["store_bytes"], 1), 0, False),
            ("put µs / object", lambda r: 1e6 * r["put_seconds"] / r["objects"], 0, False)],
 }
+
+
+def _per(r: Dict[str, Any], value: Optional[float], unit: int) -> float:
+    return float("nan") if value is None else value * unit / r["objects"]
 
 
 def _sums(r: Dict[str, Any]) -> List[float]:
@@ -205,11 +207,12 @@ SCENARIO_TEXT = {
            "inside the loop). Ray: each process is a driver attached to the same Ray instance; "
            "pickle + pipe: each process has its own keeper."),
     "s8": ("8. Server memory per object",
-           "{objects:,} small arrays (8 int64) put and held; the growth of the server's private "
-           "resident memory (`RssAnon` of vineyardd, plasma_store, or Ray's raylet + "
-           "gcs_server) and of the machine's shared memory (`Shmem` in /proc/meminfo, "
-           "machine-wide), divided by the count. shared_memory has no server: its cost is one "
-           "tmpfs file per object, at least one 4 KiB page."),
+           "{objects:,} small arrays (8 int64) put and held, on a freshly started server. "
+           "Server heap: the growth of the server's private resident memory (`RssAnon` of "
+           "vineyardd, plasma_store, or Ray's raylet + gcs_server) divided by the count. "
+           "Shared memory: the growth of the store's shared memory by its own account "
+           "(vineyard: `status.memory_usage`; shared_memory: the tmpfs blocks of its "
+           "segments, one 4 KiB page at least each; Ray and Plasma do not report it)."),
 }
 
 
@@ -356,10 +359,10 @@ def slow_spots(data: Dict[str, Any]) -> List[str]:
                 if r != "—" and float(r[:-1]) < 0.95:
                     better.append(f"{LABELS[s]} ({r})")
             if better:
-                title = SCENARIO_TEXT[key][0].split(":")[0].split(",")[0]
                 fields = dict(data["plan"][key])
                 fields["size"] = fmt_bytes(fields.get("bytes", 0))
-                out.append(f"**{title.format(**fields)}, {metric[0]}**: ours is behind "
+                title = SCENARIO_TEXT[key][0].format(**fields).split(":")[0]
+                out.append(f"**{title}, {metric[0]}**: ours is behind "
                            + ", ".join(better) + ". " + SLOW_NOTES.get((key, metric[0]), ""))
     if not out:
         out.append("Ours is ahead of every peer on every metric of this run.")

@@ -46,6 +46,12 @@ class CountingProxy:
             threading.Thread(target=self._replies, args=(server, client), daemon=True).start()
 
     def _requests(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            self._count_requests(src, dst)
+        except OSError:  # either side went away
+            pass
+
+    def _count_requests(self, src: socket.socket, dst: socket.socket) -> None:
         buf = b""
         while data := src.recv(1 << 20):
             dst.sendall(data)
@@ -60,8 +66,15 @@ class CountingProxy:
                     self.requests[kind] += 1
         dst.shutdown(socket.SHUT_WR)
 
+    @classmethod
+    def _replies(cls, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            cls._pass_replies(src, dst)
+        except OSError:  # either side went away
+            pass
+
     @staticmethod
-    def _replies(src: socket.socket, dst: socket.socket) -> None:
+    def _pass_replies(src: socket.socket, dst: socket.socket) -> None:
         # A read stops right after a message that carries fds, so the fd belongs to the
         # last byte read (the 1-byte carrier); everything before it is plain data.
         space = socket.CMSG_SPACE(16 * 4)

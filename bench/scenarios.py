@@ -224,14 +224,6 @@ def _client_loop(peer_name: str, info: Dict[str, Any], conn: Any) -> None:
 
 # -- scenario 8: server memory per object --------------------------------------------------------
 
-def meminfo_kib(field: str) -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def s8(peer: base.Peer, p: Dict[str, Any]) -> Dict[str, Any]:
     _refuse(peer, "s8")
     pids = peer.server_pids()
@@ -239,15 +231,16 @@ def s8(peer: base.Peer, p: Dict[str, Any]) -> Dict[str, Any]:
     def anon() -> int:
         return sum(base.rss_kib(pid) for pid in pids)
 
-    anon0, shmem0 = anon(), meminfo_kib("Shmem")
+    anon0, store0 = anon(), peer.store_bytes()
     t0 = now()
     refs = [peer.put(SMALL) for _ in range(p["objects"])]
     seconds = now() - t0
     time.sleep(0.5)
-    anon1, shmem1 = anon(), meminfo_kib("Shmem")
+    anon1, store1 = anon(), peer.store_bytes()
     for ref in refs:
         peer.delete(ref)
-    return {"objects": p["objects"], "anon_kib": anon1 - anon0, "shmem_kib": shmem1 - shmem0,
+    return {"objects": p["objects"], "anon_kib": anon1 - anon0 if pids else None,
+            "store_bytes": None if store0 is None else store1 - store0,
             "server_processes": len(pids), "put_seconds": seconds}
 
 

@@ -7,6 +7,7 @@ Reads one JSON command per line on stdin and answers one JSON line each on the s
 was started with (the peer's own output goes to stderr):
   {"op": "start", "workdir": DIR, "size": BYTES}  -> {"version": ..., "info": ...}
   {"op": "run", "scenario": "s1", "params": {...}} -> the scenario's numbers
+  {"op": "restart"}                                 -> as start, with a fresh daemon
   {"op": "memcpy", "params": {...}}                 -> scenario 2's memcpy reference
   {"op": "attach", "socket": PATH}                  -> a second client, on PATH
   {"op": "put" | "get", "kind": K, "size": N}       -> one put (get) by the second client
@@ -36,9 +37,16 @@ class Worker:
 
     def start(self, workdir: str, size: int):
         os.makedirs(workdir, exist_ok=True)
+        self.started = (workdir, size)
         info = self.peer.start(workdir, size)
         self.peer.info = info
         return {"version": self.peer.version(), "info": info}
+
+    def restart(self):
+        """A fresh daemon (and client), for measurements that need a clean baseline."""
+        self.peer.stop()
+        self.peer = load(self.name)
+        return self.start(*self.started)
 
     def run(self, scenario: str, params):
         return scenarios.SCENARIOS[scenario](self.peer, params)

@@ -47,6 +47,10 @@ class Peer:
         """Processes holding the stored objects' metadata (for the memory scenario)."""
         return []
 
+    def store_bytes(self) -> Optional[int]:
+        """Bytes of shared memory the store holds, by its own account (None: unknown)."""
+        return None
+
     # -- objects ----------------------------------------------------------------------
     def put(self, value: Any) -> Any:
         raise NotImplementedError

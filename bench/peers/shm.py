@@ -23,28 +23,31 @@ class SharedMemoryPeer(Peer):
         from multiprocessing import resource_tracker, shared_memory
         self.shared_memory = shared_memory
         self.tracker = resource_tracker
-        self.created: Dict[str, Any] = {}         # name -> the segment this process made
         self.attached: Dict[str, List[Any]] = {}  # name -> mappings opened by get()
+        self.live: set = set()  # segments this process created and has not deleted
         self.names = (f"bench{os.getpid()}_{i}" for i in itertools.count())
 
     def stop(self) -> None:
         for name in list(self.attached):
             self.release((name,))
-        for shm in self.created.values():
-            shm.close()
-            shm.unlink()
-        self.created.clear()
 
     def put(self, value: Any) -> Any:
+        """Create a segment, copy, and close it: the segment stays until delete (an open
+        mapping per object would run out of file descriptors and mappings)."""
         import numpy as np
         shm = self.shared_memory.SharedMemory(next(self.names), create=True,
                                               size=max(value.nbytes, 1))
         np.ndarray(value.shape, value.dtype, buffer=shm.buf)[...] = value
-        self.created[shm.name] = shm
+        shm.close()
+        self.live.add(shm.name)
         return (shm.name, value.shape, value.dtype.str)
 
+    def store_bytes(self) -> int:
+        """The tmpfs blocks of this process's live segments (whole pages)."""
+        return sum(os.stat(f"/dev/shm/{name}").st_blocks * 512 for name in self.live)
+
     def get(self, ref: Any) -> Any:
-        """Attach by name, as another process would (also in the process that put it)."""
+        """Attach by name, as another process would."""
         import numpy as np
         name, shape, dtype = ref
         shm = self.shared_memory.SharedMemory(name)
@@ -62,9 +65,6 @@ class SharedMemoryPeer(Peer):
 
     def delete(self, ref: Any) -> None:
         self.release(ref)
-        shm = self.created.pop(ref[0], None)
-        if shm is not None:
-            shm.close()
-            shm.unlink()
-        else:
-            self.shared_memory.SharedMemory(ref[0]).unlink()
+        self.live.discard(ref[0])
+        self.shared_memory._posixshmem.shm_unlink("/" + ref[0])
+        self.tracker.unregister("/" + ref[0], "shared_memory")

@@ -41,6 +41,9 @@ class VineyardPeer(Peer):
     def server_pids(self) -> List[int]:
         return [self.proc.pid]
 
+    def store_bytes(self) -> int:
+        return int(self.client.status.memory_usage)
+
     def put(self, value: Any) -> Any:
         return self.client.put(value)
 
