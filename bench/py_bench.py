@@ -182,15 +182,15 @@ def plan(mode: str) -> Dict[str, Dict[str, Any]]:
     full, quick, smoke = mode == "full", mode == "quick", mode == "smoke"
     pick = (lambda f, q, s: f if full else q if quick else s)
     return {
-        "s1": {"reps": pick(5, 3, 1), "iterations": pick(2000, 500, 20), "warmup": pick(100, 50, 2)},
+        "s1": {"reps": pick(5, 3, 1), "iterations": pick(1000, 500, 20), "warmup": pick(100, 50, 2)},
         "s2": {"reps": pick(5, 3, 1), "bytes": pick(GIB, 256 * MIB, 8 * MIB)},
         "s3": {"reps": pick(3, 3, 1), "rows": pick(1_000_000, 200_000, 1000)},
         # vineyard 0.24.2 takes minutes for 10,000 chunks: it gets a minute, then gives up
         "s4": {"reps": pick(3, 2, 1), "chunks": pick(10_000, 1000, 100), "timeout": 60},
-        "s5": {"reps": pick(5, 3, 1), "iterations": pick(2000, 500, 20)},
+        "s5": {"reps": pick(5, 3, 1), "iterations": pick(1000, 500, 20)},
         "s6": {"reps": pick(3, 2, 1), "bytes": pick(64 * MIB, 64 * MIB, 4 * MIB),
                "count": pick(100, 20, 4), "window": 4},
-        "s7": {"reps": pick(3, 2, 1), "clients": pick(8, 8, 2), "seconds": pick(3.0, 1.0, 0.2)},
+        "s7": {"reps": pick(3, 2, 1), "clients": pick(8, 8, 2), "seconds": pick(2.0, 1.0, 0.2)},
         "s8": {"reps": 1, "objects": pick(100_000, 10_000, 100), "fresh_server": True},
     }
 
