@@ -182,9 +182,9 @@ def plan(mode: str) -> Dict[str, Dict[str, Any]]:
     full, quick, smoke = mode == "full", mode == "quick", mode == "smoke"
     pick = (lambda f, q, s: f if full else q if quick else s)
     return {
-        "s1": {"reps": pick(5, 3, 1), "iterations": pick(1000, 500, 20), "warmup": pick(100, 50, 2)},
+        "s1": {"reps": pick(5, 3, 1), "iterations": pick(1000, 300, 20), "warmup": pick(100, 50, 2)},
         "s2": {"reps": pick(5, 3, 1), "bytes": pick(GIB, 256 * MIB, 8 * MIB)},
-        "s3": {"reps": pick(3, 3, 1), "rows": pick(1_000_000, 200_000, 1000)},
+        "s3": {"reps": pick(3, 2, 1), "rows": pick(1_000_000, 200_000, 1000)},
         # vineyard 0.24.2 takes minutes for 10,000 chunks: it gets a minute, then gives up
         "s4": {"reps": pick(3, 2, 1), "chunks": pick(10_000, 1000, 100), "timeout": 60},
         "s5": {"reps": pick(5, 3, 1), "iterations": pick(1000, 500, 20)},
