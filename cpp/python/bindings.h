@@ -9,6 +9,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/ids.h"
 #include "common/protocol.h"
@@ -57,6 +58,24 @@ auto NoGil(F&& f) {
   return f();
 }
 
+inline std::vector<ObjectID> Ids(const std::vector<PyObjectID>& ids) {
+  std::vector<ObjectID> out;
+  out.reserve(ids.size());
+  for (const auto& id : ids) out.push_back(id.value);
+  return out;
+}
+
+/// `h` as a bound T, or TypeError naming what was expected.
+template <typename T>
+T& Cast(nb::handle h, const char* expected) {
+  if (!nb::isinstance<T>(h)) {
+    throw nb::type_error(("expected " + std::string(expected) + ", got " +
+                          nb::cast<std::string>(nb::str(h.type().attr("__name__"))))
+                             .c_str());
+  }
+  return nb::cast<T&>(h);
+}
+
 /// JSON value -> Python (None/bool/int/float/str/list/dict).
 nb::object JsonToPy(const json& j);
 /// Python value -> JSON; TypeError for values JSON cannot hold.
@@ -67,5 +86,6 @@ void BindIds(nb::module_& m);
 void BindBlobs(nb::module_& m);
 void BindMeta(nb::module_& m);
 void BindClient(nb::module_& m);
+void BindRpcClient(nb::module_& m);
 
 }  // namespace vineyard::py

@@ -12,6 +12,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "client/client.h"
+#include "client/client_base.h"
 #include "python/bindings.h"
 
 namespace vineyard::py {
@@ -19,24 +20,6 @@ namespace vineyard::py {
 namespace {
 
 using Gil = nb::call_guard<nb::gil_scoped_release>;
-
-std::vector<ObjectID> Ids(const std::vector<PyObjectID>& ids) {
-  std::vector<ObjectID> out;
-  out.reserve(ids.size());
-  for (const auto& id : ids) out.push_back(id.value);
-  return out;
-}
-
-/// `h` as a bound T, or TypeError naming what was expected.
-template <typename T>
-T& Cast(nb::handle h, const char* expected) {
-  if (!nb::isinstance<T>(h)) {
-    throw nb::type_error(("expected " + std::string(expected) + ", got " +
-                          nb::cast<std::string>(nb::str(h.type().attr("__name__"))))
-                             .c_str());
-  }
-  return nb::cast<T&>(h);
-}
 
 std::string StatusText(const InstanceStatus& s) {
   return "InstanceStatus:\n    instance_id: " + std::to_string(s.instance_id) +
@@ -63,27 +46,32 @@ void BindClient(nb::module_& m) {
       .def("__repr__", &StatusText)
       .def("__str__", &StatusText);
 
-  nb::class_<Client> c(m, "IPCClient",
-                       "A session with vineyardd over its UNIX socket (make one with "
-                       "connect_ipc). Thread-safe: requests are serialised.");
+  nb::class_<ClientBase> base(m, "ClientBase",
+                             "What IPC and RPC sessions share: metadata, names, deletion, "
+                             "persistence and the instance's status.");
+  nb::class_<Client, ClientBase> c(m, "IPCClient",
+                                   "A session with vineyardd over its UNIX socket (make one "
+                                   "with connect_ipc). Thread-safe: requests are serialised.");
 
   m.def(
       "connect_ipc",
-      [](const std::string& socket) { return Unwrap(Client::Connect(socket)); },
-      nb::arg("socket") = "", Gil(),
+      [](const std::string& socket, const std::string& username, const std::string& password) {
+        return Unwrap(Client::Connect(socket, username, password));
+      },
+      nb::arg("socket") = "", nb::arg("username") = "", nb::arg("password") = "", Gil(),
       "Connects to vineyardd at `socket` (empty: $VINEYARD_IPC_SOCKET). "
       "ConnectionFailedException if nobody answers there.");
 
   // --- session -------------------------------------------------------------------
-  c.def_prop_ro("instance_id", [](const Client& self) { return self.instance_id(); })
-      .def_prop_ro("ipc_socket", [](const Client& self) { return self.ipc_socket(); })
-      .def_prop_ro("rpc_endpoint", [](const Client& self) { return self.rpc_endpoint(); })
-      .def_prop_ro("version", [](const Client& self) { return self.version(); })
-      .def_prop_ro("connected", [](const Client& self) { return self.Connected(); })
-      .def_prop_ro("is_ipc", [](const Client&) { return true; })
+  base.def_prop_ro("instance_id", &ClientBase::instance_id)
+      .def_prop_ro("ipc_socket", &ClientBase::ipc_socket)
+      .def_prop_ro("rpc_endpoint", &ClientBase::rpc_endpoint)
+      .def_prop_ro("version", &ClientBase::version)
+      .def_prop_ro("connected", &ClientBase::Connected)
+      .def("close", [](ClientBase& self) { Check(self.Disconnect()); }, Gil(),
+           "Ends the session; later requests raise ConnectionErrorException.");
+  c.def_prop_ro("is_ipc", [](const Client&) { return true; })
       .def_prop_ro("is_rpc", [](const Client&) { return false; })
-      .def("close", [](Client& self) { Check(self.Disconnect()); }, Gil(),
-           "Ends the session; later requests raise ConnectionErrorException.")
       .def("__repr__", [](const Client& self) {
         return "IPCClient <socket=" + self.ipc_socket() +
                ", instance_id=" + std::to_string(self.instance_id()) +
@@ -119,9 +107,9 @@ void BindClient(nb::module_& m) {
           nb::arg("object_ids"), nb::arg("unsafe") = false, Gil());
 
   // --- metadata --------------------------------------------------------------------
-  c.def(
+  base.def(
        "create_metadata",
-       [](Client& self, nb::list metas) {
+       [](ClientBase& self, nb::list metas) {
          std::vector<ObjectMeta*> targets;
          std::vector<ObjectMeta> copies;
          for (nb::handle h : metas) {
@@ -135,7 +123,7 @@ void BindClient(nb::module_& m) {
        nb::arg("metadata"), "Creates several metadata in one request; returns the list.")
       .def(
           "create_metadata",
-          [](Client& self, nb::object meta) {
+          [](ClientBase& self, nb::object meta) {
             ObjectMeta& m = Cast<ObjectMeta>(meta, "ObjectMeta or a list of them");
             Unwrap(NoGil([&] { return self.CreateMetaData(m); }));
             return meta;
@@ -144,7 +132,28 @@ void BindClient(nb::module_& m) {
           "Creates the metadata (its members must exist) and fills in its id, signature and "
           "instance_id; returns the same ObjectMeta.")
       .def(
-          "put_object",
+          "get_meta",
+          [](ClientBase& self, const PyObjectID& id, bool sync_remote, bool wait) {
+            return Unwrap(self.GetMetaData(id.value, sync_remote, wait));
+          },
+          nb::arg("object_id"), nb::arg("sync_remote") = false, nb::arg("wait") = false, Gil(),
+          "The metadata tree (no blobs mapped).")
+      .def(
+          "get_metas",
+          [](ClientBase& self, const std::vector<PyObjectID>& ids, bool sync_remote, bool wait) {
+            return Unwrap(self.GetMetaData(Ids(ids), sync_remote, wait));
+          },
+          nb::arg("object_ids"), nb::arg("sync_remote") = false, nb::arg("wait") = false, Gil())
+      .def(
+          "list_metadatas",
+          [](ClientBase& self, const std::string& pattern, bool regex, size_t limit) {
+            return Unwrap(self.ListMetaData(pattern, regex, limit));
+          },
+          nb::arg("pattern"), nb::arg("regex") = false, nb::arg("limit") = 5, Gil(),
+          "Metadata of objects whose typename matches the glob (or regex).");
+
+  c.def(
+       "put_object",
           [](Client& self, ObjectMeta& meta, nb::list builders, bool persist,
              const std::optional<std::string>& name) {
             std::vector<BlobWriter*> writers;
@@ -157,19 +166,6 @@ void BindClient(nb::module_& m) {
           "Seals `builders`, creates `meta` (filling in its id), and optionally persists and "
           "names it: one round trip. Returns the ObjectID.")
       .def(
-          "get_meta",
-          [](Client& self, const PyObjectID& id, bool sync_remote, bool wait) {
-            return Unwrap(self.GetMetaData(id.value, sync_remote, wait));
-          },
-          nb::arg("object_id"), nb::arg("sync_remote") = false, nb::arg("wait") = false, Gil(),
-          "The metadata tree (no blobs mapped).")
-      .def(
-          "get_metas",
-          [](Client& self, const std::vector<PyObjectID>& ids, bool sync_remote, bool wait) {
-            return Unwrap(self.GetMetaData(Ids(ids), sync_remote, wait));
-          },
-          nb::arg("object_ids"), nb::arg("sync_remote") = false, nb::arg("wait") = false, Gil())
-      .def(
           "get_object_meta",
           [](Client& self, const PyObjectID& id) { return Unwrap(self.GetObject(id.value)); },
           nb::arg("object_id"), Gil(),
@@ -180,56 +176,49 @@ void BindClient(nb::module_& m) {
           [](Client& self, const std::vector<PyObjectID>& ids) {
             return Unwrap(self.GetObjects(Ids(ids)));
           },
-          nb::arg("object_ids"), Gil())
-      .def(
-          "list_metadatas",
-          [](Client& self, const std::string& pattern, bool regex, size_t limit) {
-            return Unwrap(self.ListMetaData(pattern, regex, limit));
-          },
-          nb::arg("pattern"), nb::arg("regex") = false, nb::arg("limit") = 5, Gil(),
-          "Metadata of objects whose typename matches the glob (or regex).");
+          nb::arg("object_ids"), Gil());
 
   // --- objects -----------------------------------------------------------------------
-  c.def(
+  base.def(
        "delete",
-       [](Client& self, const std::vector<PyObjectID>& ids, bool force, bool deep,
+       [](ClientBase& self, const std::vector<PyObjectID>& ids, bool force, bool deep,
           bool memory_trim) { Check(self.Delete(Ids(ids), force, deep, memory_trim)); },
        nb::arg("object_ids"), nb::arg("force") = false, nb::arg("deep") = true,
        nb::arg("memory_trim") = false, Gil())
       .def(
           "delete",
-          [](Client& self, const PyObjectID& id, bool force, bool deep, bool memory_trim) {
+          [](ClientBase& self, const PyObjectID& id, bool force, bool deep, bool memory_trim) {
             Check(self.Delete({id.value}, force, deep, memory_trim));
           },
           nb::arg("object_id"), nb::arg("force") = false, nb::arg("deep") = true,
           nb::arg("memory_trim") = false, Gil())
       .def(
           "delete",
-          [](Client& self, const ObjectMeta& meta, bool force, bool deep, bool memory_trim) {
+          [](ClientBase& self, const ObjectMeta& meta, bool force, bool deep, bool memory_trim) {
             Check(self.Delete({meta.GetId()}, force, deep, memory_trim));
           },
           nb::arg("object_meta"), nb::arg("force") = false, nb::arg("deep") = true,
           nb::arg("memory_trim") = false, Gil())
       .def(
-          "exists", [](Client& self, const PyObjectID& id) { return Unwrap(self.Exists(id.value)); },
+          "exists", [](ClientBase& self, const PyObjectID& id) { return Unwrap(self.Exists(id.value)); },
           nb::arg("object_id"), Gil())
       .def(
-          "persist", [](Client& self, const PyObjectID& id) { Check(self.Persist(id.value)); },
+          "persist", [](ClientBase& self, const PyObjectID& id) { Check(self.Persist(id.value)); },
           nb::arg("object_id"), Gil())
       .def(
-          "persist", [](Client& self, const ObjectMeta& meta) { Check(self.Persist(meta.GetId())); },
+          "persist", [](ClientBase& self, const ObjectMeta& meta) { Check(self.Persist(meta.GetId())); },
           nb::arg("object_meta"), Gil())
       .def(
           "if_persist",
-          [](Client& self, const PyObjectID& id) { return Unwrap(self.IsPersisted(id.value)); },
+          [](ClientBase& self, const PyObjectID& id) { return Unwrap(self.IsPersisted(id.value)); },
           nb::arg("object_id"), Gil())
       .def(
           "is_persisted",
-          [](Client& self, const PyObjectID& id) { return Unwrap(self.IsPersisted(id.value)); },
+          [](ClientBase& self, const PyObjectID& id) { return Unwrap(self.IsPersisted(id.value)); },
           nb::arg("object_id"), Gil())
       .def(
           "shallow_copy",
-          [](Client& self, const PyObjectID& id, nb::handle extra) {
+          [](ClientBase& self, const PyObjectID& id, nb::handle extra) {
             json j = extra.is_none() ? json::object() : PyToJson(extra);
             return PyObjectID(Unwrap(NoGil([&] { return self.ShallowCopy(id.value, j); })));
           },
@@ -237,44 +226,44 @@ void BindClient(nb::module_& m) {
           "A new object sharing the members of `object_id`, with `extra_metadata` fields.")
       .def(
           "label",
-          [](Client& self, const PyObjectID& id, const std::string& key, const std::string& value) {
+          [](ClientBase& self, const PyObjectID& id, const std::string& key, const std::string& value) {
             Check(self.Label(id.value, key, value));
           },
           nb::arg("object_id"), nb::arg("key"), nb::arg("value"), Gil())
       .def(
           "label",
-          [](Client& self, const PyObjectID& id, const std::map<std::string, std::string>& labels) {
+          [](ClientBase& self, const PyObjectID& id, const std::map<std::string, std::string>& labels) {
             Check(self.Label(id.value, labels));
           },
           nb::arg("object_id"), nb::arg("labels"), Gil());
 
   // --- names -------------------------------------------------------------------------
-  c.def(
+  base.def(
        "put_name",
-       [](Client& self, const PyObjectID& id, const PyObjectName& name) {
+       [](ClientBase& self, const PyObjectID& id, const PyObjectName& name) {
          Check(self.PutName(id.value, name.name));
        },
        nb::arg("object_id"), nb::arg("name"), Gil())
       .def(
           "put_name",
-          [](Client& self, const ObjectMeta& meta, const PyObjectName& name) {
+          [](ClientBase& self, const ObjectMeta& meta, const PyObjectName& name) {
             Check(self.PutName(meta.GetId(), name.name));
           },
           nb::arg("object_meta"), nb::arg("name"), Gil())
       .def(
           "get_name",
-          [](Client& self, const PyObjectName& name, bool wait) {
+          [](ClientBase& self, const PyObjectName& name, bool wait) {
             return PyObjectID(Unwrap(self.GetName(name.name, wait)));
           },
           nb::arg("name"), nb::arg("wait") = false, Gil(),
           "The id named `name` (ObjectNotExistsException if none); `wait`: block until it "
           "appears.")
       .def(
-          "drop_name", [](Client& self, const PyObjectName& name) { Check(self.DropName(name.name)); },
+          "drop_name", [](ClientBase& self, const PyObjectName& name) { Check(self.DropName(name.name)); },
           nb::arg("name"), Gil())
       .def(
           "list_names",
-          [](Client& self, const std::string& pattern, bool regex, size_t limit) {
+          [](ClientBase& self, const std::string& pattern, bool regex, size_t limit) {
             auto names = Unwrap(NoGil([&] { return self.ListNames(pattern, regex, limit); }));
             nb::dict out;
             for (const auto& [name, id] : names) out[nb::str(name.c_str())] = PyObjectID(id);
@@ -284,16 +273,16 @@ void BindClient(nb::module_& m) {
           "{name: ObjectID} of names matching the glob (or regex).");
 
   // --- instance ----------------------------------------------------------------------
-  c.def("clear", [](Client& self) { Check(self.Clear()); }, Gil(),
+  base.def("clear", [](ClientBase& self) { Check(self.Clear()); }, Gil(),
         "Deletes every object of the instance.")
-      .def("reset", [](Client& self) { Check(self.Clear()); }, Gil(), "Alias of clear().")
-      .def("memory_trim", [](Client& self) { return Unwrap(self.MemoryTrim()); }, Gil(),
+      .def("reset", [](ClientBase& self) { Check(self.Clear()); }, Gil(), "Alias of clear().")
+      .def("memory_trim", [](ClientBase& self) { return Unwrap(self.MemoryTrim()); }, Gil(),
            "Returns unused memory to the kernel; True if any was released.")
       .def_prop_ro("status",
-                   [](Client& self) { return Unwrap(NoGil([&] { return self.GetInstanceStatus(); })); })
+                   [](ClientBase& self) { return Unwrap(NoGil([&] { return self.GetInstanceStatus(); })); })
       .def_prop_ro(
           "meta",
-          [](Client& self) {
+          [](ClientBase& self) {
             json info = Unwrap(NoGil([&] { return self.ClusterInfo(); }));
             // The wire keys instances as "i<id>"; Python sees the instance id (an int).
             nb::dict out;
@@ -309,9 +298,9 @@ void BindClient(nb::module_& m) {
             }
             return out;
           },
-          "Cluster metadata: {instance_id: {field: value}}.")
-      .def("flush_releases", [](Client& self) { Check(self.FlushReleases()); }, Gil(),
-           "Gives back blob references released locally but not yet sent.");
+          "Cluster metadata: {instance_id: {field: value}}.");
+  c.def("flush_releases", [](Client& self) { Check(self.FlushReleases()); }, Gil(),
+        "Gives back blob references released locally but not yet sent.");
 }
 
 }  // namespace vineyard::py

@@ -3,7 +3,7 @@
 
 NB_MODULE(_C, m) {
   using namespace vineyard::py;
-  m.doc() = "Native bindings of the vineyard C++ client (ids, metadata, blobs, IPC client).";
+  m.doc() = "Native bindings of the vineyard C++ client (ids, metadata, blobs, IPC and RPC clients).";
   // Clients kept in module globals at interpreter exit are not leaks worth a warning.
   nb::set_leak_warnings(false);
   BindErrors(m);
@@ -11,4 +11,5 @@ NB_MODULE(_C, m) {
   BindBlobs(m);
   BindMeta(m);
   BindClient(m);
+  BindRpcClient(m);
 }

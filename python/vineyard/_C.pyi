@@ -1,5 +1,5 @@
 """
-Native bindings of the vineyard C++ client (ids, metadata, blobs, IPC client).
+Native bindings of the vineyard C++ client (ids, metadata, blobs, IPC and RPC clients).
 """
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -425,9 +425,9 @@ class InstanceStatus:
 
     def __str__(self) -> str: ...
 
-class IPCClient:
+class ClientBase:
     """
-    A session with vineyardd over its UNIX socket (make one with connect_ipc). Thread-safe: requests are serialised.
+    What IPC and RPC sessions share: metadata, names, deletion, persistence and the instance's status.
     """
 
     @property
@@ -445,31 +445,8 @@ class IPCClient:
     @property
     def connected(self) -> bool: ...
 
-    @property
-    def is_ipc(self) -> bool: ...
-
-    @property
-    def is_rpc(self) -> bool: ...
-
     def close(self) -> None:
         """Ends the session; later requests raise ConnectionErrorException."""
-
-    def __repr__(self) -> str: ...
-
-    @overload
-    def create_blob(self, size: int) -> BlobBuilder:
-        """Allocates an unsealed blob of `size` bytes."""
-
-    @overload
-    def create_blob(self, sizes: Sequence[int]) -> list:
-        """Allocates one unsealed blob per size, in one request."""
-
-    def create_empty_blob(self) -> Blob: ...
-
-    def get_blob(self, object_id: ObjectID, unsafe: bool = False) -> Blob:
-        """The sealed blob, mapped read-only (`unsafe`: unsealed ones too)."""
-
-    def get_blobs(self, object_ids: Sequence[ObjectID], unsafe: bool = False) -> list[Blob]: ...
 
     @overload
     def create_metadata(self, metadata: list) -> list:
@@ -481,22 +458,10 @@ class IPCClient:
         Creates the metadata (its members must exist) and fills in its id, signature and instance_id; returns the same ObjectMeta.
         """
 
-    def put_object(self, meta: ObjectMeta, builders: list = [], persist: bool = False, name: str | None = None) -> ObjectID:
-        """
-        Seals `builders`, creates `meta` (filling in its id), and optionally persists and names it: one round trip. Returns the ObjectID.
-        """
-
     def get_meta(self, object_id: ObjectID, sync_remote: bool = False, wait: bool = False) -> ObjectMeta:
         """The metadata tree (no blobs mapped)."""
 
     def get_metas(self, object_ids: Sequence[ObjectID], sync_remote: bool = False, wait: bool = False) -> list[ObjectMeta]: ...
-
-    def get_object_meta(self, object_id: ObjectID) -> ObjectMeta:
-        """
-        The metadata with every local blob of the tree mapped (meta.get_buffer(id)): one round trip.
-        """
-
-    def get_object_metas(self, object_ids: Sequence[ObjectID]) -> list[ObjectMeta]: ...
 
     def list_metadatas(self, pattern: str, regex: bool = False, limit: int = 5) -> list[ObjectMeta]:
         """Metadata of objects whose typename matches the glob (or regex)."""
@@ -565,10 +530,157 @@ class IPCClient:
     def meta(self) -> dict:
         """Cluster metadata: {instance_id: {field: value}}."""
 
+class IPCClient(ClientBase):
+    """
+    A session with vineyardd over its UNIX socket (make one with connect_ipc). Thread-safe: requests are serialised.
+    """
+
+    @property
+    def is_ipc(self) -> bool: ...
+
+    @property
+    def is_rpc(self) -> bool: ...
+
+    def __repr__(self) -> str: ...
+
+    @overload
+    def create_blob(self, size: int) -> BlobBuilder:
+        """Allocates an unsealed blob of `size` bytes."""
+
+    @overload
+    def create_blob(self, sizes: Sequence[int]) -> list:
+        """Allocates one unsealed blob per size, in one request."""
+
+    def create_empty_blob(self) -> Blob: ...
+
+    def get_blob(self, object_id: ObjectID, unsafe: bool = False) -> Blob:
+        """The sealed blob, mapped read-only (`unsafe`: unsealed ones too)."""
+
+    def get_blobs(self, object_ids: Sequence[ObjectID], unsafe: bool = False) -> list[Blob]: ...
+
+    def put_object(self, meta: ObjectMeta, builders: list = [], persist: bool = False, name: str | None = None) -> ObjectID:
+        """
+        Seals `builders`, creates `meta` (filling in its id), and optionally persists and names it: one round trip. Returns the ObjectID.
+        """
+
+    def get_object_meta(self, object_id: ObjectID) -> ObjectMeta:
+        """
+        The metadata with every local blob of the tree mapped (meta.get_buffer(id)): one round trip.
+        """
+
+    def get_object_metas(self, object_ids: Sequence[ObjectID]) -> list[ObjectMeta]: ...
+
     def flush_releases(self) -> None:
         """Gives back blob references released locally but not yet sent."""
 
-def connect_ipc(socket: str = '') -> IPCClient:
+def connect_ipc(socket: str = '', username: str = '', password: str = '') -> IPCClient:
     """
     Connects to vineyardd at `socket` (empty: $VINEYARD_IPC_SOCKET). ConnectionFailedException if nobody answers there.
+    """
+
+class RemoteBlob(Blob):
+    """
+    A blob fetched over TCP into this process: a read-only buffer (memoryview, numpy.frombuffer) like Blob.
+    """
+
+    @property
+    def instance_id(self) -> int:
+        """The instance the blob lives on."""
+
+    def __repr__(self) -> str: ...
+
+class RemoteBlobBuilder:
+    """
+    The bytes of a blob to create over TCP, built in this process (memoryview(builder) is writable), then sent by RPCClient.create_remote_blob.
+    """
+
+    def __init__(self, size: int) -> None: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def address(self) -> int: ...
+
+    @property
+    def aborted(self) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    @overload
+    def copy(self, offset: int, address: int, size: int, concurrency: int = 0) -> None:
+        """Copies `size` bytes from the raw address `address` to `offset`."""
+
+    @overload
+    def copy(self, offset: int, data: object, concurrency: int = 0) -> None:
+        """Copies a bytes-like object (any C-contiguous buffer) to `offset`."""
+
+    def abort(self) -> None:
+        """Frees the bytes; the builder cannot be sent."""
+
+    def __repr__(self) -> str: ...
+
+class RPCClient(ClientBase):
+    """
+    A session with vineyardd over TCP (make one with connect_rpc). Thread-safe: requests are serialised.
+    """
+
+    @property
+    def is_ipc(self) -> bool: ...
+
+    @property
+    def is_rpc(self) -> bool: ...
+
+    @property
+    def remote_instance_id(self) -> int:
+        """The instance id of the connected vineyardd."""
+
+    @property
+    def compression(self) -> bool:
+        """zstd on the wire for blob bytes (only if the server offers it)."""
+
+    @compression.setter
+    def compression(self, arg: bool, /) -> None: ...
+
+    def is_fetchable(self, meta: ObjectMeta) -> bool:
+        """True if the object's blobs live on the connected instance."""
+
+    def __repr__(self) -> str: ...
+
+    @overload
+    def create_remote_blob(self, blob_builder: RemoteBlobBuilder) -> ObjectMeta:
+        """
+        Sends the builder's bytes; returns the new blob's ObjectMeta (use it as a member).
+        """
+
+    @overload
+    def create_remote_blob(self, blob_builders: list) -> list[ObjectMeta]:
+        """Sends several builders in one request."""
+
+    def create_remote_blobs_from(self, buffers: list) -> list[ObjectMeta]:
+        """
+        Creates one blob per bytes-like object, sending the bytes without copying them first; returns the blobs' ObjectMeta.
+        """
+
+    def get_remote_blob(self, object_id: ObjectID, unsafe: bool = False) -> RemoteBlob:
+        """Fetches the blob's bytes into this process."""
+
+    def get_remote_blobs(self, object_ids: Sequence[ObjectID], unsafe: bool = False) -> list[RemoteBlob]:
+        """Fetches several blobs in one request."""
+
+    def put_object(self, meta: ObjectMeta, builders: list = [], persist: bool = False, name: str | None = None) -> ObjectID:
+        """
+        Creates `meta` (filling in its id), and optionally persists and names it: one round trip. Returns the ObjectID.
+        """
+
+    def get_object_meta(self, object_id: ObjectID) -> ObjectMeta:
+        """
+        The metadata with every blob of the tree fetched (meta.get_buffer(id)).
+        """
+
+    def get_object_metas(self, object_ids: Sequence[ObjectID]) -> list[ObjectMeta]: ...
+
+def connect_rpc(host: str, port: int, username: str = '', password: str = '') -> RPCClient:
+    """
+    Connects to the RPC endpoint host:port. ConnectionFailedException names it if nobody answers there.
     """
