@@ -25,6 +25,8 @@ class Peer:
     label = ""         # shown in the tables
     # scenario key -> why this system cannot do it ("s3": "bytes only", ...)
     cannot: Dict[str, str] = {}
+    # what start() returned (set by the worker); scenarios 6 and 7 hand it to new processes
+    info: Dict[str, Any] = {}
 
     # -- life cycle -------------------------------------------------------------------
     def version(self) -> str:
@@ -98,8 +100,6 @@ class Peer:
                 self.delete(ref)
             total = conn.recv()
             return time.perf_counter() - start, total
-
-    info: Dict[str, Any] = {}
 
 
 @contextlib.contextmanager
