@@ -13,6 +13,7 @@ InstanceID ClientBase::instance_id() const { return core_->info().instance_id; }
 const std::string& ClientBase::ipc_socket() const { return core_->info().ipc_socket; }
 const std::string& ClientBase::rpc_endpoint() const { return core_->info().rpc_endpoint; }
 const std::string& ClientBase::version() const { return core_->info().version; }
+const std::string& ClientBase::endpoint() const { return core_->endpoint(); }
 
 void ClientBase::PrepareForCreate(ObjectMeta& meta) const {
   InstanceID instance = instance_id();

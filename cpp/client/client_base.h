@@ -32,6 +32,8 @@ class ClientBase {
   const std::string& ipc_socket() const;
   const std::string& rpc_endpoint() const;
   const std::string& version() const;
+  /// What this client dialled: the socket path, or "host:port".
+  const std::string& endpoint() const;
 
   // --- objects -----------------------------------------------------------------
   /// Creates the metadata (members must exist); fills in id, signature, instance.

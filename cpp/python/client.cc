@@ -67,6 +67,8 @@ void BindClient(nb::module_& m) {
       .def_prop_ro("ipc_socket", &ClientBase::ipc_socket)
       .def_prop_ro("rpc_endpoint", &ClientBase::rpc_endpoint)
       .def_prop_ro("version", &ClientBase::version)
+      .def_prop_ro("endpoint", &ClientBase::endpoint,
+                   "What this client dialled: the socket path, or host:port.")
       .def_prop_ro("connected", &ClientBase::Connected)
       .def("close", [](ClientBase& self) { Check(self.Disconnect()); }, Gil(),
            "Ends the session; later requests raise ConnectionErrorException.");

@@ -443,6 +443,10 @@ class ClientBase:
     def version(self) -> str: ...
 
     @property
+    def endpoint(self) -> str:
+        """What this client dialled: the socket path, or host:port."""
+
+    @property
     def connected(self) -> bool: ...
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ def vineyardd_path() -> str:
 
 from . import _C  # noqa: E402
 from ._C import Blob, BlobBuilder, InstanceStatus, ObjectID, ObjectMeta, ObjectName  # noqa: E402
+from ._C import RemoteBlob, RemoteBlobBuilder  # noqa: E402
 from ._C import VineyardException  # noqa: E402
 
 _exceptions = [n for n in dir(_C) if n.endswith("Exception") and n != "VineyardException"]
@@ -41,14 +42,14 @@ from .core import (  # noqa: E402
     get_current_resolvers,
     resolver_context,
 )
-from .core.client import IPCClient, RPCNotAvailableError, connect  # noqa: E402
+from .core.client import ClientBase, IPCClient, RPCClient, connect  # noqa: E402
 from .core.object import Object  # noqa: E402
 from . import data  # noqa: E402,F401  (registers the built-in builders and resolvers)
 
-_default_client: Optional[IPCClient] = None
+_default_client: Optional[ClientBase] = None
 
 
-def _client(client: Optional[IPCClient] = None) -> IPCClient:
+def _client(client: Optional[ClientBase] = None) -> ClientBase:
     global _default_client
     if client is not None:
         return client
@@ -57,27 +58,27 @@ def _client(client: Optional[IPCClient] = None) -> IPCClient:
     return _default_client
 
 
-def set_default_client(client: Optional[IPCClient]) -> None:
+def set_default_client(client: Optional[ClientBase]) -> None:
     """Use ``client`` for the module-level ``put``/``get`` (None: reconnect lazily)."""
     global _default_client
     _default_client = client
 
 
 def put(value: Any, builder: Optional[BuilderContext] = None, persist: bool = False,
-        name: Optional[str] = None, client: Optional[IPCClient] = None, **kwargs: Any) -> ObjectID:
-    """``IPCClient.put`` on the default client (``connect()`` over $VINEYARD_IPC_SOCKET)."""
+        name: Optional[str] = None, client: Optional[ClientBase] = None, **kwargs: Any) -> ObjectID:
+    """``ClientBase.put`` on the default client (``connect()`` over $VINEYARD_IPC_SOCKET)."""
     return _client(client).put(value, builder=builder, persist=persist, name=name, **kwargs)
 
 
 def get(object_id: Optional[Union[ObjectID, int, str]] = None, name: Optional[str] = None,
-        resolver: Optional[ResolverContext] = None, client: Optional[IPCClient] = None,
+        resolver: Optional[ResolverContext] = None, client: Optional[ClientBase] = None,
         **kwargs: Any) -> Any:
-    """``IPCClient.get`` on the default client (``connect()`` over $VINEYARD_IPC_SOCKET)."""
+    """``ClientBase.get`` on the default client (``connect()`` over $VINEYARD_IPC_SOCKET)."""
     return _client(client).get(object_id, name=name, resolver=resolver, **kwargs)
 
 
 __all__ = [
-    "__version__", "vineyardd_path", "connect", "IPCClient", "RPCNotAvailableError", "Object", "ObjectID", "ObjectName",
+    "__version__", "vineyardd_path", "connect", "IPCClient", "RPCClient", "RemoteBlob", "RemoteBlobBuilder", "Object", "ObjectID", "ObjectName",
     "ObjectMeta", "Blob", "BlobBuilder", "InstanceStatus", "VineyardException", "put", "get",
     "set_default_client", "BuilderContext", "ResolverContext", "DriverContext",
     "default_builder_context", "default_resolver_context", "default_driver_context",

@@ -29,17 +29,24 @@ def vineyardd_binary():
 
 
 class Server:
-    """One vineyardd process on its own socket in its own temporary directory."""
+    """One vineyardd process on its own socket in its own temporary directory; with
+    ``rpc=True`` also on a free TCP port (``self.port``)."""
 
-    def __init__(self):
+    def __init__(self, *args, rpc=False, size=SIZE):
         self.workdir = tempfile.mkdtemp(prefix="vy-py-")
         self.socket = os.path.join(self.workdir, "vineyard.sock")
         self.log_path = os.path.join(self.workdir, "vineyardd.log")
+        net = ["--rpc_socket_port=0"] if rpc else ["--norpc"]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [vineyardd_binary(), f"--socket={self.socket}", f"--size={SIZE}", "--norpc"],
+                [vineyardd_binary(), f"--socket={self.socket}", f"--size={size}", *net, *args],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         self._wait_ready()
+        self.port = None
+        if rpc:
+            for line in self.log().splitlines():  # "... rpc host:port, ..."
+                if " rpc " in line and "serving on" in line:
+                    self.port = int(line.split(" rpc ", 1)[1].split(",")[0].rsplit(":", 1)[1])
 
     def log(self):
         with open(self.log_path, errors="replace") as f:
@@ -81,6 +88,14 @@ def vineyardd_socket():
     """The socket of a vineyardd shared by the whole session."""
     server = Server()
     yield server.socket
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rpc_server():
+    """A vineyardd serving IPC and TCP, shared by the session (server.socket, server.port)."""
+    server = Server(rpc=True)
+    yield server
     server.stop()
 
 

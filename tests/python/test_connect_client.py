@@ -67,21 +67,29 @@ def test_connect_bad_socket_message(tmp_path):
         vineyard.connect(str(tmp_path / "missing.sock"))
 
 
-@pytest.mark.parametrize("args,kwargs", [
-    (("localhost", 9600), {}), (("localhost", "9600"), {}), ((("localhost", 9600),), {}),
-    (("localhost:9600",), {}), ((), {"host": "h", "port": 1}), ((), {"endpoint": ("h", 1)}),
-    (("localhost", 9600), {"username": "u", "password": "p"}),
-])
-def test_connect_rpc_not_available(args, kwargs):
-    with pytest.raises(vineyard.RPCNotAvailableError, match="RPC clients are not available"):
-        vineyard.connect(*args, **kwargs)
-    assert issubclass(vineyard.RPCNotAvailableError, vineyard.ConnectionFailedException)
-    assert issubclass(vineyard.RPCNotAvailableError, NotImplementedError)
+def test_connect_rpc_forms(rpc_server, clean_env):
+    """Every RPC form of connect() reaches the same instance over TCP."""
+    port = rpc_server.port
+    forms = [(("127.0.0.1", port), {}), (("127.0.0.1", str(port)), {}),
+             ((("127.0.0.1", port),), {}), ((f"127.0.0.1:{port}",), {}),
+             ((), {"host": "127.0.0.1", "port": port}), ((), {"endpoint": ("127.0.0.1", port)}),
+             ((), {"endpoint": f"127.0.0.1:{port}"})]
+    ipc = vineyard.connect(rpc_server.socket)
+    for args, kwargs in forms:
+        c = vineyard.connect(*args, **kwargs)
+        assert isinstance(c, vineyard.RPCClient) and c.is_rpc and not c.is_ipc, (args, kwargs)
+        assert c.remote_instance_id == ipc.instance_id
+        c.close()
+    clean_env.setenv("VINEYARD_RPC_ENDPOINT", f"127.0.0.1:{port}")
+    c = vineyard.connect()
+    assert isinstance(c, vineyard.RPCClient)
+    c.close()
+    ipc.close()
 
 
-def test_connect_rpc_env(clean_env):
-    clean_env.setenv("VINEYARD_RPC_ENDPOINT", "localhost:9600")
-    with pytest.raises(vineyard.RPCNotAvailableError, match="VINEYARD_RPC_ENDPOINT"):
+def test_connect_rpc_env_not_answering(clean_env):
+    clean_env.setenv("VINEYARD_RPC_ENDPOINT", "127.0.0.1:1")
+    with pytest.raises(vineyard.ConnectionFailedException, match="VINEYARD_RPC_ENDPOINT"):
         vineyard.connect()
 
 

@@ -24,7 +24,6 @@ import vineyard
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OBJECT_REPR = re.compile(r"^o[0-9a-f]{16}$")
 
-RPC_ISSUE = "needs the RPC client and remote blobs (issue 4)"
 CLUSTER_ISSUE = "needs a two-instance cluster sharing metadata through etcd (a later issue)"
 STREAM_ISSUE = "needs streams and I/O drivers (vineyard.io; a later issue)"
 CSI_ISSUE = "needs the CSI driver (vineyard.csi; a later issue)"
@@ -379,8 +378,30 @@ def test_create_and_get_blob_example(client):
     assert bytes(memoryview(blob)) == b'abcdefgh1234567890uvwxyz'
 
 
-def test_rpc_client_examples():
-    pytest.skip(RPC_ISSUE)
+def test_rpc_client_examples(rpc_server):
+    # "Local Objects" (003), then "Remote Objects" on the same instance over TCP.
+    vineyard_ipc_client = vineyard.connect(rpc_server.socket)
+    df = pd.DataFrame(np.random.rand(10, 2))
+    r = vineyard_ipc_client.put(df)
+    assert type(r) is vineyard._C.ObjectID
+    pd.testing.assert_frame_equal(vineyard_ipc_client.get(r), df)
+
+    vineyard_endpoint = f"localhost:{rpc_server.port}"
+    vineyard_rpc_client = vineyard.connect(*vineyard_endpoint.split(':'))
+    meta = vineyard_rpc_client.get_meta(r)
+    assert meta.id == r
+    assert meta.instance_id == vineyard_ipc_client.instance_id
+    assert meta.typename == 'vineyard::DataFrame'
+
+    payload = b'abcdefgh1234567890uvwxyz'
+    remote_buffer_builder = vineyard.RemoteBlobBuilder(len(payload))
+    remote_buffer_builder.copy(0, payload)
+    remote_blob_id = vineyard_rpc_client.create_remote_blob(remote_buffer_builder)
+    remote_blob = vineyard_rpc_client.get_remote_blob(remote_blob_id)
+    assert type(remote_blob) is vineyard._C.RemoteBlob
+    assert bytes(memoryview(remote_blob)) == b'abcdefgh1234567890uvwxyz'
+    vineyard_rpc_client.close()
+    vineyard_ipc_client.close()
 
 
 # ================================================================ sharing Python objects (004)

@@ -19,7 +19,7 @@ from .builder import BuilderContext, get_current_builders
 from .object import Object, PendingObject
 from .resolver import ResolverContext, get_current_resolvers
 
-__all__ = ["IPCClient", "connect", "RPCNotAvailableError"]
+__all__ = ["ClientBase", "IPCClient", "RPCClient", "connect"]
 
 ObjectID = _C.ObjectID
 ObjectMeta = _C.ObjectMeta
@@ -33,18 +33,16 @@ def _as_id(target: Any) -> "_C.ObjectID":
     return ObjectID(target) if not isinstance(target, ObjectID) else target
 
 
-class IPCClient:
-    """IPC client that connects to a vineyard instance's UNIX domain socket.
+class ClientBase:
+    """What IPC and RPC clients share: metadata, names, deletion, persistence, the
+    instance's status, and ``put``/``get`` of Python values through the builder and
+    resolver contexts.
 
-    Wraps a native ``vineyard._C.IPCClient``; every method of it not redefined here is
-    passed through unchanged (``create_blob``, ``get_blob(s)``, ``list_names``, ...).
+    Wraps a native ``vineyard._C`` client; every method of it not redefined here is
+    passed through unchanged.
     """
 
-    def __init__(self, socket: Union[str, "_C.IPCClient", None] = None) -> None:
-        if isinstance(socket, _C.IPCClient):
-            native = socket
-        else:
-            native = _C.connect_ipc(os.fspath(socket) if socket else "")
+    def __init__(self, native: Any) -> None:
         object.__setattr__(self, "_c", native)
         # blob id -> (address, size) of every blob this client created or mapped; backs
         # is_shared_memory / find_shared_memory.
@@ -57,8 +55,8 @@ class IPCClient:
 
     # ------------------------------------------------------------------ plumbing
     @property
-    def native(self) -> "_C.IPCClient":
-        """The underlying ``vineyard._C.IPCClient``."""
+    def native(self) -> "_C.ClientBase":
+        """The underlying ``vineyard._C`` client."""
         return self._c
 
     def __getattr__(self, name: str) -> Any:
@@ -72,7 +70,7 @@ class IPCClient:
     def __repr__(self) -> str:
         return repr(self._c)
 
-    def __enter__(self) -> "IPCClient":
+    def __enter__(self) -> "ClientBase":
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -111,17 +109,15 @@ class IPCClient:
 
     @property
     def is_ipc(self) -> bool:
-        return True
+        return self._c.is_ipc
 
     @property
     def is_rpc(self) -> bool:
-        return False
+        return self._c.is_rpc
 
     @property
     def status(self) -> "_C.InstanceStatus":
-        """The connected instance's status; blob references this client has dropped are
-        given back first, so ``memory_usage`` does not count them."""
-        self._c.flush_releases()
+        """The connected instance's status."""
         return self._c.status
 
     @property
@@ -137,7 +133,7 @@ class IPCClient:
     def clear(self) -> None:
         self.reset()
 
-    # ------------------------------------------------------------------ shared memory
+    # ------------------------------------------------------------------ blobs seen
     def _record(self, blobs: Any) -> None:
         entries = []
         for b in blobs:
@@ -164,77 +160,9 @@ class IPCClient:
                 pass
         self._record(blobs)
 
-    @staticmethod
-    def _address_of(target: Any) -> Tuple[int, int]:
-        """(address, length) of an int address or of an object exporting a buffer."""
-        if isinstance(target, int):
-            return int(target), 1
-        if isinstance(target, (_C.Blob, _C.BlobBuilder)):
-            return target.address, max(target.size, 1)
-        iface = getattr(target, "__array_interface__", None)
-        if iface is not None:
-            return int(iface["data"][0]), max(int(getattr(target, "nbytes", 1)), 1)
-        try:
-            view = memoryview(target)
-        except TypeError:
-            raise TypeError(f"expected an address (int) or a buffer, got "
-                            f"{type(target).__name__}") from None
-        if not view.c_contiguous:
-            raise TypeError("a non-contiguous buffer is not supported")
-        if view.nbytes == 0:
-            return 0, 1
-        import numpy as np
-        arr = np.frombuffer(view.cast("B"), dtype=np.uint8)
-        return int(arr.__array_interface__["data"][0]), view.nbytes
-
-    def find_shared_memory(self, target: Any) -> Optional["_C.ObjectID"]:
-        """The id of the blob, created or mapped by this client, that holds ``target`` (an
-        address, or a buffer such as a numpy array / memoryview); None if none does."""
-        addr, length = self._address_of(target)
-        if addr == 0:
-            return None
-        with self._mapped_lock:
-            items = list(self._mapped.items())
-        for oid, (start, size) in reversed(items):  # newest first: memory may be reused
-            if start <= addr and addr + length <= start + size:
-                return ObjectID(oid)
-        return None
-
-    def is_shared_memory(self, target: Any) -> bool:
-        """Whether ``target`` (an address or a buffer) lies inside a blob this client has
-        created or mapped (``create_blob``, ``get_blob(s)``, ``get``/``get_object``)."""
-        return self.find_shared_memory(target) is not None
-
-    def create_blob(self, size: Union[int, List[int]]) -> Union["_C.BlobBuilder", List["_C.BlobBuilder"]]:
-        """An unsealed BlobBuilder of ``size`` bytes, or a list of them for a list of sizes."""
-        out = self._c.create_blob(size)
-        writers = out if isinstance(out, list) else [out]
-        self._record(writers)
-        for w in writers:
-            self._track(w)
-        return out
-
-    def create_empty_blob(self) -> "_C.Blob":
-        """The empty blob (size 0; its id is ``ObjectID.empty_blob()``)."""
-        return self._c.create_empty_blob()
-
     def memory_trim(self) -> bool:
         """Return unused shared memory to the kernel; True if any was released."""
         return self._c.memory_trim()
-
-    def flush_releases(self) -> None:
-        """Give back blob references this client dropped but has not reported yet."""
-        self._c.flush_releases()
-
-    def get_blob(self, object_id: Any, unsafe: bool = False) -> "_C.Blob":
-        blob = self._c.get_blob(_as_id(object_id), unsafe=unsafe)
-        self._record([blob])
-        return blob
-
-    def get_blobs(self, object_ids: List[Any], unsafe: bool = False) -> List["_C.Blob"]:
-        blobs = self._c.get_blobs([_as_id(i) for i in object_ids], unsafe=unsafe)
-        self._record(blobs)
-        return blobs
 
     # ------------------------------------------------------------------ put rollback
     def _track(self, created: Any) -> None:
@@ -270,8 +198,10 @@ class IPCClient:
         # Drop this client's references to the undone blobs now, not when the exception
         # (whose frames hold the builders) is garbage collected.
         log.clear()
+        flush = getattr(self._c, "flush_releases", None)  # IPC: references to give back
         try:
-            self._c.flush_releases()
+            if flush is not None:
+                flush()
         except _C.VineyardException:
             pass
 
@@ -296,6 +226,9 @@ class IPCClient:
             oid = built.id
         elif isinstance(built, _C.BlobBuilder):
             oid = built.seal(self._c).id
+            self._track(oid)
+        elif isinstance(built, _C.RemoteBlobBuilder):
+            oid = self._c.create_remote_blob(built).id
             self._track(oid)
         elif isinstance(built, (ObjectID, int)):
             oid = ObjectID(built)
@@ -451,14 +384,6 @@ class IPCClient:
                    limit: int = 5) -> Dict[str, "_C.ObjectID"]:
         return self._c.list_names(pattern, regex=regex, limit=limit)
 
-    def allocated_size(self, target: Any) -> int:
-        """Bytes of shared memory held by the blobs of ``target``."""
-        oid = _as_id(target)
-        if oid.is_blob:
-            return self._c.get_blob(oid).size
-        meta = self._c.get_object_meta(oid)
-        return sum(meta.get_buffer(b).size for b in meta.blob_ids() if b != ObjectID.empty_blob())
-
     def label(self, object_id: Any, key: Any, value: Optional[str] = None) -> None:
         if value is None:
             self._c.label(_as_id(object_id), dict(key))
@@ -470,23 +395,185 @@ class IPCClient:
         local metadata, which is always in sync: checks the session is alive, else raises."""
         self._c.status  # noqa: B018 (a request: ConnectionErrorException when closed)
 
+
+class IPCClient(ClientBase):
+    """IPC client that connects to a vineyard instance's UNIX domain socket: blobs are
+    shared memory mapped into this process, so ``get`` copies nothing.
+
+    Wraps a native ``vineyard._C.IPCClient``; every method of it not redefined here is
+    passed through unchanged (``create_blob``, ``get_blob(s)``, ``list_names``, ...).
+    """
+
+    def __init__(self, socket: Union[str, "_C.IPCClient", None] = None,
+                 username: str = "", password: str = "") -> None:
+        if isinstance(socket, _C.IPCClient):
+            native = socket
+        else:
+            native = _C.connect_ipc(os.fspath(socket) if socket else "", username or "",
+                                    password or "")
+        super().__init__(native)
+
+    @property
+    def status(self) -> "_C.InstanceStatus":
+        """The connected instance's status; blob references this client has dropped are
+        given back first, so ``memory_usage`` does not count them."""
+        self._c.flush_releases()
+        return self._c.status
+
+    # ------------------------------------------------------------------ shared memory
+    @staticmethod
+    def _address_of(target: Any) -> Tuple[int, int]:
+        """(address, length) of an int address or of an object exporting a buffer."""
+        if isinstance(target, int):
+            return int(target), 1
+        if isinstance(target, (_C.Blob, _C.BlobBuilder)):
+            return target.address, max(target.size, 1)
+        iface = getattr(target, "__array_interface__", None)
+        if iface is not None:
+            return int(iface["data"][0]), max(int(getattr(target, "nbytes", 1)), 1)
+        try:
+            view = memoryview(target)
+        except TypeError:
+            raise TypeError(f"expected an address (int) or a buffer, got "
+                            f"{type(target).__name__}") from None
+        if not view.c_contiguous:
+            raise TypeError("a non-contiguous buffer is not supported")
+        if view.nbytes == 0:
+            return 0, 1
+        import numpy as np
+        arr = np.frombuffer(view.cast("B"), dtype=np.uint8)
+        return int(arr.__array_interface__["data"][0]), view.nbytes
+
+    def find_shared_memory(self, target: Any) -> Optional["_C.ObjectID"]:
+        """The id of the blob, created or mapped by this client, that holds ``target`` (an
+        address, or a buffer such as a numpy array / memoryview); None if none does."""
+        addr, length = self._address_of(target)
+        if addr == 0:
+            return None
+        with self._mapped_lock:
+            items = list(self._mapped.items())
+        for oid, (start, size) in reversed(items):  # newest first: memory may be reused
+            if start <= addr and addr + length <= start + size:
+                return ObjectID(oid)
+        return None
+
+    def is_shared_memory(self, target: Any) -> bool:
+        """Whether ``target`` (an address or a buffer) lies inside a blob this client has
+        created or mapped (``create_blob``, ``get_blob(s)``, ``get``/``get_object``)."""
+        return self.find_shared_memory(target) is not None
+
+    def create_blob(self, size: Union[int, List[int]]) -> Union["_C.BlobBuilder", List["_C.BlobBuilder"]]:
+        """An unsealed BlobBuilder of ``size`` bytes, or a list of them for a list of sizes."""
+        out = self._c.create_blob(size)
+        writers = out if isinstance(out, list) else [out]
+        self._record(writers)
+        for w in writers:
+            self._track(w)
+        return out
+
+    def create_empty_blob(self) -> "_C.Blob":
+        """The empty blob (size 0; its id is ``ObjectID.empty_blob()``)."""
+        return self._c.create_empty_blob()
+
+    def flush_releases(self) -> None:
+        """Give back blob references this client dropped but has not reported yet."""
+        self._c.flush_releases()
+
+    def get_blob(self, object_id: Any, unsafe: bool = False) -> "_C.Blob":
+        blob = self._c.get_blob(_as_id(object_id), unsafe=unsafe)
+        self._record([blob])
+        return blob
+
+    def get_blobs(self, object_ids: List[Any], unsafe: bool = False) -> List["_C.Blob"]:
+        blobs = self._c.get_blobs([_as_id(i) for i in object_ids], unsafe=unsafe)
+        self._record(blobs)
+        return blobs
+
+    def allocated_size(self, target: Any) -> int:
+        """Bytes of shared memory held by the blobs of ``target``."""
+        oid = _as_id(target)
+        if oid.is_blob:
+            return self._c.get_blob(oid).size
+        meta = self._c.get_object_meta(oid)
+        return sum(meta.get_buffer(b).size for b in meta.blob_ids() if b != ObjectID.empty_blob())
+
     def fork(self) -> "IPCClient":
         return IPCClient(self._c.ipc_socket)
 
 
+class RPCClient(ClientBase):
+    """RPC client that connects to a vineyard instance's TCP endpoint (``host:port``),
+    for processes that cannot map its shared memory (other hosts). Metadata works as over
+    IPC; blob bytes travel over the connection: ``put`` sends them, ``get`` fetches them
+    into this process (``RemoteBlob``), and the same object compares equal read either way.
+
+    Wraps a native ``vineyard._C.RPCClient``.
+    """
+
+    def __init__(self, host: Union[str, "_C.RPCClient"], port: Union[int, str, None] = None,
+                 username: str = "", password: str = "") -> None:
+        if isinstance(host, _C.RPCClient):
+            native = host
+        else:
+            port = int(port if port is not None else 9600)
+            native = _C.connect_rpc(str(host), port, username or "", password or "")
+        super().__init__(native)
+        # Where we dialled (the server reports its own host name, maybe not reachable
+        # from here), for fork().
+        object.__setattr__(self, "_login", (username or "", password or ""))
+
+    @property
+    def remote_instance_id(self) -> int:
+        """The instance id of the connected vineyardd."""
+        return self._c.remote_instance_id
+
+    @property
+    def compression(self) -> bool:
+        """zstd on the wire for blob bytes (off by default; needs the server's offer)."""
+        return self._c.compression
+
+    @compression.setter
+    def compression(self, on: bool) -> None:
+        self._c.compression = bool(on)
+
+    def is_fetchable(self, meta: "_C.ObjectMeta") -> bool:
+        """True if the object's blobs live on the connected instance."""
+        return self._c.is_fetchable(meta)
+
+    def create_remote_blob(self, blob_builder: Union["_C.RemoteBlobBuilder",
+                                                     List["_C.RemoteBlobBuilder"]]
+                           ) -> Union["_C.ObjectMeta", List["_C.ObjectMeta"]]:
+        """Send a RemoteBlobBuilder's bytes (or several, in one request); returns the new
+        blobs' ObjectMeta, to add as members."""
+        out = self._c.create_remote_blob(blob_builder)
+        for m in (out if isinstance(out, list) else [out]):
+            self._track(m.id)
+        return out
+
+    def create_remote_blobs_from(self, buffers: List[Any]) -> List["_C.ObjectMeta"]:
+        """One blob per bytes-like object, sent straight from its memory (no copy into a
+        builder first); returns the blobs' ObjectMeta."""
+        out = self._c.create_remote_blobs_from(list(buffers))
+        for m in out:
+            self._track(m.id)
+        return out
+
+    def get_remote_blob(self, object_id: Any, unsafe: bool = False) -> "_C.RemoteBlob":
+        """Fetch a blob's bytes into this process."""
+        return self._c.get_remote_blob(_as_id(object_id), unsafe=unsafe)
+
+    def get_remote_blobs(self, object_ids: List[Any], unsafe: bool = False
+                         ) -> List["_C.RemoteBlob"]:
+        """Fetch several blobs in one request."""
+        return self._c.get_remote_blobs([_as_id(i) for i in object_ids], unsafe=unsafe)
+
+    def fork(self) -> "RPCClient":
+        """A new session to the same endpoint, with the same login."""
+        host, port = self._c.endpoint.rsplit(":", 1)
+        return RPCClient(host, int(port), *self._login)
+
 
 # ====================================================================== connect()
-
-class RPCNotAvailableError(_C.ConnectionFailedException, NotImplementedError):
-    """Raised for RPC forms of ``connect`` (host/port, endpoint, $VINEYARD_RPC_ENDPOINT):
-    RPC clients are not available in this implementation yet."""
-
-
-def _rpc_unavailable(what: str) -> RPCNotAvailableError:
-    return RPCNotAvailableError(
-        f"vineyard.connect: {what} asks for an RPC client, but RPC clients are not available "
-        f"yet in this vineyard; connect over IPC with vineyard.connect('/path/to/vineyard.sock')")
-
 
 _DEFAULT_CONFIGS = ("/var/run/vineyard-config.yaml", "/var/run/vineyard/vineyard-config.yaml")
 
@@ -600,18 +687,39 @@ def _stop_private_servers() -> None:
 _HOST_PORT = re.compile(r"^[^/\s:]+:\d+$")
 
 
-def _connect_default() -> IPCClient:
+def _split_endpoint(endpoint: Any) -> Tuple[str, int]:
+    """(host, port) of "host:port", "host" (port 9600) or a (host, port) pair."""
+    if isinstance(endpoint, (tuple, list)):
+        if len(endpoint) != 2:
+            raise TypeError(f"an RPC endpoint is (host, port), got {tuple(endpoint)!r}")
+        host, port = endpoint
+    else:
+        host, _, port = str(endpoint).rpartition(":")
+        if not host:
+            host, port = str(endpoint), 9600
+    try:
+        return str(host), int(port)
+    except ValueError:
+        raise _C.ConnectionFailedException(
+            f"vineyard.connect: {endpoint!r} is not an RPC endpoint of the form host:port") \
+            from None
+
+
+def _connect_rpc(endpoint: Any, username: str, password: str) -> RPCClient:
+    host, port = _split_endpoint(endpoint)
+    return RPCClient(host, port, username, password)
+
+
+def _connect_default(username: str = "", password: str = "") -> ClientBase:
     """connect() without an address: env, config files, then a private vineyardd."""
     tried: List[str] = []
     resolved_any = False
 
-    resolved_ipc = 0  # IPC sources that were configured (and failed)
     sock = os.environ.get("VINEYARD_IPC_SOCKET")
     if sock:
         resolved_any = True
-        resolved_ipc += 1
         try:
-            return IPCClient(sock)
+            return IPCClient(sock, username, password)
         except _C.VineyardException as e:
             tried.append(f"$VINEYARD_IPC_SOCKET={sock!r}: {e}")
     else:
@@ -620,7 +728,10 @@ def _connect_default() -> IPCClient:
     endpoint = os.environ.get("VINEYARD_RPC_ENDPOINT")
     if endpoint:
         resolved_any = True
-        tried.append(f"$VINEYARD_RPC_ENDPOINT={endpoint!r}: RPC clients are not available yet")
+        try:
+            return _connect_rpc(endpoint, username, password)
+        except _C.VineyardException as e:
+            tried.append(f"$VINEYARD_RPC_ENDPOINT={endpoint!r}: {e}")
     else:
         tried.append("$VINEYARD_RPC_ENDPOINT: not set")
 
@@ -636,21 +747,18 @@ def _connect_default() -> IPCClient:
             tried.append(f"{label} {path}: does not exist")
             continue
         resolved_any = True
-        resolved_ipc += 1
         try:
             conf_sock = _socket_from_config(path)
         except Exception as e:  # noqa: BLE001
             tried.append(f"{label} {path!r}: {e}")
             continue
         try:
-            return IPCClient(conf_sock)
+            return IPCClient(conf_sock, username, password)
         except _C.VineyardException as e:
             tried.append(f"{label} {path!r} (IPCSocket {conf_sock!r}): {e}")
 
     if resolved_any:
         # Something was configured but did not answer: don't silently start a new server.
-        if endpoint and resolved_ipc == 0:
-            raise _rpc_unavailable(f"$VINEYARD_RPC_ENDPOINT={endpoint!r}")
         raise _C.ConnectionFailedException(
             "vineyard.connect(): could not connect; tried:\n  " + "\n  ".join(tried))
 
@@ -675,26 +783,28 @@ def _connect_default() -> IPCClient:
     return client
 
 
-def connect(*args: Any, **kwargs: Any) -> IPCClient:
-    """Connect to vineyard.
+def connect(*args: Any, **kwargs: Any) -> ClientBase:
+    """Connect to vineyard: an ``IPCClient`` for a UNIX socket, an ``RPCClient`` for a TCP
+    endpoint.
 
     * ``connect(socket)`` / ``connect(socket=...)``: IPC over that UNIX domain socket.
-    * ``connect()`` (or ``connect(None)``): IPC over ``$VINEYARD_IPC_SOCKET``; else
-      ``$VINEYARD_RPC_ENDPOINT`` (RPC: not available yet); else the ``Vineyard.IPCSocket``
-      of the YAML config ``$VINEYARD_CONFIG`` (or /var/run/vineyard-config.yaml,
+    * ``connect(host, port)``, ``connect((host, port))``, ``connect("host:port")`` (when
+      no such file exists), ``connect(host=..., port=...)``, ``connect(endpoint=...)``:
+      RPC to that endpoint.
+    * ``connect()`` (or ``connect(None)``): IPC over ``$VINEYARD_IPC_SOCKET``; else RPC to
+      ``$VINEYARD_RPC_ENDPOINT``; else the ``Vineyard.IPCSocket`` of the YAML config
+      ``$VINEYARD_CONFIG`` (or /var/run/vineyard-config.yaml,
       /var/run/vineyard/vineyard-config.yaml); if none of them is set, starts a private
       vineyardd (``$VINEYARDD``, the bundled binary, or build/vineyardd of a development
       tree) on a temporary socket with --norpc, stopped when the client is closed or at
       interpreter exit. ConnectionFailedException lists every source tried.
-    * ``connect(host, port)``, ``connect((host, port))``, ``connect("host:port")``,
-      ``connect(endpoint=...)``: RPC clients are not available yet; these raise
-      ``RPCNotAvailableError`` (a ConnectionFailedException and a NotImplementedError).
 
-    ``username`` and ``password`` (and ``session``) are accepted and ignored:
-    authentication is not implemented yet.
+    ``username`` and ``password`` log in to a vineyardd started with ``--htpasswd``
+    (``session`` is accepted and ignored).
     """
-    for ignored in ("username", "password", "session"):
-        kwargs.pop(ignored, None)
+    username = kwargs.pop("username", None) or ""
+    password = kwargs.pop("password", None) or ""
+    kwargs.pop("session", None)
     socket = kwargs.pop("socket", None)
     endpoint = kwargs.pop("endpoint", None)
     host, port = kwargs.pop("host", None), kwargs.pop("port", None)
@@ -706,26 +816,28 @@ def connect(*args: Any, **kwargs: Any) -> IPCClient:
         host, port = args
         args = ()
     if host is not None or port is not None:
-        raise _rpc_unavailable(f"connect({host!r}, {port!r})")
+        if host is None:
+            raise TypeError("connect() got a port but no host")
+        return _connect_rpc((host, 9600 if port is None else port), username, password)
     if endpoint is not None:
-        raise _rpc_unavailable(f"connect(endpoint={endpoint!r})")
+        return _connect_rpc(endpoint, username, password)
     if args:
         if socket is not None:
             raise TypeError("connect() got the socket both positionally and by keyword")
         socket = args[0]
     if socket is None:
-        return _connect_default()
+        return _connect_default(username, password)
     if isinstance(socket, (tuple, list)):
-        raise _rpc_unavailable(f"connect({tuple(socket)!r})")
+        return _connect_rpc(socket, username, password)
     if isinstance(socket, os.PathLike):
         socket = os.fspath(socket)
     if not isinstance(socket, str):
         raise TypeError(f"vineyard.connect({socket!r}): expected a socket path (str), a "
                         f"(host, port) endpoint, or host and port")
     if _HOST_PORT.match(socket) and not os.path.exists(socket):
-        raise _rpc_unavailable(f"connect({socket!r})")
+        return _connect_rpc(socket, username, password)
     try:
-        return IPCClient(socket)
+        return IPCClient(socket, username, password)
     except _C.ConnectionFailedException as e:
         raise _C.ConnectionFailedException(
             f"vineyard.connect({socket!r}): no vineyard server answers on that socket: {e}") \

@@ -17,11 +17,15 @@ def from_json(text: Any) -> Any:
 
 
 def build_buffer(client: Any, data: Any) -> Any:
-    """An unsealed BlobBuilder holding ``data`` (bytes-like), or the empty Blob for 0 bytes."""
+    """A blob holding ``data`` (bytes-like) to add as a member: over IPC an unsealed
+    BlobBuilder (sealed by put), over RPC the ObjectMeta of a blob already sent (straight
+    from ``data``'s memory); the empty Blob for 0 bytes."""
     view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
     size = len(view)
     if size == 0:
         return _C.Blob.empty()
+    if client.is_rpc:
+        return client.create_remote_blobs_from([view])[0]
     writer = client.create_blob(size)
     writer.copy(0, view)
     return writer
