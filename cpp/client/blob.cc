@@ -33,7 +33,20 @@ std::shared_ptr<Blob> Blob::MakeEmpty() {
 
 namespace {
 // Cache-line aligned, uninitialised: the bytes are about to be overwritten.
+// Large buffers get their own mapping backed by huge pages where the kernel
+// allows: filling them then costs one page fault per 2 MiB, not per 4 KiB.
 Result<std::shared_ptr<uint8_t>> AllocateBytes(size_t size) {
+  constexpr size_t kHuge = 2ULL << 20;
+  if (size >= 2 * kHuge) {
+    size_t mapped = (size + kHuge - 1) / kHuge * kHuge;
+    void* p = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      return Status::NotEnoughMemory("cannot allocate ", size, " bytes in this process");
+    }
+    (void)madvise(p, mapped, MADV_HUGEPAGE);
+    return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p),
+                                    [mapped](uint8_t* q) { munmap(q, mapped); });
+  }
   constexpr size_t kAlign = 64;
   size_t rounded = std::max<size_t>(kAlign, (size + kAlign - 1) / kAlign * kAlign);
   void* p = std::aligned_alloc(kAlign, rounded);
