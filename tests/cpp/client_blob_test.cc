@@ -22,37 +22,18 @@ namespace {
 
 using testing::TestServer;
 using testing::Checksum;
+using testing::RandomBytes;
 using testing::Usage;
+using testing::WaitUsage;
 
 
 constexpr size_t kMiB = 1 << 20;
 
-std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed) {
-  std::vector<uint8_t> v(n);
-  std::mt19937_64 rng(seed);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t x = rng();
-    memcpy(v.data() + i, &x, 8);
-  }
-  for (; i < n; ++i) v[i] = static_cast<uint8_t>(rng());
-  return v;
-}
 
 
 bool Aligned64(const void* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; }
 
 
-// Polls until the usage seen by `c` equals `expected` (the server processes
-// another connection's disconnect asynchronously).
-uint64_t WaitUsage(Client& c, uint64_t expected, int timeout_ms = 3000) {
-  uint64_t u = Usage(c);
-  for (int waited = 0; u != expected && waited < timeout_ms; waited += 10) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    u = Usage(c);
-  }
-  return u;
-}
 
 // Creates, fills and seals a blob; returns the sealed blob.
 std::shared_ptr<Blob> MakeSealed(Client& c, const std::vector<uint8_t>& bytes) {

@@ -22,17 +22,12 @@ namespace {
 
 using testing::TestServer;
 using testing::Checksum;
+using testing::RandomBytes;
 using testing::Usage;
 
 
 constexpr size_t kMiB = 1 << 20;
 
-std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed) {
-  std::vector<uint8_t> v(n);
-  std::mt19937_64 rng(seed);
-  for (auto& b : v) b = static_cast<uint8_t>(rng());
-  return v;
-}
 
 
 bool Exists(Client& c, ObjectID id) {

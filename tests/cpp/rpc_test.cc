@@ -32,7 +32,9 @@ using testing::IsError;
 using testing::RawConn;
 using testing::TestServer;
 using testing::ToStatus;
+using testing::RandomBytes;
 using testing::Usage;
+using testing::WaitUsage;
 
 // The TCP port a server picked (--rpc_socket_port=0), from its register reply.
 int RpcPort(Client& client) {
@@ -40,17 +42,6 @@ int RpcPort(Client& client) {
   return std::stoi(ep.substr(ep.rfind(':') + 1));
 }
 
-std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {
-  std::vector<uint8_t> v(n);
-  std::mt19937_64 rng(seed);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w = rng();
-    memcpy(&v[i], &w, 8);
-  }
-  for (; i < n; ++i) v[i] = static_cast<uint8_t>(rng());
-  return v;
-}
 
 class RpcTest : public ::testing::Test {
  protected:
@@ -72,15 +63,7 @@ class RpcTest : public ::testing::Test {
     return c.ok() ? *c : nullptr;
   }
 
-  // Waits until the server's usage returns to `baseline` (releases are asynchronous
-  // only across connections, so this settles within a few polls).
-  bool UsageSettlesAt(uint64_t baseline) {
-    for (int i = 0; i < 100; ++i) {
-      if (Usage(*ipc_) == baseline) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
-  }
+  bool UsageSettlesAt(uint64_t baseline) { return WaitUsage(*ipc_, baseline) == baseline; }
 
   std::unique_ptr<TestServer> server_;
   std::shared_ptr<Client> ipc_;

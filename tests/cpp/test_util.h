@@ -1,8 +1,12 @@
 // Assertions and helpers shared by the C++ test suites.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -37,6 +41,30 @@ inline uint64_t Usage(Client& c) {
   auto s = c.GetInstanceStatus();
   EXPECT_TRUE(s.ok()) << s.status().ToString();
   return s.ok() ? s->memory_usage : ~uint64_t{0};
+}
+
+/// `n` pseudo-random bytes, the same for the same seed.
+inline std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed) {
+  std::vector<uint8_t> v(n);
+  std::mt19937_64 rng(seed);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x = rng();
+    memcpy(v.data() + i, &x, 8);
+  }
+  for (; i < n; ++i) v[i] = static_cast<uint8_t>(rng());
+  return v;
+}
+
+/// Polls until the usage seen by `c` equals `expected` (the server processes
+/// another connection's disconnect asynchronously); returns the last usage seen.
+inline uint64_t WaitUsage(Client& c, uint64_t expected, int timeout_ms = 5000) {
+  uint64_t u = Usage(c);
+  for (int waited = 0; u != expected && waited < timeout_ms; waited += 10) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    u = Usage(c);
+  }
+  return u;
 }
 
 /// A fresh vineyardd for each test, with two clients connected to it.
