@@ -27,8 +27,8 @@ def bars(ax, rows, index, title, unit, log=False, highlight="ours"):
     if log:
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    for i, v in enumerate(med):
-        ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", (v, i), xytext=(4, 0), textcoords="offset points",
+    for i, (v, hi) in enumerate(zip(med, [r[index][2] for r in rows])):
+        ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", (max(v, hi), i), xytext=(4, 0), textcoords="offset points",
                     va="center", fontsize=8)
 
 

@@ -348,7 +348,8 @@ def main() -> None:
     ap.add_argument("--scenarios", default="s1,s2,s3,s4,s5,s6,s7,s8")
     ap.add_argument("--cpp", action="store_true",
                     help="also run the C++ benchmark (build/blob_bench) into the page")
-    ap.add_argument("--json", help="keep the raw results here")
+    ap.add_argument("--json", help="keep the raw results here (default: "
+                    "<build-dir>/bench-results.json)")
     ap.add_argument("--vineyardd", help="our server (default: <build-dir>/vineyardd)")
     ap.add_argument("--pythonpath", default=os.path.join(ROOT, "python"),
                     help="where our vineyard package is (default: python/)")
@@ -398,9 +399,8 @@ def main() -> None:
                    + " ".join(shlex.quote(a) for a in sys.argv) + ")",
         "wall_s": time.time() - start,
     }
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1)
+    with open(args.json or os.path.join(build, "bench-results.json"), "w") as f:
+        json.dump(data, f, indent=1)
     if args.smoke:
         errors = {k: {n: r for n, r in per.items() if isinstance(r, dict) and "error" in r}
                   for k, per in results.items()}
