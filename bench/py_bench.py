@@ -374,10 +374,12 @@ def main() -> None:
     for p, why in unavailable.items():
         print(f"{p}: {why}", flush=True)
 
-    cpp_page = None
+    cpp_page = rpc_page = None
     if args.cpp:
+        import rpc_section
         import run_bench
         cpp_page = run_bench.run_and_render(build, args.quick)
+        rpc_page = rpc_section.run_and_render(build, args.quick)
 
     workdir = tempfile.mkdtemp(prefix="vy-bench-")
     scenarios = {k: v for k, v in plan(mode_name).items() if k in args.scenarios.split(",")}
@@ -416,7 +418,7 @@ def main() -> None:
                                  os.path.join(venv_dir(build, "bench"), "bin", "python"),
                                  os.path.dirname(os.path.abspath(args.output)))
     data["wall_s"] = time.time() - start
-    text = report.render(data, cpp_page)
+    text = report.render(data, cpp_page, rpc_page)
     with open(args.output, "w") as f:
         f.write(text)
     shutil.rmtree(workdir, ignore_errors=True)

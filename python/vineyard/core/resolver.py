@@ -63,6 +63,11 @@ def _typename_of(obj: Any) -> str:
     return typename
 
 
+# Bumped by every register/unregister anywhere: find() caches its answers per context and
+# trusts them only while no context (its own or a parent) has changed since.
+_generation = 0
+
+
 class ResolverContext:
     """A registry of resolvers keyed by typename (or typename prefix), optionally layered on a
     parent context. Lookups see the parent's registrations; a child's never leak upwards."""
@@ -70,6 +75,13 @@ class ResolverContext:
     def __init__(self, parent_context: Optional["ResolverContext"] = None) -> None:
         self._factory: Dict[str, Resolver] = {}
         self._parent_context = parent_context
+        self._found: Dict[str, Optional[Resolver]] = {}
+        self._found_generation = -1
+
+    @staticmethod
+    def _changed() -> None:
+        global _generation
+        _generation += 1
 
     def register(self, typename_prefix: str, resolver: Resolver) -> None:
         """Register ``resolver(obj, **kw)`` for a typename, e.g. ``vineyard::Tensor``
@@ -79,10 +91,12 @@ class ResolverContext:
         if not callable(resolver):
             raise TypeError(f"resolver for {typename_prefix!r} must be callable, got {resolver!r}")
         self._factory[normalize_typename(typename_prefix)] = resolver
+        self._changed()
 
     def unregister(self, typename_prefix: str) -> None:
         """Remove a registration made on this context (parents untouched)."""
         self._factory.pop(normalize_typename(typename_prefix), None)
+        self._changed()
 
     @property
     def parent_context(self) -> Optional["ResolverContext"]:
@@ -108,9 +122,18 @@ class ResolverContext:
 
     def find(self, typename: str) -> Optional[Resolver]:
         """The most precise resolver for ``typename`` (exact, then longest prefix), or None."""
+        if self._found_generation != _generation:
+            self._found = {}
+            self._found_generation = _generation
+        try:
+            return self._found[typename]
+        except KeyError:
+            pass
         factory = self.items()
         matched = match_typename(typename, factory.keys())
-        return factory[matched[0]] if matched else None
+        resolver = factory[matched[0]] if matched else None
+        self._found[typename] = resolver
+        return resolver
 
     def run(self, obj: Any, **kw: Any) -> Any:
         """Resolve ``obj`` (anything with a ``typename`` or ``meta.typename``) to a Python value.
