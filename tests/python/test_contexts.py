@@ -471,3 +471,42 @@ def test_module_exports():
     assert builder_mod.default_builder_context is core.default_builder_context
     assert resolver_mod.default_resolver_context is core.default_resolver_context
     assert driver_mod.default_driver_context is core.default_driver_context
+
+
+def test_lookups_see_registrations_made_after_them():
+    """find() caches its answers; a later registration (here or in a parent), or an ABC
+    registered later, must still win."""
+    from vineyard.core.builder import BuilderContext
+    from vineyard.core.resolver import ResolverContext
+
+    class Base:
+        pass
+
+    class Derived(Base):
+        pass
+
+    parent = BuilderContext()
+    child = BuilderContext(parent)
+    parent.register(Base, lambda client, value: "base")
+    assert child.find(Derived)(None, None) == "base"
+    parent.register(Derived, lambda client, value: "derived")
+    assert child.find(Derived)(None, None) == "derived"
+    child.unregister(Derived)
+    parent.unregister(Derived)
+    assert child.find(Derived)(None, None) == "base"
+
+    class Plain:
+        pass
+
+    child.register(collections.abc.Sized, lambda client, value: "sized")
+    assert child.find(Plain) is None
+    collections.abc.Sized.register(Plain)
+    assert child.find(Plain)(None, None) == "sized"
+
+    resolvers = ResolverContext()
+    resolvers.register("test::Thing", lambda obj: "prefix")
+    assert resolvers.find("test::Thing<int>")(None) == "prefix"
+    resolvers.register("test::Thing<int>", lambda obj: "exact")
+    assert resolvers.find("test::Thing<int>")(None) == "exact"
+    resolvers.unregister("test::Thing<int>")
+    assert resolvers.find("test::Thing<int>")(None) == "prefix"

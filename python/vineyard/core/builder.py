@@ -1,6 +1,7 @@
 """Builders: translate Python values into vineyard objects, dispatched on the value's type."""
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import inspect
@@ -162,6 +163,15 @@ def _compose_mro(cls: type, registered: Iterable[type]) -> Tuple[type, ...]:
 
 # --------------------------------------------------------------------------- context
 
+# Bumped by every register/unregister anywhere: find() caches its answers per context and
+# trusts them only while no context (its own or a parent) has changed since.
+_generation = 0
+
+
+def _changed() -> None:
+    global _generation
+    _generation += 1
+
 
 class BuilderContext:
     """A registry of builders keyed by Python type, optionally layered on a parent context.
@@ -178,6 +188,8 @@ class BuilderContext:
         self._factory: Dict[type, Builder] = {}
         self._parent_context = parent_context
         self._default_builder = default_builder
+        self._found: Dict[type, Optional[Builder]] = {}
+        self._found_generation: Any = None
 
     # -- registration ------------------------------------------------------
 
@@ -191,10 +203,12 @@ class BuilderContext:
             raise TypeError(f"builder for {type_id!r} must be callable, got {builder!r}")
         for ty in types:
             self._factory[ty] = builder
+        _changed()
 
     def unregister(self, type_id: type) -> None:
         """Remove the registration of ``type_id`` made on this context (parents untouched)."""
         self._factory.pop(type_id, None)
+        _changed()
 
     @property
     def parent_context(self) -> Optional["BuilderContext"]:
@@ -242,11 +256,26 @@ class BuilderContext:
 
     def find(self, ty: type) -> Optional[Builder]:
         """The builder for ``ty`` following its MRO (most specific registered type wins), or None."""
+        # (ABCs registered later, e.g. Mapping.register(T), change what matches too.)
+        generation = (_generation, abc.get_cache_token())
+        if self._found_generation != generation:
+            self._found = {}
+            self._found_generation = generation
+        try:
+            return self._found[ty]
+        except (KeyError, TypeError):  # TypeError: an unhashable type object
+            pass
         factory = self.items()
+        found = None
         for t in _compose_mro(ty, factory.keys()):
             if t in factory:
-                return factory[t]
-        return None
+                found = factory[t]
+                break
+        try:
+            self._found[ty] = found
+        except TypeError:
+            pass
+        return found
 
     def run(self, client: Any, value: Any, **kw: Any) -> Any:
         """Build ``value`` with the builder found along ``type(value)``'s MRO.
