@@ -715,25 +715,18 @@ def _connect_default(username: str = "", password: str = "") -> ClientBase:
     tried: List[str] = []
     resolved_any = False
 
-    sock = os.environ.get("VINEYARD_IPC_SOCKET")
-    if sock:
+    sources = (("VINEYARD_IPC_SOCKET", lambda v: IPCClient(v, username, password)),
+               ("VINEYARD_RPC_ENDPOINT", lambda v: _connect_rpc(v, username, password)))
+    for var, make in sources:
+        value = os.environ.get(var)
+        if not value:
+            tried.append(f"${var}: not set")
+            continue
         resolved_any = True
         try:
-            return IPCClient(sock, username, password)
+            return make(value)
         except _C.VineyardException as e:
-            tried.append(f"$VINEYARD_IPC_SOCKET={sock!r}: {e}")
-    else:
-        tried.append("$VINEYARD_IPC_SOCKET: not set")
-
-    endpoint = os.environ.get("VINEYARD_RPC_ENDPOINT")
-    if endpoint:
-        resolved_any = True
-        try:
-            return _connect_rpc(endpoint, username, password)
-        except _C.VineyardException as e:
-            tried.append(f"$VINEYARD_RPC_ENDPOINT={endpoint!r}: {e}")
-    else:
-        tried.append("$VINEYARD_RPC_ENDPOINT: not set")
+            tried.append(f"${var}={value!r}: {e}")
 
     configs = []
     conf_env = os.environ.get("VINEYARD_CONFIG")
