@@ -412,6 +412,7 @@ class IPCClient(ClientBase):
             native = _C.connect_ipc(os.fspath(socket) if socket else "", username or "",
                                     password or "")
         super().__init__(native)
+        object.__setattr__(self, "_login", (username or "", password or ""))  # for fork()
 
     @property
     def status(self) -> "_C.InstanceStatus":
@@ -498,7 +499,8 @@ class IPCClient(ClientBase):
         return sum(meta.get_buffer(b).size for b in meta.blob_ids() if b != ObjectID.empty_blob())
 
     def fork(self) -> "IPCClient":
-        return IPCClient(self._c.ipc_socket)
+        """A new session on the same socket, with the same login."""
+        return IPCClient(self._c.endpoint, *self._login)
 
 
 class RPCClient(ClientBase):
@@ -518,9 +520,7 @@ class RPCClient(ClientBase):
             port = int(port if port is not None else 9600)
             native = _C.connect_rpc(str(host), port, username or "", password or "")
         super().__init__(native)
-        # Where we dialled (the server reports its own host name, maybe not reachable
-        # from here), for fork().
-        object.__setattr__(self, "_login", (username or "", password or ""))
+        object.__setattr__(self, "_login", (username or "", password or ""))  # for fork()
 
     @property
     def remote_instance_id(self) -> int:
