@@ -124,12 +124,8 @@ Result<std::vector<std::shared_ptr<RemoteBlob>>> RPCClient::GetRemoteBlobs(
   r.unsafe = unsafe;
   r.compress = compression();
   auto stream = [&](int fd, const json& reply) -> Status {
-    std::vector<int> no_fds;
-    VY_ASSIGN_OR_RETURN(std::vector<Payload> ps, ReadGetBuffersReply(reply, &no_fds));
-    bool compressed = r.compress;
-    if (auto it = reply.find("compress"); it != reply.end() && it->is_boolean()) {
-      compressed = it->get<bool>();
-    }
+    bool compressed = r.compress;  // as asked, unless the reply says otherwise
+    VY_ASSIGN_OR_RETURN(std::vector<Payload> ps, ReadGetRemoteBuffersReply(reply, &compressed));
     BlobReceiver in(fd, compressed);
     for (const auto& p : ps) {
       VY_ASSIGN_OR_RETURN(auto blob, RemoteBlob::Allocate(p.object_id, remote_instance_id(),

@@ -436,6 +436,14 @@ json WriteGetRemoteBuffersReply(const std::vector<Payload>& ps, bool compress) {
   return j;
 }
 
+Result<std::vector<Payload>> ReadGetRemoteBuffersReply(const json& j, bool* compress) {
+  VY_RETURN_NOT_OK(CheckReply(j, "get_buffers_reply"));
+  std::vector<Payload> ps;
+  VY_RETURN_NOT_OK(ReadPayloads(j, &ps));
+  VY_RETURN_NOT_OK(Field(j, "compress", compress, false));
+  return ps;
+}
+
 json WriteShrinkBufferRequest(ObjectID id, uint64_t size) {
   json j = Typed(req::kShrinkBuffer);
   j["id"] = id;

@@ -172,6 +172,8 @@ json WriteGetRemoteBuffersRequest(const GetRemoteBuffersRequest& r);
 Result<GetRemoteBuffersRequest> ReadGetRemoteBuffersRequest(const json& j);
 /// get_buffers_reply for the RPC path: no fds, and whether the bytes are compressed.
 json WriteGetRemoteBuffersReply(const std::vector<Payload>& ps, bool compress);
+/// Its payloads, and whether the bytes that follow are compressed.
+Result<std::vector<Payload>> ReadGetRemoteBuffersReply(const json& j, bool* compress);
 
 json WriteShrinkBufferRequest(ObjectID id, uint64_t size);
 Status ReadShrinkBufferRequest(const json& j, ObjectID* id, uint64_t* size);
