@@ -18,6 +18,9 @@ enum HandlerFlags : unsigned {
   kNone = 0,
   kBeforeRegister = 1u << 0,  // allowed before register_request
   kIpcOnly = 1u << 1,         // needs fd passing: refused over TCP
+  kSlow = 1u << 2,            // may take long (a password hash, blob bytes on the socket,
+                              // a store-wide sweep): run on the worker pool, never on an
+                              // event-loop thread
 };
 
 class Dispatcher {
