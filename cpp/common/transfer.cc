@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "common/socket_io.h"
+#include "common/byte_stream.h"
 
 namespace vineyard {
 
@@ -27,7 +27,17 @@ struct BlobSender::Zstd {
   ~Zstd() { ZSTD_freeCCtx(ctx); }
 };
 
-BlobSender::BlobSender(int fd, bool compress) : fd_(fd) {
+BlobSender::BlobSender(int fd, bool compress)
+    : owned_(std::make_unique<PlainStream>(fd)), stream_(*owned_), timeout_ms_(0) {
+  Init(compress);
+}
+
+BlobSender::BlobSender(ByteStream& stream, bool compress, int timeout_ms)
+    : stream_(stream), timeout_ms_(timeout_ms) {
+  Init(compress);
+}
+
+void BlobSender::Init(bool compress) {
   if (compress) {
     zstd_ = std::make_unique<Zstd>();
     ZSTD_CCtx_setParameter(zstd_->ctx, ZSTD_c_compressionLevel, kCompressionLevel);
@@ -38,7 +48,7 @@ BlobSender::~BlobSender() = default;
 
 Status BlobSender::Send(const void* data, size_t size) {
   if (size == 0) return Status::OK();
-  if (!zstd_) return SendBytes(fd_, data, size);
+  if (!zstd_) return WriteAll(stream_, data, size, timeout_ms_);
   ZSTD_inBuffer in{data, size, 0};
   // Compress everything, then flush so the receiver can finish this blob.
   for (ZSTD_EndDirective mode : {ZSTD_e_continue, ZSTD_e_flush}) {
@@ -49,8 +59,8 @@ Status BlobSender::Send(const void* data, size_t size) {
       if (ZSTD_isError(remaining)) return ZstdError("compression", remaining);
       if (out.pos == 0) continue;
       uint64_t length = out.pos;  // little-endian on every platform we build for
-      VY_RETURN_NOT_OK(SendBytes(fd_, &length, sizeof(length)));
-      VY_RETURN_NOT_OK(SendBytes(fd_, out.dst, out.pos));
+      VY_RETURN_NOT_OK(WriteAll(stream_, &length, sizeof(length), timeout_ms_));
+      VY_RETURN_NOT_OK(WriteAll(stream_, out.dst, out.pos, timeout_ms_));
     }
   }
   return Status::OK();
@@ -65,7 +75,13 @@ struct BlobReceiver::Zstd {
   ~Zstd() { ZSTD_freeDCtx(ctx); }
 };
 
-BlobReceiver::BlobReceiver(int fd, bool compress) : fd_(fd) {
+BlobReceiver::BlobReceiver(int fd, bool compress)
+    : owned_(std::make_unique<PlainStream>(fd)), stream_(*owned_), timeout_ms_(0) {
+  if (compress) zstd_ = std::make_unique<Zstd>();
+}
+
+BlobReceiver::BlobReceiver(ByteStream& stream, bool compress, int timeout_ms)
+    : stream_(stream), timeout_ms_(timeout_ms) {
   if (compress) zstd_ = std::make_unique<Zstd>();
 }
 
@@ -74,19 +90,19 @@ BlobReceiver::~BlobReceiver() = default;
 Status BlobReceiver::Receive(void* dst, size_t size) {
   if (size == 0) return Status::OK();
   if (!zstd_) {
-    Status st = RecvBytes(fd_, dst, size);
+    Status st = ReadExact(stream_, dst, size, timeout_ms_);
     if (st.IsEndOfFile()) return Status::IOError("the peer closed the connection mid-transfer");
     return st;
   }
   ZSTD_outBuffer out{dst, size, 0};
   while (out.pos < out.size) {
     uint64_t length = 0;
-    Status st = RecvBytes(fd_, &length, sizeof(length));
+    Status st = ReadExact(stream_, &length, sizeof(length), timeout_ms_);
     if (st.ok() && (length == 0 || length > zstd_->in.size())) {
       st = Status::IOError("compressed chunk of ", length, " bytes: at most ",
                            zstd_->in.size(), " expected");
     }
-    if (st.ok()) st = RecvBytes(fd_, zstd_->in.data(), length);
+    if (st.ok()) st = ReadExact(stream_, zstd_->in.data(), length, timeout_ms_);
     if (st.IsEndOfFile()) return Status::IOError("the peer closed the connection mid-transfer");
     VY_RETURN_NOT_OK(st);
     ZSTD_inBuffer in{zstd_->in.data(), static_cast<size_t>(length), 0};

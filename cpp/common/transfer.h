@@ -14,13 +14,17 @@
 #include <cstdint>
 #include <memory>
 
+#include "common/byte_stream.h"
 #include "common/result.h"
 
 namespace vineyard {
 
 class BlobSender {
  public:
+  /// Over a blocking socket (clients).
   BlobSender(int fd, bool compress);
+  /// Over a stream; `timeout_ms` bounds each wait for progress (0: none).
+  BlobSender(ByteStream& stream, bool compress, int timeout_ms);
   ~BlobSender();
   BlobSender(const BlobSender&) = delete;
   BlobSender& operator=(const BlobSender&) = delete;
@@ -30,13 +34,17 @@ class BlobSender {
 
  private:
   struct Zstd;
-  const int fd_;
+  void Init(bool compress);
+  std::unique_ptr<ByteStream> owned_;  // the stream made for an fd, if any
+  ByteStream& stream_;
+  const int timeout_ms_;
   std::unique_ptr<Zstd> zstd_;  // null: plain bytes
 };
 
 class BlobReceiver {
  public:
   BlobReceiver(int fd, bool compress);
+  BlobReceiver(ByteStream& stream, bool compress, int timeout_ms);
   ~BlobReceiver();
   BlobReceiver(const BlobReceiver&) = delete;
   BlobReceiver& operator=(const BlobReceiver&) = delete;
@@ -47,7 +55,9 @@ class BlobReceiver {
 
  private:
   struct Zstd;
-  const int fd_;
+  std::unique_ptr<ByteStream> owned_;
+  ByteStream& stream_;
+  const int timeout_ms_;
   std::unique_ptr<Zstd> zstd_;
 };
 

@@ -4,81 +4,425 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include <spdlog/spdlog.h>
 
 #include "common/socket_io.h"
 #include "server/dispatcher.h"
+#include "server/io_pool.h"
+#include "server/parked_requests.h"
 
 namespace vineyard {
 
-Connection::Connection(ServerContext* ctx, int fd, bool is_ipc, uint64_t serial)
-    : ctx_(ctx), fd_(fd), is_ipc_(is_ipc), serial_(serial) {
+namespace {
+
+// Before register_request only a register (or exit) is served: a frame larger
+// than this is refused, so an unauthenticated peer cannot make the server hold
+// much memory.
+constexpr uint64_t kMaxFrameBeforeRegister = 64 * 1024;
+// A frame is read into a buffer that starts this large and doubles as bytes arrive.
+constexpr size_t kInitialBodyBuffer = 64 * 1024;
+// Frames larger than this are parsed and handled on a worker, not on the loop.
+constexpr size_t kLargeFrame = 1 << 20;
+
+// Passes one fd without blocking: 1 when sent, ByteStream::kWouldBlock, or -1.
+ssize_t TrySendFd(int socket_fd, int fd_to_send) {
+  char dummy = '\0';
+  struct iovec iov = {&dummy, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cmsg), &fd_to_send, sizeof(int));
+  while (true) {
+    ssize_t n = ::sendmsg(socket_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == 1) return 1;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return ByteStream::kWouldBlock;
+    return -1;
+  }
+}
+
+std::string FrameOf(const json& body) {
+  std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string frame(sizeof(uint64_t) + text.size(), '\0');
+  uint64_t len = text.size();  // little-endian on every platform we build for
+  memcpy(frame.data(), &len, sizeof(len));
+  memcpy(frame.data() + sizeof(len), text.data(), text.size());
+  return frame;
+}
+
+}  // namespace
+
+Connection::Connection(ServerContext* ctx, EventLoop* loop, int fd, bool is_ipc, uint64_t serial)
+    : ctx_(ctx),
+      loop_(loop),
+      fd_(fd),
+      sd_(loop->io),
+      is_ipc_(is_ipc),
+      serial_(serial),
+      accepted_(Clock::now()),
+      last_progress_(accepted_) {
+  (void)SetNonBlocking(fd_);
+  sd_.assign(fd_);
+  stream_ = std::make_unique<PlainStream>(fd_);
   (is_ipc_ ? ctx_->ipc_connections : ctx_->rpc_connections) += 1;
 }
 
-Connection::~Connection() { ::close(fd_); }
+Connection::~Connection() {
+  asio::error_code ec;
+  sd_.close(ec);  // closes fd_
+}
 
 std::string Connection::peer() const {
   return (is_ipc_ ? "ipc#" : "rpc#") + std::to_string(serial_);
 }
 
-void Connection::Shutdown() { ::shutdown(fd_, SHUT_RDWR); }
+int Connection::io_timeout_ms() const { return ctx_->limits.io_timeout_s * 1000; }
 
-bool Connection::PeerAlive() const {
-  if (ctx_->stopping) return false;
-  struct pollfd p = {fd_, POLLRDHUP, 0};
-  if (::poll(&p, 1, 0) < 0) return false;
-  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) == 0;
+void Connection::Start() { ReadSome(); }
+
+void Connection::Shutdown() {
+  auto self = shared_from_this();
+  // A worker blocked on this socket returns at once; the loop then closes it.
+  ::shutdown(fd_, SHUT_RDWR);
+  asio::post(loop_->io, [self] {
+    if (!self->on_worker_) self->Close("");
+  });
 }
 
-void Connection::Serve() {
-  std::string frame;
-  while (!ctx_->stopping) {
-    Status st = RecvFrame(fd_, &frame);
-    if (!st.ok()) {
-      if (!st.IsEndOfFile()) {
-        spdlog::warn("{}: closing the connection: {}", peer(), st.ToString());
-        // Tell the client why, if it is still listening (e.g. an oversized frame).
-        (void)SendFrame(fd_, WriteErrorReply(st).dump());
+void Connection::Resume() {
+  auto self = shared_from_this();
+  asio::post(loop_->io, [self] { self->Retry(); });
+}
+
+void Connection::WaitFor(short events, void (Connection::*next)()) {
+  auto self = shared_from_this();
+  auto type = (events & POLLOUT) ? asio::posix::stream_descriptor::wait_write
+                                 : asio::posix::stream_descriptor::wait_read;
+  sd_.async_wait(type, [self, next](const asio::error_code& ec) {
+    if (ec || self->closed_) return;
+    (self.get()->*next)();
+  });
+}
+
+void Connection::ReadSome() {
+  if (closed_) return;
+  phase_ = header_got_ > 0 ? Phase::kReading : Phase::kIdle;
+  while (true) {
+    ssize_t n;
+    if (header_got_ < sizeof(header_)) {
+      n = stream_->Read(header_ + header_got_, sizeof(header_) - header_got_);
+      if (n > 0) {
+        header_got_ += static_cast<size_t>(n);
+        phase_ = Phase::kReading;
+        last_progress_ = Clock::now();
+        if (header_got_ < sizeof(header_)) continue;
+        memcpy(&body_len_, header_, sizeof(body_len_));
+        uint64_t limit = registered_ ? kMaxFrameSize : kMaxFrameBeforeRegister;
+        if (body_len_ > limit) {
+          Status st = Status::IOError(
+              "message of ", body_len_, " bytes exceeds the limit of ", limit, " bytes",
+              registered_ ? "" : " before register_request");
+          spdlog::warn("{}: closing the connection: {}", peer(), st.ToString());
+          Reply r;
+          r.body = WriteErrorReply(st);
+          r.close_after = true;
+          Respond(std::move(r));
+          return;
+        }
+        body_.assign(std::min<uint64_t>(body_len_, kInitialBodyBuffer), '\0');
+        body_got_ = 0;
+        if (body_len_ > 0) continue;
       }
-      break;
+    } else {
+      if (body_.size() == body_got_) {
+        body_.resize(std::min<uint64_t>(body_len_, body_.size() * 2));
+      }
+      n = stream_->Read(body_.data() + body_got_, body_.size() - body_got_);
+      if (n > 0) {
+        body_got_ += static_cast<size_t>(n);
+        last_progress_ = Clock::now();
+      }
     }
-    Reply reply;
-    Status hs = HandleOne(frame, &reply);
-    if (!hs.ok()) {
-      bool close_after = reply.close_after;  // e.g. a failed login or a broken transfer
-      reply = Reply{};
-      reply.body = WriteErrorReply(hs);
-      reply.close_after = close_after;
+    if (n > 0 || (header_got_ == sizeof(header_) && body_got_ == body_len_)) {
+      if (header_got_ == sizeof(header_) && body_got_ == body_len_) {
+        header_got_ = 0;
+        std::string frame = std::move(body_);
+        body_ = std::string();
+        OnFrame(std::move(frame));
+        return;
+      }
+      continue;
     }
-    if (!SendReply(reply).ok() || reply.close_after) break;
+    if (n == ByteStream::kWouldBlock) {
+      WaitFor(stream_->WaitEvents(), &Connection::ReadSome);
+      return;
+    }
+    if (n == 0) {
+      if (header_got_ > 0) {
+        spdlog::warn("{}: closing the connection: closed in the middle of a message", peer());
+      }
+      Close("");
+      return;
+    }
+    Close(std::string("receive failed: ") + strerror(errno));
+    return;
   }
-  Teardown();
 }
 
-Status Connection::HandleOne(const std::string& frame, Reply* reply) {
-  VY_ASSIGN_OR_RETURN(json request, ParseMessage(frame));
+void Connection::OnFrame(std::string frame) {
+  phase_ = Phase::kHandling;
+  if (frame.size() > kLargeFrame) {
+    RunOnWorker(std::move(frame));
+    return;
+  }
+  auto parsed = ParseMessage(frame);
+  if (parsed.ok()) {
+    const Dispatcher::Entry* entry = Dispatcher::Get().Find(*parsed);
+    if (entry != nullptr && (entry->flags & kSlow)) {
+      RunOnWorker(std::move(frame));
+      return;
+    }
+    RunFast(*parsed);
+    return;
+  }
+  Reply r;
+  r.body = WriteErrorReply(parsed.status());
+  Respond(std::move(r));
+}
+
+Reply Connection::Handle(const std::string& frame, const json* parsed) {
+  Reply reply;
+  Status st;
+  json request;
+  if (parsed == nullptr) {
+    auto p = ParseMessage(frame);
+    if (!p.ok()) {
+      reply.body = WriteErrorReply(p.status());
+      return reply;
+    }
+    request = std::move(p).value();
+    parsed = &request;
+  }
   try {
-    return Dispatcher::Get().Dispatch(*this, request, reply);
+    st = Dispatcher::Get().Dispatch(*this, *parsed, &reply);
   } catch (const std::exception& e) {
     // nlohmann::json throws on some malformed input; never let it end the server.
-    return Status::Invalid("malformed request: ", e.what());
+    st = Status::Invalid("malformed request: ", e.what());
   }
+  if (!st.ok()) {
+    bool close_after = reply.close_after;  // e.g. a failed login or a broken transfer
+    reply = Reply{};
+    reply.body = WriteErrorReply(st);
+    reply.close_after = close_after;
+  }
+  return reply;
 }
 
-Status Connection::SendReply(const Reply& reply) {
-  if (!reply.body.is_null()) {
-    std::string text = reply.body.dump(-1, ' ', false, json::error_handler_t::replace);
-    VY_RETURN_NOT_OK(SendFrame(fd_, text));
+void Connection::RunFast(const json& request) {
+  Reply reply = Handle(std::string(), &request);
+  if (reply.defer) {
+    Park(request);
+    return;
   }
-  for (int fd : reply.fds) VY_RETURN_NOT_OK(SendFd(fd_, fd));
+  Respond(std::move(reply));
+}
+
+void Connection::Park(json request) {
+  // Retried on every metadata change; one retry now closes the race with a
+  // change that happened between the handler's look and the park.
+  parked_request_ = std::move(request);
+  parked_ = true;
+  ctx_->parked->Park(shared_from_this());
+  ++ctx_->deferred_requests;
+  Resume();
+  // Watch the socket: a client that hangs up while parked is closed.
+  WaitFor(POLLIN, &Connection::AfterReply);
+}
+
+void Connection::Retry() {
+  if (closed_ || !parked_) return;
+  Reply reply = Handle(std::string(), &parked_request_);
+  if (reply.defer) return;
+  parked_ = false;
+  parked_request_ = json();
+  ctx_->parked->Unpark(this);
+  --ctx_->deferred_requests;
+  sd_.cancel();  // the hang-up watch
+  Respond(std::move(reply));
+}
+
+void Connection::RunOnWorker(std::string frame) {
+  on_worker_ = true;
+  auto self = shared_from_this();
+  ctx_->pool->Post([self, frame = std::move(frame)] {
+    auto parsed = ParseMessage(frame);
+    Reply reply;
+    if (parsed.ok()) {
+      reply = self->Handle(std::string(), &*parsed);
+    } else {
+      reply.body = WriteErrorReply(parsed.status());
+    }
+    if (reply.defer) {
+      asio::post(self->loop_->io, [self, request = std::move(parsed).value()]() mutable {
+        self->on_worker_ = false;
+        self->Park(std::move(request));
+      });
+      return;
+    }
+    bool close_after = reply.close_after;
+    Status st = self->WriteReplyBlocking(reply);
+    if (!st.ok()) close_after = true;
+    asio::post(self->loop_->io, [self, close_after] {
+      self->on_worker_ = false;
+      if (close_after || self->ctx_->stopping) {
+        self->Close("");
+      } else {
+        self->ReadSome();
+      }
+    });
+  });
+}
+
+Status Connection::WriteReplyBlocking(const Reply& reply) {
+  if (!reply.body.is_null()) {
+    std::string frame = FrameOf(reply.body);
+    VY_RETURN_NOT_OK(WriteAll(*stream_, frame.data(), frame.size(), io_timeout_ms()));
+  }
+  for (int fd : reply.fds) {
+    while (true) {
+      ssize_t n = TrySendFd(fd_, fd);
+      if (n == 1) break;
+      if (n < 0 && n != ByteStream::kWouldBlock) {
+        return Status::IOError("passing a file descriptor failed: ", strerror(errno));
+      }
+      struct pollfd p = {fd_, POLLOUT, 0};
+      if (::poll(&p, 1, io_timeout_ms()) == 0) return Status::IOError("passing an fd timed out");
+    }
+  }
   return Status::OK();
 }
 
 Status Connection::SendInterim(const json& body) {
   Reply r;
   r.body = body;
-  return SendReply(r);
+  return WriteReplyBlocking(r);
+}
+
+void Connection::Respond(Reply reply) {
+  if (closed_) return;
+  out_ = reply.body.is_null() ? std::string() : FrameOf(reply.body);
+  out_off_ = 0;
+  out_fds_ = std::move(reply.fds);
+  out_fds_sent_ = 0;
+  close_after_ = reply.close_after;
+  phase_ = Phase::kWriting;
+  last_progress_ = Clock::now();
+  Flush();
+}
+
+void Connection::Flush() {
+  if (closed_) return;
+  while (out_off_ < out_.size()) {
+    ssize_t n = stream_->Write(out_.data() + out_off_, out_.size() - out_off_);
+    if (n == ByteStream::kWouldBlock) {
+      WaitFor(stream_->WaitEvents(), &Connection::Flush);
+      return;
+    }
+    if (n < 0) {
+      Close(std::string("send failed: ") + strerror(errno));
+      return;
+    }
+    out_off_ += static_cast<size_t>(n);
+    last_progress_ = Clock::now();
+  }
+  while (out_fds_sent_ < out_fds_.size()) {
+    ssize_t n = TrySendFd(fd_, out_fds_[out_fds_sent_]);
+    if (n == ByteStream::kWouldBlock) {
+      WaitFor(POLLOUT, &Connection::Flush);
+      return;
+    }
+    if (n < 0) {
+      Close(std::string("passing a file descriptor failed: ") + strerror(errno));
+      return;
+    }
+    ++out_fds_sent_;
+    last_progress_ = Clock::now();
+  }
+  out_.clear();
+  out_fds_.clear();
+  AfterReply();
+}
+
+void Connection::AfterReply() {
+  if (closed_) return;
+  if (parked_) {
+    // The hang-up watch fired: EOF (or an error) ends the session; bytes of a
+    // pipelined request stay queued until the parked one is answered.
+    char probe;
+    ssize_t n = ::recv(fd_, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      Close("");
+    } else if (n < 0) {
+      WaitFor(POLLIN, &Connection::AfterReply);
+    }
+    return;
+  }
+  if (close_after_ || ctx_->stopping) {
+    Close("");
+    return;
+  }
+  ReadSome();
+}
+
+void Connection::CheckTimeouts(Clock::time_point now) {
+  if (closed_ || on_worker_ || parked_) return;
+  const Limits& l = ctx_->limits;
+  auto since = [&](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::seconds>(now - t).count();
+  };
+  if (!registered_ && l.handshake_timeout_s > 0 && since(accepted_) >= l.handshake_timeout_s) {
+    spdlog::info("{}: closing: no register_request within {} s (--handshake_timeout)", peer(),
+                 l.handshake_timeout_s);
+    Close("");
+    return;
+  }
+  bool mid = phase_ == Phase::kReading || phase_ == Phase::kWriting;
+  if (mid && l.io_timeout_s > 0 && since(last_progress_) >= l.io_timeout_s) {
+    spdlog::info("{}: closing: no progress for {} s in the middle of a message (--io_timeout)",
+                 peer(), l.io_timeout_s);
+    Close("");
+    return;
+  }
+  if (phase_ == Phase::kIdle && registered_ && l.idle_timeout_s > 0 &&
+      since(last_progress_) >= l.idle_timeout_s) {
+    spdlog::info("{}: closing: idle for {} s (--idle_timeout)", peer(), l.idle_timeout_s);
+    Close("");
+  }
+}
+
+void Connection::Close(const std::string& why) {
+  if (closed_) return;
+  closed_ = true;
+  if (!why.empty()) spdlog::warn("{}: closing the connection: {}", peer(), why);
+  if (parked_) {
+    parked_ = false;
+    ctx_->parked->Unpark(this);
+    --ctx_->deferred_requests;
+  }
+  asio::error_code ec;
+  sd_.cancel(ec);
+  Teardown();
+  // The last reference may be this erase: nothing of `this` is used after it.
+  loop_->connections.erase(shared_from_this());
 }
 
 int Connection::PassFd(int store_fd, Reply* reply) {

@@ -18,6 +18,13 @@ void Dispatcher::Register(const char* type, Handler handler, unsigned flags) {
   table_[type] = Entry{handler, flags};
 }
 
+const Dispatcher::Entry* Dispatcher::Find(const json& request) const {
+  auto type = request.find("type");
+  if (type == request.end() || !type->is_string()) return nullptr;
+  auto it = table_.find(type->get_ref<const std::string&>());
+  return it == table_.end() ? nullptr : &it->second;
+}
+
 Status Dispatcher::Dispatch(Connection& conn, const json& request, Reply* reply) const {
   VY_ASSIGN_OR_RETURN(std::string type, ReadMessageType(request));
   auto it = table_.find(type);

@@ -27,15 +27,18 @@ class Dispatcher {
  public:
   static const Dispatcher& Get();
 
-  void Register(const char* type, Handler handler, unsigned flags = kNone);
-  /// Runs the handler of the request's type after the central checks.
-  Status Dispatch(Connection& conn, const json& request, Reply* reply) const;
-
- private:
   struct Entry {
     Handler handler;
     unsigned flags;
   };
+
+  void Register(const char* type, Handler handler, unsigned flags = kNone);
+  /// The entry of the request's type, or null (Dispatch then answers the error).
+  const Entry* Find(const json& request) const;
+  /// Runs the handler of the request's type after the central checks.
+  Status Dispatch(Connection& conn, const json& request, Reply* reply) const;
+
+ private:
   std::unordered_map<std::string, Entry> table_;
 };
 

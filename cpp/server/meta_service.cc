@@ -45,6 +45,16 @@ MetaService::MetaService(InstanceID instance_id, IdGenerator* ids, BulkStore* st
                          MetaBackend* backend)
     : instance_id_(instance_id), ids_(ids), store_(store), backend_(backend) {}
 
+void MetaService::SetChangeListener(std::function<void()> listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_change_ = std::move(listener);
+}
+
+void MetaService::NotifyChangedLocked() {
+  changed_.notify_all();
+  if (on_change_) on_change_();
+}
+
 bool MetaService::ExistsLocked(ObjectID id) const {
   if (objects_.count(id) > 0) return true;
   return IsBlob(id) && store_->Exists(id);
@@ -139,7 +149,7 @@ Result<CreatedObject> MetaService::Create(const json& tree) {
   for (const auto& [name, member] : rec.members) referrers_[member].insert(id);
   CreatedObject created{id, rec.signature, instance_id_};
   objects_.emplace(id, std::move(rec));
-  changed_.notify_all();
+  NotifyChangedLocked();
   return created;
 }
 
@@ -339,7 +349,7 @@ Result<ObjectID> MetaService::ShallowCopy(ObjectID id, const json& extra) {
   ObjectID target = ids_->NextObjectID();
   for (const auto& [name, member] : copy.members) referrers_[member].insert(target);
   objects_.emplace(target, std::move(copy));
-  changed_.notify_all();
+  NotifyChangedLocked();
   return target;
 }
 
@@ -376,7 +386,7 @@ Status MetaService::PutName(ObjectID id, const std::string& name) {
   }
   VY_RETURN_NOT_OK(backend_->PutName(name, id));
   names_[name] = id;
-  changed_.notify_all();
+  NotifyChangedLocked();
   return Status::OK();
 }
 

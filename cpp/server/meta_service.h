@@ -36,6 +36,11 @@ class MetaService {
 
   MetaService(InstanceID instance_id, IdGenerator* ids, BulkStore* store, MetaBackend* backend);
 
+  /// `listener` runs after every change a waiting request may be waiting for
+  /// (an object created, a name put), with the service's mutex held: it must
+  /// not call back into the service (ParkedRequests::WakeAll only posts).
+  void SetChangeListener(std::function<void()> listener);
+
   /// Validates and stores a new object tree; members must exist already.
   Result<CreatedObject> Create(const json& tree);
   /// Expanded trees, "o…" -> tree. ObjectNotExists names the first unknown id.
@@ -87,6 +92,8 @@ class MetaService {
   void PersistLocked(ObjectID id);
   Result<bool> MatcherLocked(const ListQuery& query, std::function<bool(const std::string&)>* m);
 
+  void NotifyChangedLocked();
+
   const InstanceID instance_id_;
   IdGenerator* const ids_;
   BulkStore* const store_;
@@ -94,6 +101,7 @@ class MetaService {
 
   std::mutex mu_;
   std::condition_variable changed_;  // signalled on every create and name change
+  std::function<void()> on_change_;  // guarded by mu_; see SetChangeListener
   std::unordered_map<ObjectID, Record> objects_;  // guarded by mu_ (objects and remote blobs)
   /// member id -> ids of the objects that hold it (one entry per holding).
   std::unordered_map<ObjectID, std::multiset<ObjectID>> referrers_;  // guarded by mu_

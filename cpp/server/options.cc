@@ -4,7 +4,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <fstream>
+#include <thread>
 #include <vector>
 
 #include <gflags/gflags.h>
@@ -28,6 +30,23 @@ DEFINE_string(htpasswd, "",
 DEFINE_string(socket_mode, "0600",
               "Permissions of the IPC socket file, in octal: 0600 admits the server's user "
               "only, 0660 its group too, 0666 everyone on the host");
+
+DEFINE_int32(io_threads, 0,
+             "Event-loop threads that own the client sockets (0: one per core)");
+DEFINE_int32(worker_threads, 0,
+             "Worker threads for slow requests: logins, remote blob transfers, store-wide "
+             "sweeps, large messages (0: one per core, at least 2)");
+DEFINE_uint64(max_connections, 0,
+              "Clients served at once, IPC and RPC together; more are refused with an error "
+              "(0: as many as the file descriptor limit allows)");
+DEFINE_int32(handshake_timeout, 10,
+             "Seconds a new connection may take to send register_request (0: no limit)");
+DEFINE_int32(io_timeout, 60,
+             "Seconds a message, a reply or a blob transfer may go without progress before "
+             "the connection is closed (0: no limit)");
+DEFINE_int32(idle_timeout, 0,
+             "Seconds a registered client may stay silent before it is disconnected "
+             "(0: never, as vineyard)");
 
 namespace vineyard {
 
@@ -96,6 +115,21 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
   o.rpc_host = FLAGS_rpc_host;
   o.compression = FLAGS_compression;
   o.htpasswd = FLAGS_htpasswd;
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (FLAGS_io_threads < 0 || FLAGS_io_threads > 256 || FLAGS_worker_threads < 0 ||
+      FLAGS_worker_threads > 1024) {
+    return Status::Invalid("--io_threads must be within 0..256 and --worker_threads 0..1024");
+  }
+  o.io_threads = FLAGS_io_threads > 0 ? FLAGS_io_threads : cores;
+  o.worker_threads = FLAGS_worker_threads > 0 ? FLAGS_worker_threads : std::max(2, cores);
+  if (FLAGS_handshake_timeout < 0 || FLAGS_io_timeout < 0 || FLAGS_idle_timeout < 0) {
+    return Status::Invalid("--handshake_timeout, --io_timeout and --idle_timeout are seconds "
+                           "(0: no limit), not negative");
+  }
+  o.limits.handshake_timeout_s = FLAGS_handshake_timeout;
+  o.limits.io_timeout_s = FLAGS_io_timeout;
+  o.limits.idle_timeout_s = FLAGS_idle_timeout;
+  o.limits.max_connections = FLAGS_max_connections;
   try {
     size_t used = 0;
     unsigned long mode = std::stoul(FLAGS_socket_mode, &used, 8);

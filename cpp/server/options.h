@@ -8,6 +8,14 @@
 
 namespace vineyard {
 
+/// Bounds on what one connection may cost (flags in options.cc).
+struct Limits {
+  int handshake_timeout_s = 10;  // accept -> register_request
+  int io_timeout_s = 60;         // no progress mid-frame, mid-reply or mid-transfer
+  int idle_timeout_s = 0;        // a registered connection with no request (0: never)
+  uint64_t max_connections = 0;  // IPC + RPC at once (0: what the fd limit allows)
+};
+
 struct ServerOptions {
   std::string socket;          // IPC socket path
   uint64_t size = 0;           // memory limit of the bulk store, bytes
@@ -20,6 +28,9 @@ struct ServerOptions {
   std::string htpasswd;        // users allowed in (empty: no authentication)
   unsigned socket_mode = 0600; // permissions of the IPC socket file
   uint64_t instance_id = 0;
+  int io_threads = 2;          // event loops
+  int worker_threads = 2;      // workers for slow requests
+  Limits limits;
 };
 
 /// Parses argv with gflags (exits on --help), then checks the values.

@@ -1,8 +1,12 @@
 #include "server/server.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,6 +14,8 @@
 
 #include <cstring>
 #include <filesystem>
+#include <future>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -39,10 +45,29 @@ std::string Hostname() {
 
 Server::Server(ServerOptions options) : options_(std::move(options)) {}
 
+// The number of file descriptors this process may open (raised to the hard
+// limit at start, so thousands of clients fit).
+static uint64_t RaiseFdLimit() {
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? (1ULL << 20) : rl.rlim_cur;
+}
+
+static bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
+}
+
 Server::~Server() {
   if (ipc_fd_ >= 0) ::close(ipc_fd_);
   if (rpc_fd_ >= 0) ::close(rpc_fd_);
-  if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+  listeners_.clear();
+  pool_.reset();  // joins the threads before the stores go away
 }
 
 Status Server::Start() {
@@ -56,6 +81,15 @@ Status Server::Start() {
     spdlog::info("clients must log in: {} users in {}", users_->size(), options_.htpasswd);
   }
   ids_ = std::make_unique<IdGenerator>(options_.instance_id);
+  ctx_.limits = options_.limits;
+  uint64_t fd_limit = RaiseFdLimit();
+  if (ctx_.limits.max_connections == 0) {
+    // What the fd limit allows, keeping some for the stores, logs and etcd.
+    ctx_.limits.max_connections = fd_limit > 128 ? fd_limit - 64 : fd_limit / 2;
+  } else if (ctx_.limits.max_connections + 32 > fd_limit) {
+    spdlog::warn("--max_connections={} is above what the file descriptor limit ({}) allows: "
+                 "raise `ulimit -n`", ctx_.limits.max_connections, fd_limit);
+  }
   VY_RETURN_NOT_OK(BindIpcSocket());
   // A failure from here on removes the socket file just created.
   struct RemoveSocketOnFailure {
@@ -78,6 +112,11 @@ Status Server::Start() {
   ctx_.store = store_.get();
   ctx_.meta = meta_.get();
   ctx_.backend = backend_.get();
+  parked_ = std::make_unique<ParkedRequests>();
+  ctx_.parked = parked_.get();
+  meta_->SetChangeListener([parked = parked_.get()] { parked->WakeAll(); });
+  pool_ = std::make_unique<IoPool>(options_.io_threads, options_.worker_threads);
+  ctx_.pool = pool_.get();
 
   json entry = {{"hostid", static_cast<uint64_t>(gethostid())},
                 {"hostname", Hostname()},
@@ -87,11 +126,12 @@ Status Server::Start() {
                 {"timestamp", static_cast<uint64_t>(time(nullptr))}};
   VY_RETURN_NOT_OK(backend_->RegisterInstance(ctx_.instance_id, entry));
 
-  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd_ < 0) return Status::IOError("eventfd: ", strerror(errno));
-  spdlog::info("vineyardd serving on {} ({}), rpc {}, {} of shared memory, metadata: {}",
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  spdlog::info("vineyardd serving on {} ({}), rpc {}, {} of shared memory, metadata: {}, "
+               "{} event loops, {} workers, at most {} connections",
                ctx_.ipc_socket, "ipc", ctx_.rpc_endpoint.empty() ? "off" : ctx_.rpc_endpoint,
-               FormatBytes(options_.size), backend_->Name());
+               FormatBytes(options_.size), backend_->Name(), options_.io_threads,
+               options_.worker_threads, ctx_.limits.max_connections);
   guard.armed = false;
   return Status::OK();
 }
@@ -150,88 +190,184 @@ Status Server::BindIpcSocket() {
 }
 
 Status Server::BindRpcSocket() {
-  rpc_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (rpc_fd_ < 0) return Status::IOError("socket(): ", strerror(errno));
-  int one = 1;
-  setsockopt(rpc_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  // --rpc_host is both where the port listens and what clients are told;
+  // without it the port listens on every address, as vineyard's does.
   struct sockaddr_in addr {};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_ANY);
   addr.sin_port = htons(static_cast<uint16_t>(options_.rpc_port));
+  if (!options_.rpc_host.empty()) {
+    struct addrinfo hints {};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    struct addrinfo* found = nullptr;
+    int rc = getaddrinfo(options_.rpc_host.c_str(), nullptr, &hints, &found);
+    if (rc != 0 || found == nullptr) {
+      return Status::IOError("cannot resolve --rpc_host '", options_.rpc_host,
+                             "': ", gai_strerror(rc), ". Give an address of this host");
+    }
+    addr.sin_addr = reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr;
+    freeaddrinfo(found);
+  }
+  rpc_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (rpc_fd_ < 0) return Status::IOError("socket(): ", strerror(errno));
+  int one = 1;
+  setsockopt(rpc_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (::bind(rpc_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return Status::IOError("cannot listen on TCP port ", options_.rpc_port, ": ",
-                           strerror(errno), ". Choose another --rpc_socket_port, or --norpc");
+    char text[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, &addr.sin_addr, text, sizeof(text));
+    return Status::IOError("cannot listen on TCP ", text, ":", options_.rpc_port, ": ",
+                           strerror(errno),
+                           ". Choose another --rpc_socket_port (or --rpc_host), or --norpc");
   }
   if (::listen(rpc_fd_, 1024) != 0) return Status::IOError("listen(): ", strerror(errno));
   socklen_t len = sizeof(addr);
   getsockname(rpc_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
   std::string host = options_.rpc_host.empty() ? Hostname() : options_.rpc_host;
   ctx_.rpc_endpoint = host + ":" + std::to_string(ntohs(addr.sin_port));
+  if ((options_.rpc_host.empty() || !IsLoopback(options_.rpc_host)) &&
+      options_.htpasswd.empty()) {
+    spdlog::warn("the RPC port {} is open to the network without --htpasswd: anyone who can "
+                 "reach it may read and delete objects. Set --htpasswd, bind a local address "
+                 "with --rpc_host=127.0.0.1, or turn it off with --norpc",
+                 ctx_.rpc_endpoint);
+  }
   return Status::OK();
 }
 
 void Server::Run() {
-  while (!ctx_.stopping) {
-    struct pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {ipc_fd_, POLLIN, 0}, {rpc_fd_, POLLIN, 0}};
-    int n = ::poll(fds, rpc_fd_ >= 0 ? 3 : 2, 1000);
-    if (n < 0 && errno != EINTR) {
-      spdlog::error("poll failed: {}", strerror(errno));
-      break;
+  pool_->Start([this](EventLoop& loop) { Sweep(loop); });
+  EventLoop& first = *pool_->loops().front();
+  asio::post(first.io, [this, &first] {
+    listeners_.push_back(std::make_unique<Listener>(first.io, ipc_fd_, true));
+    ipc_fd_ = -1;
+    if (rpc_fd_ >= 0) {
+      listeners_.push_back(std::make_unique<Listener>(first.io, rpc_fd_, false));
+      rpc_fd_ = -1;
     }
-    if (fds[1].revents & POLLIN) Accept(ipc_fd_, true);
-    if (rpc_fd_ >= 0 && (fds[2].revents & POLLIN)) Accept(rpc_fd_, false);
-    ReapFinished();
-  }
-  // Shutdown: no new clients, end every session, then remove the socket file.
-  ::close(ipc_fd_);
-  ipc_fd_ = -1;
-  if (rpc_fd_ >= 0) ::close(rpc_fd_);
-  rpc_fd_ = -1;
+    for (auto& l : listeners_) ArmAccept(*l);
+  });
   {
-    std::lock_guard<std::mutex> lock(sessions_mu_);
-    for (auto& s : sessions_) s.conn->Shutdown();
+    std::unique_lock<std::mutex> lock(stop_mu_);
+    stop_cv_.wait(lock, [this] { return stop_requested_; });
   }
-  for (auto& s : sessions_) s.thread.join();
-  sessions_.clear();
+
+  // Shutdown: no new clients; every session ends (a worker's blocking I/O
+  // fails at once on its shut-down socket); then the loops stop.
+  auto on_each_loop = [this](auto fn) {
+    std::vector<std::future<void>> done;
+    for (auto& loop : pool_->loops()) {
+      auto task = std::make_shared<std::packaged_task<void()>>([&loop, fn] { fn(*loop); });
+      done.push_back(task->get_future());
+      asio::post(loop->io, [task] { (*task)(); });
+    }
+    for (auto& d : done) d.wait();
+  };
+  on_each_loop([this](EventLoop& loop) {
+    if (loop.index == 0) listeners_.clear();
+    auto conns = loop.connections;
+    for (auto& c : conns) c->Shutdown();
+  });
+  pool_->JoinWorkers();
+  on_each_loop([](EventLoop& loop) {
+    auto conns = loop.connections;
+    for (auto& c : conns) c->Shutdown();
+  });
+  pool_->StopLoops();
   ::unlink(options_.socket.c_str());
   spdlog::info("vineyardd stopped; removed {}", options_.socket);
 }
 
-void Server::Accept(int listen_fd, bool is_ipc) {
-  int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-  if (fd < 0) {
-    if (errno != EAGAIN && errno != EINTR) spdlog::warn("accept failed: {}", strerror(errno));
-    return;
-  }
-  if (!is_ipc) {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
-  }
-  std::lock_guard<std::mutex> lock(sessions_mu_);
-  Session& s = sessions_.emplace_back();
-  s.conn = std::make_unique<Connection>(&ctx_, fd, is_ipc, ++serial_);
-  s.thread = std::thread([&s] {
-    s.conn->Serve();
-    s.done = true;
-  });
+void Server::ArmAccept(Listener& l) {
+  l.sd.async_wait(asio::posix::stream_descriptor::wait_read,
+                  [this, &l](const asio::error_code& ec) {
+                    if (ec || ctx_.stopping) return;
+                    AcceptReady(l);
+                  });
 }
 
-void Server::ReapFinished() {
-  std::lock_guard<std::mutex> lock(sessions_mu_);
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    if (it->done) {
-      it->thread.join();
-      it = sessions_.erase(it);
-    } else {
-      ++it;
+void Server::AcceptReady(Listener& l) {
+  for (int accepted = 0; accepted < 256; ++accepted) {
+    int fd = ::accept4(l.sd.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if ((errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
+        // Out of descriptors: free the spare, accept the client only to tell it why.
+        ::close(spare_fd_);
+        spare_fd_ = -1;
+        int refused = ::accept4(l.sd.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+        if (refused >= 0) {
+          Refuse(refused, Status::IOError("vineyardd is out of file descriptors: retry later, "
+                                          "or raise its `ulimit -n`"));
+        }
+        spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        continue;
+      }
+      // Still failing (no spare to free, or another error): pause this
+      // listener instead of spinning, doubling the pause up to a second.
+      l.backoff_ms = std::min(std::max(l.backoff_ms * 2, 10), 1000);
+      static std::atomic<int64_t> last_log{0};
+      int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::steady_clock::now().time_since_epoch()).count();
+      if (last_log.exchange(now) != now) {
+        spdlog::warn("accept failed: {}; pausing new connections for {} ms", strerror(errno),
+                     l.backoff_ms);
+      }
+      l.backoff.expires_after(std::chrono::milliseconds(l.backoff_ms));
+      l.backoff.async_wait([this, &l](const asio::error_code& ec) {
+        if (!ec && !ctx_.stopping) ArmAccept(l);
+      });
+      return;
     }
+    l.backoff_ms = 0;
+    uint64_t open = static_cast<uint64_t>(std::max<int64_t>(
+        0, ctx_.ipc_connections.load() + ctx_.rpc_connections.load()));
+    if (open >= ctx_.limits.max_connections) {
+      Refuse(fd, Status::IOError("too many connections: this vineyardd serves at most ",
+                                 ctx_.limits.max_connections,
+                                 " at once (--max_connections); retry later"));
+      continue;
+    }
+    if (!l.is_ipc) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    EventLoop& loop = pool_->NextLoop();
+    auto conn = std::make_shared<Connection>(&ctx_, &loop, fd, l.is_ipc, ++serial_);
+    asio::post(loop.io, [conn, &loop] {
+      loop.connections.insert(conn);
+      conn->Start();
+    });
   }
+  ArmAccept(l);
+}
+
+void Server::Refuse(int fd, const Status& why) {
+  static std::atomic<int64_t> last_log{0};
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (last_log.exchange(now) != now) spdlog::warn("refusing a client: {}", why.message());
+  std::string text = WriteErrorReply(why).dump();
+  uint64_t len = text.size();
+  std::string frame(reinterpret_cast<const char*>(&len), sizeof(len));
+  frame += text;
+  (void)!::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ::close(fd);
+}
+
+void Server::Sweep(EventLoop& loop) {
+  auto now = std::chrono::steady_clock::now();
+  std::vector<std::shared_ptr<Connection>> conns(loop.connections.begin(),
+                                                 loop.connections.end());
+  for (auto& c : conns) c->CheckTimeouts(now);
 }
 
 void Server::Stop() {
   ctx_.stopping = true;
-  uint64_t one = 1;
-  if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof(one));
+  std::lock_guard<std::mutex> lock(stop_mu_);
+  stop_requested_ = true;
+  stop_cv_.notify_all();
 }
 
 }  // namespace vineyard

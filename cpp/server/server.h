@@ -1,16 +1,22 @@
-// Server: vineyardd's runner. It owns the stores and the listening sockets,
-// accepts clients (one thread each, see Connection) and shuts down cleanly:
-// Stop() closes the listeners, ends every session and removes the socket file.
+// Server: vineyardd's runner. It owns the stores, the listening sockets and
+// the threads (IoPool: event loops + workers). It accepts clients on the first
+// loop, binds each to a loop (see Connection), refuses politely over
+// --max_connections, backs off when out of file descriptors, and shuts down
+// cleanly: Stop() closes the listeners, ends every session and removes the
+// socket file.
 //
 // Thread-safety: Start() and Run() from one thread; Stop() from any thread.
 #pragma once
 
-#include <list>
+#include <asio.hpp>
+
+#include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 #include "server/connection.h"
+#include "server/io_pool.h"
+#include "server/parked_requests.h"
 #include "server/options.h"
 #include "server/server_context.h"
 
@@ -31,16 +37,22 @@ class Server {
   const ServerContext& context() const { return ctx_; }
 
  private:
-  struct Session {
-    std::unique_ptr<Connection> conn;
-    std::thread thread;
-    std::atomic<bool> done{false};
+  /// A listening socket registered with the first loop.
+  struct Listener {
+    Listener(asio::io_context& io, int fd, bool is_ipc) : sd(io, fd), is_ipc(is_ipc) {}
+    asio::posix::stream_descriptor sd;  // owns the fd
+    bool is_ipc;
+    asio::steady_timer backoff{sd.get_executor()};
+    int backoff_ms = 0;  // > 0 while paused for lack of file descriptors
   };
 
   Status BindIpcSocket();
   Status BindRpcSocket();
-  void Accept(int listen_fd, bool is_ipc);
-  void ReapFinished();
+  void ArmAccept(Listener& l);
+  void AcceptReady(Listener& l);
+  /// Over the limit or out of fds: tells the client why and closes it.
+  void Refuse(int fd, const Status& why);
+  void Sweep(EventLoop& loop);
 
   ServerOptions options_;
   std::unique_ptr<IdGenerator> ids_;
@@ -50,13 +62,18 @@ class Server {
   std::unique_ptr<Htpasswd> users_;
   ServerContext ctx_;
 
-  int ipc_fd_ = -1;
-  int rpc_fd_ = -1;
-  int wake_fd_ = -1;  // eventfd: Stop() wakes the accept loop
-  uint64_t serial_ = 0;
+  std::unique_ptr<ParkedRequests> parked_;
+  std::unique_ptr<IoPool> pool_;
 
-  std::mutex sessions_mu_;
-  std::list<Session> sessions_;  // guarded by sessions_mu_
+  int ipc_fd_ = -1;  // until Run() hands them to listeners_
+  int rpc_fd_ = -1;
+  int spare_fd_ = -1;  // held in reserve: freed to accept and refuse when out of fds
+  std::vector<std::unique_ptr<Listener>> listeners_;  // used on the first loop only
+  uint64_t serial_ = 0;                               // first loop only
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stop_requested_ = false;  // guarded by stop_mu_
 };
 
 }  // namespace vineyard

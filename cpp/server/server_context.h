@@ -14,8 +14,12 @@
 #include "server/bulk_store.h"
 #include "server/meta_backend.h"
 #include "server/meta_service.h"
+#include "server/options.h"
 
 namespace vineyard {
+
+class IoPool;
+class ParkedRequests;
 
 struct ServerContext {
   InstanceID instance_id = 0;
@@ -26,6 +30,9 @@ struct ServerContext {
   MetaService* meta = nullptr;
   MetaBackend* backend = nullptr;
   const Htpasswd* users = nullptr;   // null: no authentication
+  IoPool* pool = nullptr;            // the workers, for kSlow requests
+  ParkedRequests* parked = nullptr;  // requests waiting for a metadata change
+  Limits limits;
   bool compression = true;           // offered to RPC clients
 
   std::atomic<bool> stopping{false};

@@ -23,7 +23,8 @@ namespace vineyard::testing {
 namespace {
 std::atomic<int> counter{0};
 
-pid_t Spawn(const std::vector<std::string>& args, int out_fd) {
+pid_t Spawn(const std::vector<std::string>& args, int out_fd,
+            const std::vector<std::string>& wrapper = {}) {
   pid_t pid = fork();
   if (pid == 0) {
     if (out_fd >= 0) {
@@ -31,10 +32,15 @@ pid_t Spawn(const std::vector<std::string>& args, int out_fd) {
       dup2(out_fd, 2);
     }
     std::vector<char*> argv;
+    for (const auto& w : wrapper) argv.push_back(const_cast<char*>(w.c_str()));
     argv.push_back(const_cast<char*>(VINEYARDD_PATH));
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    execv(VINEYARDD_PATH, argv.data());
+    if (wrapper.empty()) {
+      execv(VINEYARDD_PATH, argv.data());
+    } else {
+      execvp(argv[0], argv.data());
+    }
     _exit(127);
   }
   return pid;
@@ -42,13 +48,14 @@ pid_t Spawn(const std::vector<std::string>& args, int out_fd) {
 }  // namespace
 
 std::unique_ptr<TestServer> TestServer::Start(const std::vector<std::string>& args,
-                                              const std::string& size) {
+                                              const std::string& size,
+                                              const std::vector<std::string>& wrapper) {
   auto server = std::unique_ptr<TestServer>(new TestServer());
   server->socket_ = "/tmp/vy-test-" + std::to_string(getpid()) + "-" +
                     std::to_string(counter++) + ".sock";
   std::vector<std::string> all = {"--socket=" + server->socket_, "--size=" + size, "--norpc"};
   all.insert(all.end(), args.begin(), args.end());
-  server->pid_ = Spawn(all, -1);
+  server->pid_ = Spawn(all, -1, wrapper);
   for (int i = 0; i < 500; ++i) {
     auto fd = ConnectUnixSocket(server->socket_);
     if (fd.ok()) {

@@ -15,8 +15,10 @@ class TestServer {
  public:
   /// Starts vineyardd (VINEYARDD_PATH) on a fresh socket with `args` added;
   /// waits until it accepts connections.
+  /// `wrapper`: a command that runs vineyardd (e.g. {"prlimit", "--nofile=64:64", "--"}).
   static std::unique_ptr<TestServer> Start(const std::vector<std::string>& args = {},
-                                           const std::string& size = "256Mi");
+                                           const std::string& size = "256Mi",
+                                           const std::vector<std::string>& wrapper = {});
   ~TestServer();
 
   const std::string& socket() const { return socket_; }

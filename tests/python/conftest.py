@@ -43,10 +43,14 @@ class Server:
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         self._wait_ready()
         self.port = None
-        if rpc:
+        deadline = time.monotonic() + 30
+        while rpc and self.port is None and time.monotonic() < deadline:
+            # The socket accepts before the server logs its endpoint: wait for the line.
             for line in self.log().splitlines():  # "... rpc host:port, ..."
                 if " rpc " in line and "serving on" in line:
                     self.port = int(line.split(" rpc ", 1)[1].split(",")[0].rsplit(":", 1)[1])
+            if self.port is None:
+                time.sleep(0.02)
 
     def log(self):
         with open(self.log_path, errors="replace") as f:

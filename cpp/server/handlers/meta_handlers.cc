@@ -7,22 +7,6 @@ namespace vineyard {
 
 namespace {
 
-// A request that may block (wait=true) counts as deferred while it runs, and
-// gives up when its client leaves.
-struct Deferred {
-  Deferred(Connection& c, bool waits) : conn(c), counted(waits) {
-    if (counted) ++conn.ctx().deferred_requests;
-  }
-  ~Deferred() {
-    if (counted) --conn.ctx().deferred_requests;
-  }
-  MetaService::CancelCheck cancel() {
-    return [this] { return !conn.PeerAlive(); };
-  }
-  Connection& conn;
-  const bool counted;
-};
-
 Status CreateData(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(json tree, ReadCreateDataRequest(request));
   VY_ASSIGN_OR_RETURN(CreatedObject c, conn.ctx().meta->Create(tree));
@@ -52,9 +36,13 @@ Status CreateDatas(Connection& conn, const json& request, Reply* reply) {
 
 Status GetData(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(GetDataRequest r, ReadGetDataRequest(request));
-  Deferred deferred(conn, r.wait);
-  VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->Get(r.ids, r.wait, deferred.cancel()));
-  reply->body = WriteGetDataReply(trees);
+  auto trees = conn.ctx().meta->Get(r.ids, false, nullptr);
+  if (r.wait && trees.status().IsObjectNotExists()) {
+    reply->defer = true;  // parked until the objects appear (or the client leaves)
+    return Status::OK();
+  }
+  VY_RETURN_NOT_OK(trees.status());
+  reply->body = WriteGetDataReply(*trees);
   return Status::OK();
 }
 
@@ -125,9 +113,13 @@ Status GetName(Connection& conn, const json& request, Reply* reply) {
   std::string name;
   bool wait = false;
   VY_RETURN_NOT_OK(ReadGetNameRequest(request, &name, &wait));
-  Deferred deferred(conn, wait);
-  VY_ASSIGN_OR_RETURN(ObjectID id, conn.ctx().meta->GetName(name, wait, deferred.cancel()));
-  reply->body = WriteGetNameReply(id);
+  auto id = conn.ctx().meta->GetName(name, false, nullptr);
+  if (wait && id.status().IsObjectNotExists()) {
+    reply->defer = true;  // parked until the name is put (or the client leaves)
+    return Status::OK();
+  }
+  VY_RETURN_NOT_OK(id.status());
+  reply->body = WriteGetNameReply(*id);
   return Status::OK();
 }
 
@@ -235,7 +227,7 @@ void RegisterMetaHandlers(Dispatcher* d) {
   d->Register(req::kGetName, GetName);
   d->Register(req::kListName, ListName);
   d->Register(req::kDropName, DropName);
-  d->Register(req::kClear, Clear);
+  d->Register(req::kClear, Clear, kSlow);
   d->Register(req::kMigrateObject, MigrateObject);
   d->Register(req::kVyPut, VyPut);
   d->Register(req::kVyGet, VyGet, kIpcOnly);

@@ -63,7 +63,7 @@ Status InstanceStatusHandler(Connection& conn, const json&, Reply* reply) {
 void RegisterMiscHandlers(Dispatcher* d) {
   d->Register(req::kRegister, Register, kBeforeRegister);
   d->Register(req::kExit, Exit, kBeforeRegister);
-  d->Register(req::kMemoryTrim, MemoryTrim);
+  d->Register(req::kMemoryTrim, MemoryTrim, kSlow);
   d->Register(req::kClusterMeta, ClusterMeta);
   d->Register(req::kInstanceStatus, InstanceStatusHandler);
 }

@@ -12,6 +12,18 @@ namespace {
 
 uint8_t* DataOf(const Payload& p) { return reinterpret_cast<uint8_t*>(p.pointer); }
 
+// What a remote client is told of a blob: never a server address (`pointer`)
+// or the server's fd numbers, which mean nothing off this host.
+std::vector<Payload> ForTcp(std::vector<Payload> payloads) {
+  for (auto& p : payloads) {
+    p.pointer = 0;
+    p.store_fd = -1;
+    p.data_offset = 0;
+    p.map_size = 0;
+  }
+  return payloads;
+}
+
 Status NoRdma() {
   return Status::NotImplemented("RDMA transfers are not supported by this vineyardd: use TCP");
 }
@@ -33,12 +45,13 @@ Status CreateRemoteBuffers(Connection& conn, const json& request, Reply* reply) 
     created.push_back(*p);
     if (!IsEmptyBlob(p->object_id)) conn.AddUnsealed(p->object_id);
   }
-  auto reply_for = [&](const std::vector<Payload>& ps) {
+  auto reply_for = [&](const std::vector<Payload>& created_now) {
+    auto ps = ForTcp(created_now);
     return r.single ? WriteCreateBufferReply(ps[0], -1) : WriteCreateBuffersReply(ps, {});
   };
 
   Status st = conn.SendInterim(reply_for(created));
-  BlobReceiver in(conn.socket_fd(), r.compress);
+  BlobReceiver in(conn.stream(), r.compress, conn.io_timeout_ms());
   for (size_t i = 0; st.ok() && i < created.size(); ++i) {
     st = in.Receive(DataOf(created[i]), created[i].data_size);
   }
@@ -80,8 +93,8 @@ Status GetRemoteBuffers(Connection& conn, const json& request, Reply* reply) {
     }
     payloads.push_back(*p);
   }
-  Status st = conn.SendInterim(WriteGetRemoteBuffersReply(payloads, r.compress));
-  BlobSender out(conn.socket_fd(), r.compress);
+  Status st = conn.SendInterim(WriteGetRemoteBuffersReply(ForTcp(payloads), r.compress));
+  BlobSender out(conn.stream(), r.compress, conn.io_timeout_ms());
   for (size_t i = 0; st.ok() && i < payloads.size(); ++i) {
     st = out.Send(DataOf(payloads[i]), payloads[i].data_size);
   }
@@ -97,9 +110,9 @@ Status GetRemoteBuffers(Connection& conn, const json& request, Reply* reply) {
 }  // namespace
 
 void RegisterRemoteHandlers(Dispatcher* d) {
-  d->Register(req::kCreateRemoteBuffer, CreateRemoteBuffers);
-  d->Register(req::kCreateRemoteBuffers, CreateRemoteBuffers);
-  d->Register(req::kGetRemoteBuffers, GetRemoteBuffers);
+  d->Register(req::kCreateRemoteBuffer, CreateRemoteBuffers, kSlow);
+  d->Register(req::kCreateRemoteBuffers, CreateRemoteBuffers, kSlow);
+  d->Register(req::kGetRemoteBuffers, GetRemoteBuffers, kSlow);
 }
 
 }  // namespace vineyard
