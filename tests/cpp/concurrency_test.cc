@@ -168,6 +168,23 @@ TEST(Connections, TenThousandIdleClientsCostNoThreadEach) {
   ExpectServing(*server);
 }
 
+TEST(Connections, ManyClientsUnderAnAddressSpaceLimit) {
+  // The thread-per-connection server aborted at connection 222 under a 2 GiB
+  // address-space limit (no room for another thread stack).
+  auto server = TestServer::Start({}, "256Mi", {"prlimit", "--as=2147483648", "--"});
+  ASSERT_TRUE(server->Running());
+  std::vector<std::unique_ptr<RawConn>> conns;
+  for (int i = 0; i < 1000; ++i) {
+    conns.push_back(std::make_unique<RawConn>(server->socket()));
+    ASSERT_GE(conns.back()->fd(), 0);
+  }
+  for (int i = 0; i < 1000; i += 10) {
+    ASSERT_EQ(conns[i]->Register().value("type", ""), "register_reply") << i;
+  }
+  EXPECT_TRUE(server->Running());
+  ExpectServing(*server);
+}
+
 TEST(Connections, OverMaxConnectionsIsRefusedPolitely) {
   auto server = TestServer::Start({"--max_connections=4"});
   std::vector<std::unique_ptr<RawConn>> conns;
