@@ -8,12 +8,11 @@ namespace {
 Status Register(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(RegisterRequest r, ReadRegisterRequest(request));
   const Htpasswd* users = conn.ctx().users;
-  if (users != nullptr && !users->Verify(r.username, r.password)) {
-    reply->close_after = true;  // nothing else is served on this connection
-    return Status::ConnectionFailed(
-        r.username.empty() ? "this vineyardd requires a username and password (--htpasswd): "
-                             "pass username= and password= when connecting"
-                           : "authentication failed: wrong username or password");
+  if (users != nullptr) {
+    reply->close_after = true;  // a refused login: nothing else is served on this connection
+    VY_ASSIGN_OR_RETURN(std::string peer, PeerIdentity(conn.socket_fd(), conn.is_ipc()));
+    VY_RETURN_NOT_OK(users->Login(peer, r.username, r.password));
+    reply->close_after = false;
   }
   RegisterReply out;
   out.ipc_socket = conn.ctx().ipc_socket;
@@ -61,7 +60,8 @@ Status InstanceStatusHandler(Connection& conn, const json&, Reply* reply) {
 }  // namespace
 
 void RegisterMiscHandlers(Dispatcher* d) {
-  d->Register(req::kRegister, Register, kBeforeRegister);
+  // kSlow: a password hash takes ~0.1 s and may wait for a hashing slot.
+  d->Register(req::kRegister, Register, kBeforeRegister | kSlow);
   d->Register(req::kExit, Exit, kBeforeRegister);
   d->Register(req::kMemoryTrim, MemoryTrim, kSlow);
   d->Register(req::kClusterMeta, ClusterMeta);
