@@ -19,15 +19,28 @@ Result<std::shared_ptr<ClientCore>> ClientCore::Connect(const std::string& socke
   std::shared_ptr<ClientCore> core(new ClientCore());
   core->endpoint_ = socket;
   VY_ASSIGN_OR_RETURN(core->fd_, ConnectUnixSocket(socket));
+  core->stream_ = std::make_unique<PlainStream>(core->fd_);
   return Register(std::move(core), login);
 }
 
 Result<std::shared_ptr<ClientCore>> ClientCore::ConnectTcp(const std::string& host, int port,
-                                                         const Login& login) {
+                                                         const Login& login,
+                                                         std::shared_ptr<TlsContext> tls) {
   std::shared_ptr<ClientCore> core(new ClientCore());
   core->endpoint_ = host + ":" + std::to_string(port);
   core->is_ipc_ = false;
   VY_ASSIGN_OR_RETURN(core->fd_, ConnectTcpSocket(host, port));
+  if (!tls) {
+    core->stream_ = std::make_unique<PlainStream>(core->fd_);
+    return Register(std::move(core), login);
+  }
+  VY_ASSIGN_OR_RETURN(auto secure, TlsStream::Connect(std::move(tls), core->fd_, host));
+  Status st = CompleteHandshake(*secure, 30000);
+  if (!st.ok()) {
+    return Status::ConnectionFailed("TLS with vineyardd at '", core->endpoint_,
+                                    "' failed: ", st.message());
+  }
+  core->stream_ = std::move(secure);
   return Register(std::move(core), login);
 }
 
@@ -48,6 +61,7 @@ Result<std::shared_ptr<ClientCore>> ClientCore::Register(std::shared_ptr<ClientC
 }
 
 Status ClientCore::Broken(const std::string& what, const Status& cause) {
+  stream_.reset();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   return Status::ConnectionError("lost the connection to vineyardd at '", endpoint_, "'", what,
@@ -55,30 +69,31 @@ Status ClientCore::Broken(const std::string& what, const Status& cause) {
 }
 
 Status ClientCore::SendAndReceive(const json& request, json* reply) {
-  if (fd_ < 0) {
+  if (fd_ < 0 || !stream_) {
     return Status::ConnectionError("the client is disconnected from vineyardd at '", endpoint_,
                                    "': connect again");
   }
   std::string frame;
-  Status st = SendFrame(fd_, request.dump(-1, ' ', false, json::error_handler_t::replace));
-  if (st.ok()) st = RecvFrame(fd_, &frame);
+  Status st =
+      WriteFrame(*stream_, request.dump(-1, ' ', false, json::error_handler_t::replace), 0);
+  if (st.ok()) st = ReadFrame(*stream_, &frame, kMaxFrameSize, 0);
   if (!st.ok()) return Broken("", st);
   VY_ASSIGN_OR_RETURN(*reply, ParseMessage(frame));
   return Status::OK();
 }
 
 Result<json> ClientCore::RequestStreaming(
-    const json& request, const std::function<Status(int fd, const json& reply)>& stream,
+    const json& request, const std::function<Status(ByteStream& s, const json& reply)>& stream,
     bool final_reply) {
   std::lock_guard<std::mutex> lock(mu_);
   json reply;
   VY_RETURN_NOT_OK(SendAndReceive(request, &reply));
   VY_RETURN_NOT_OK(CheckReply(reply));
-  Status st = stream(fd_, reply);
+  Status st = stream(*stream_, reply);
   if (!st.ok()) return Broken(" during a transfer", st);
   if (!final_reply) return reply;
   std::string frame;
-  st = RecvFrame(fd_, &frame);
+  st = ReadFrame(*stream_, &frame, kMaxFrameSize, 0);
   if (!st.ok()) return Broken(" after a transfer", st);
   VY_ASSIGN_OR_RETURN(reply, ParseMessage(frame));
   VY_RETURN_NOT_OK(CheckReply(reply));
@@ -183,7 +198,8 @@ Status ClientCore::FlushReleases() {
 Status ClientCore::Disconnect() {
   std::lock_guard<std::mutex> lock(mu_);
   if (fd_ < 0) return Status::OK();
-  (void)SendFrame(fd_, WriteExitRequest().dump());
+  if (stream_) (void)WriteFrame(*stream_, WriteExitRequest().dump(), 1000);
+  stream_.reset();
   ::close(fd_);
   fd_ = -1;
   return Status::OK();

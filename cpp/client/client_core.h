@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "client/blob.h"
+#include "common/byte_stream.h"
 #include "common/protocol.h"
+#include "common/tls.h"
 
 namespace vineyard {
 
@@ -32,9 +34,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   /// Connects over the UNIX socket and registers; ConnectionFailed says what was tried.
   static Result<std::shared_ptr<ClientCore>> Connect(const std::string& socket,
                                                      const Login& login = {});
-  /// Connects over TCP to host:port and registers.
+  /// Connects over TCP to host:port and registers; with `tls`, over TLS (the
+  /// server's certificate must chain to the context's CAs and name `host`).
   static Result<std::shared_ptr<ClientCore>> ConnectTcp(const std::string& host, int port,
-                                                        const Login& login = {});
+                                                        const Login& login = {},
+                                                        std::shared_ptr<TlsContext> tls = {});
 
   /// Sends one request and reads its reply (an error reply becomes the Status).
   Result<json> Request(const json& request);
@@ -46,7 +50,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   /// socket with it, then (if `final_reply`) reads and returns the final reply.
   /// A failure inside `stream` ends the session: the socket is out of step.
   Result<json> RequestStreaming(const json& request,
-                                const std::function<Status(int fd, const json& reply)>& stream,
+                                const std::function<Status(ByteStream& s, const json& reply)>& stream,
                                 bool final_reply);
 
   /// Maps the server region `store_fd` (received earlier), read-only or writable.
@@ -83,6 +87,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   mutable std::mutex mu_;
   int fd_ = -1;                      // guarded by mu_; -1 once disconnected
+  std::unique_ptr<ByteStream> stream_;  // guarded by mu_; fd_'s bytes, plain or TLS
   std::map<int, int> received_fds_;  // guarded by mu_: server fd number -> our fd
   /// (server fd, writable) -> the region, mapped once for the whole session
   /// (Blobs share it, so it outlives the session while they do).

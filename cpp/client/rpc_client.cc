@@ -27,7 +27,8 @@ RPCClient::RPCClient(std::shared_ptr<ClientCore> core) : ClientBase(std::move(co
 
 Result<std::shared_ptr<RPCClient>> RPCClient::Connect(const std::string& endpoint,
                                                       const std::string& username,
-                                                      const std::string& password) {
+                                                      const std::string& password,
+                                                      const std::string& tls_ca) {
   std::string ep = endpoint;
   if (ep.empty()) {
     const char* env = getenv("VINEYARD_RPC_ENDPOINT");
@@ -39,7 +40,9 @@ Result<std::shared_ptr<RPCClient>> RPCClient::Connect(const std::string& endpoin
     ep = env;
   }
   auto colon = ep.rfind(':');
-  if (colon == std::string::npos) return Connect(ep, kDefaultRpcPort, username, password);
+  if (colon == std::string::npos) {
+    return Connect(ep, kDefaultRpcPort, username, password, tls_ca);
+  }
   int port = 0;
   try {
     size_t used = 0;
@@ -48,16 +51,29 @@ Result<std::shared_ptr<RPCClient>> RPCClient::Connect(const std::string& endpoin
   } catch (const std::exception&) {
     return Status::ConnectionFailed("'", ep, "' is not an endpoint of the form host:port");
   }
-  return Connect(ep.substr(0, colon), port, username, password);
+  return Connect(ep.substr(0, colon), port, username, password, tls_ca);
 }
 
 Result<std::shared_ptr<RPCClient>> RPCClient::Connect(const std::string& host, int port,
                                                       const std::string& username,
-                                                      const std::string& password) {
+                                                      const std::string& password,
+                                                      const std::string& tls_ca) {
   if (port <= 0 || port > 65535) {
     return Status::ConnectionFailed("port ", port, " of '", host, "' is not a TCP port");
   }
-  VY_ASSIGN_OR_RETURN(auto core, ClientCore::ConnectTcp(host, port, {username, password}));
+  std::string ca = tls_ca;
+  if (ca.empty()) {
+    const char* env = getenv("VINEYARD_RPC_TLS_CA");
+    if (env != nullptr) ca = env;
+  }
+  std::shared_ptr<TlsContext> tls;
+  if (!ca.empty()) {
+    auto made = TlsContext::ForClient(ca == "system" ? "" : ca);
+    if (!made.ok()) return made.status().WithContext("TLS for the RPC client");
+    tls = std::move(made).value();
+  }
+  VY_ASSIGN_OR_RETURN(auto core,
+                      ClientCore::ConnectTcp(host, port, {username, password}, std::move(tls)));
   return std::shared_ptr<RPCClient>(new RPCClient(std::move(core)));
 }
 
@@ -75,11 +91,11 @@ Result<std::vector<ObjectMeta>> RPCClient::CreateRemoteBlobs(const std::vector<B
   CreateRemoteBuffersRequest r;
   for (const auto& b : buffers) r.sizes.push_back(b.size);
   r.compress = compression();
-  auto stream = [&](int fd, const json& reply) -> Status {
+  auto stream = [&](ByteStream& s, const json& reply) -> Status {
     // The server has allocated every blob: now their bytes, in order.
     std::vector<int> no_fds;
     VY_RETURN_NOT_OK(ReadCreateBuffersReply(reply, &no_fds).status());
-    BlobSender out(fd, r.compress);
+    BlobSender out(s, r.compress, 0);
     for (const auto& b : buffers) VY_RETURN_NOT_OK(out.Send(b.data, b.size));
     return Status::OK();
   };
@@ -123,10 +139,10 @@ Result<std::vector<std::shared_ptr<RemoteBlob>>> RPCClient::GetRemoteBlobs(
   }
   r.unsafe = unsafe;
   r.compress = compression();
-  auto stream = [&](int fd, const json& reply) -> Status {
+  auto stream = [&](ByteStream& s, const json& reply) -> Status {
     bool compressed = r.compress;  // as asked, unless the reply says otherwise
     VY_ASSIGN_OR_RETURN(std::vector<Payload> ps, ReadGetRemoteBuffersReply(reply, &compressed));
-    BlobReceiver in(fd, compressed);
+    BlobReceiver in(s, compressed, 0);
     for (const auto& p : ps) {
       VY_ASSIGN_OR_RETURN(auto blob, RemoteBlob::Allocate(p.object_id, remote_instance_id(),
                                                           p.data_size));

@@ -32,12 +32,18 @@ class RPCClient : public ClientBase {
  public:
   /// `endpoint`: "host:port", or "host" (port 9600), or empty for
   /// $VINEYARD_RPC_ENDPOINT. A server started with --htpasswd needs a login.
+  /// `tls_ca`: talk TLS to a server started with --rpc_tls_cert, trusting the
+  /// CA certificates in this PEM file ("system": the system's store); empty
+  /// takes $VINEYARD_RPC_TLS_CA, and plain TCP when that is unset too. The
+  /// server's certificate must chain to a trusted CA and name `host`.
   static Result<std::shared_ptr<RPCClient>> Connect(const std::string& endpoint = "",
                                                     const std::string& username = "",
-                                                    const std::string& password = "");
+                                                    const std::string& password = "",
+                                                    const std::string& tls_ca = "");
   static Result<std::shared_ptr<RPCClient>> Connect(const std::string& host, int port,
                                                     const std::string& username = "",
-                                                    const std::string& password = "");
+                                                    const std::string& password = "",
+                                                    const std::string& tls_ca = "");
 
   /// The instance this client is connected to (where its blobs live).
   InstanceID remote_instance_id() const { return instance_id(); }

@@ -121,12 +121,14 @@ void BindRpcClient(nb::module_& m) {
   m.def(
       "connect_rpc",
       [](const std::string& host, int port, const std::string& username,
-         const std::string& password) {
-        return Unwrap(RPCClient::Connect(host, port, username, password));
+         const std::string& password, const std::string& tls_ca) {
+        return Unwrap(RPCClient::Connect(host, port, username, password, tls_ca));
       },
       nb::arg("host"), nb::arg("port"), nb::arg("username") = "", nb::arg("password") = "",
-      Gil(), "Connects to the RPC endpoint host:port. ConnectionFailedException names it "
-             "if nobody answers there.");
+      nb::arg("tls_ca") = "", Gil(),
+      "Connects to the RPC endpoint host:port. ConnectionFailedException names it if nobody "
+      "answers there. tls_ca: speak TLS, trusting the CA certificates of this PEM file "
+      "('system': the system store; empty: $VINEYARD_RPC_TLS_CA, else plain TCP).");
 
   c.def_prop_ro("is_ipc", [](const RPCClient&) { return false; })
       .def_prop_ro("is_rpc", [](const RPCClient&) { return true; })

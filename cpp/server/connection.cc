@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/socket_io.h"
+#include "common/tls.h"
 #include "server/dispatcher.h"
 #include "server/io_pool.h"
 #include "server/parked_requests.h"
@@ -72,7 +73,16 @@ Connection::Connection(ServerContext* ctx, EventLoop* loop, int fd, bool is_ipc,
       last_progress_(accepted_) {
   (void)SetNonBlocking(fd_);
   sd_.assign(fd_);
-  stream_ = std::make_unique<PlainStream>(fd_);
+  if (!is_ipc_ && ctx_->tls) {
+    // The handshake runs inside the first reads and writes (tls.h).
+    auto tls = TlsStream::Accept(ctx_->tls, fd_);
+    if (tls.ok()) {
+      stream_ = std::move(tls).value();
+    } else {
+      spdlog::warn("{}: TLS setup failed: {}", peer(), tls.status().ToString());
+    }
+  }
+  if (!stream_) stream_ = std::make_unique<PlainStream>(fd_);
   (is_ipc_ ? ctx_->ipc_connections : ctx_->rpc_connections) += 1;
 }
 
@@ -173,9 +183,16 @@ void Connection::ReadSome() {
       Close("");
       return;
     }
-    Close(std::string("receive failed: ") + strerror(errno));
+    Close("receive failed: " + StreamError());
     return;
   }
+}
+
+std::string Connection::StreamError() const {
+  if (auto* tls = dynamic_cast<const TlsStream*>(stream_.get())) {
+    if (!tls->error().ok()) return tls->error().message();
+  }
+  return strerror(errno);
 }
 
 void Connection::OnFrame(std::string frame) {
@@ -338,7 +355,7 @@ void Connection::Flush() {
       return;
     }
     if (n < 0) {
-      Close(std::string("send failed: ") + strerror(errno));
+      Close("send failed: " + StreamError());
       return;
     }
     out_off_ += static_cast<size_t>(n);

@@ -117,6 +117,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// Parses and dispatches `frame`; errors become error replies.
   Reply Handle(const std::string& frame, const json* parsed);
   Status WriteReplyBlocking(const Reply& reply);  // on a worker
+  std::string StreamError() const;  // why the last Read/Write failed
   void Teardown();
 
   ServerContext* const ctx_;

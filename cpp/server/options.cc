@@ -31,6 +31,10 @@ DEFINE_string(socket_mode, "0600",
               "Permissions of the IPC socket file, in octal: 0600 admits the server's user "
               "only, 0660 its group too, 0666 everyone on the host");
 
+DEFINE_string(rpc_tls_cert, "",
+              "PEM certificate (chain) of this server: RPC clients must then speak TLS "
+              "(1.2 or later) and verify it. Needs --rpc_tls_key");
+DEFINE_string(rpc_tls_key, "", "PEM private key of --rpc_tls_cert");
 DEFINE_int32(io_threads, 0,
              "Event-loop threads that own the client sockets (0: one per core)");
 DEFINE_int32(worker_threads, 0,
@@ -115,6 +119,12 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
   o.rpc_host = FLAGS_rpc_host;
   o.compression = FLAGS_compression;
   o.htpasswd = FLAGS_htpasswd;
+  o.rpc_tls_cert = FLAGS_rpc_tls_cert;
+  o.rpc_tls_key = FLAGS_rpc_tls_key;
+  if (o.rpc_tls_cert.empty() != o.rpc_tls_key.empty()) {
+    return Status::Invalid("--rpc_tls_cert and --rpc_tls_key go together: give both, or "
+                           "neither for plain TCP");
+  }
   int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (FLAGS_io_threads < 0 || FLAGS_io_threads > 256 || FLAGS_worker_threads < 0 ||
       FLAGS_worker_threads > 1024) {

@@ -26,6 +26,8 @@ struct ServerOptions {
   std::string rpc_host;        // what register_reply reports, "host"
   bool compression = true;     // offer zstd for remote blob bytes (support_rpc_compression)
   std::string htpasswd;        // users allowed in (empty: no authentication)
+  std::string rpc_tls_cert;    // PEM certificate (chain) for TLS on the RPC port
+  std::string rpc_tls_key;     // its private key (both or neither)
   unsigned socket_mode = 0600; // permissions of the IPC socket file
   uint64_t instance_id = 0;
   int io_threads = 2;          // event loops

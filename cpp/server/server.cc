@@ -80,6 +80,12 @@ Status Server::Start() {
     ctx_.users = users_.get();
     spdlog::info("clients must log in: {} users in {}", users_->size(), options_.htpasswd);
   }
+  if (!options_.rpc_tls_cert.empty()) {
+    auto tls = TlsContext::FromFiles(options_.rpc_tls_cert, options_.rpc_tls_key);
+    if (!tls.ok()) return tls.status();
+    ctx_.tls = std::move(tls).value();
+    spdlog::info("RPC clients must speak TLS: certificate {}", options_.rpc_tls_cert);
+  }
   ids_ = std::make_unique<IdGenerator>(options_.instance_id);
   ctx_.limits = options_.limits;
   uint64_t fd_limit = RaiseFdLimit();
@@ -228,8 +234,9 @@ Status Server::BindRpcSocket() {
   if ((options_.rpc_host.empty() || !IsLoopback(options_.rpc_host)) &&
       options_.htpasswd.empty()) {
     spdlog::warn("the RPC port {} is open to the network without --htpasswd: anyone who can "
-                 "reach it may read and delete objects. Set --htpasswd, bind a local address "
-                 "with --rpc_host=127.0.0.1, or turn it off with --norpc",
+                 "reach it may read and delete objects. Set --htpasswd (with --rpc_tls_cert, "
+                 "so passwords and data are encrypted), bind a local address with "
+                 "--rpc_host=127.0.0.1, or turn it off with --norpc",
                  ctx_.rpc_endpoint);
   }
   return Status::OK();

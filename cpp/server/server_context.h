@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/ids.h"
+#include "common/tls.h"
 #include "server/auth.h"
 #include "server/bulk_store.h"
 #include "server/meta_backend.h"
@@ -30,6 +31,7 @@ struct ServerContext {
   MetaService* meta = nullptr;
   MetaBackend* backend = nullptr;
   const Htpasswd* users = nullptr;   // null: no authentication
+  std::shared_ptr<TlsContext> tls;   // null: plain TCP on the RPC port
   IoPool* pool = nullptr;            // the workers, for kSlow requests
   ParkedRequests* parked = nullptr;  // requests waiting for a metadata change
   Limits limits;

@@ -684,7 +684,7 @@ class RPCClient(ClientBase):
 
     def get_object_metas(self, object_ids: Sequence[ObjectID]) -> list[ObjectMeta]: ...
 
-def connect_rpc(host: str, port: int, username: str = '', password: str = '') -> RPCClient:
+def connect_rpc(host: str, port: int, username: str = '', password: str = '', tls_ca: str = '') -> RPCClient:
     """
-    Connects to the RPC endpoint host:port. ConnectionFailedException names it if nobody answers there.
+    Connects to the RPC endpoint host:port. ConnectionFailedException names it if nobody answers there. tls_ca: speak TLS, trusting the CA certificates of this PEM file ('system': the system store; empty: $VINEYARD_RPC_TLS_CA, else plain TCP).
     """

@@ -15,8 +15,11 @@
 
 #include <gtest/gtest.h>
 
+#include "client/rpc_client.h"
 #include "common/byte_stream.h"
 #include "common/tls.h"
+#include "raw_conn.h"
+#include "test_server.h"
 
 namespace vineyard {
 namespace {
@@ -214,6 +217,69 @@ TEST_F(TlsTest, ServerCertificateErrorsNameTheFlagAndTheFile) {
   ASSERT_FALSE(mismatch.ok());
   EXPECT_TRUE(Contains(mismatch.status(), "--rpc_tls_key")) << mismatch.status();
   EXPECT_TRUE(Contains(mismatch.status(), "does not belong")) << mismatch.status();
+}
+
+// --- a real vineyardd with --rpc_tls_cert ----------------------------------------
+
+class TlsServerTest : public TlsTest {
+ protected:
+  void SetUp() override {
+    TlsTest::SetUp();
+    server_ = testing::TestServer::Start({"--rpc", "--rpc_socket_port=0", "--rpc_host=127.0.0.1",
+                                          "--rpc_tls_cert=" + dir_ + "/server.pem",
+                                          "--rpc_tls_key=" + dir_ + "/server.key"});
+    ASSERT_TRUE(server_->Running());
+    auto ipc = server_->Connect();
+    ASSERT_TRUE(ipc);
+    const std::string& ep = ipc->rpc_endpoint();
+    port_ = std::stoi(ep.substr(ep.rfind(':') + 1));
+  }
+  std::unique_ptr<testing::TestServer> server_;
+  int port_ = 0;
+};
+
+TEST_F(TlsServerTest, RpcClientRoundTripsBlobsOverTls) {
+  auto rpc = RPCClient::Connect("127.0.0.1", port_, "", "", dir_ + "/ca.pem");
+  ASSERT_TRUE(rpc.ok()) << rpc.status();
+  for (bool compress : {false, true}) {
+    (*rpc)->set_compression(compress);
+    std::string data(8 << 20, '\0');
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 + compress);
+    auto metas = (*rpc)->CreateRemoteBlobs({{data.data(), data.size()}});
+    ASSERT_TRUE(metas.ok()) << metas.status();
+    auto blob = (*rpc)->GetRemoteBlob((*metas)[0].GetId());
+    ASSERT_TRUE(blob.ok()) << blob.status();
+    ASSERT_EQ((*blob)->size(), data.size());
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>((*blob)->data()), data.size()), data);
+  }
+  // IPC clients are unaffected.
+  auto ipc = server_->Connect();
+  ASSERT_TRUE(ipc);
+  EXPECT_TRUE(ipc->GetInstanceStatus().ok());
+}
+
+TEST_F(TlsServerTest, ClientsThatDoNotVerifyOrSpeakPlainAreRefused) {
+  auto untrusted = RPCClient::Connect("127.0.0.1", port_, "", "", dir_ + "/other.pem");
+  ASSERT_FALSE(untrusted.ok());
+  EXPECT_EQ(untrusted.status().code(), StatusCode::kConnectionFailed) << untrusted.status();
+  EXPECT_TRUE(Contains(untrusted.status(), "TLS")) << untrusted.status();
+  // A plain-text client gets no session; the server keeps serving.
+  auto plain = RPCClient::Connect("127.0.0.1", port_, "", "", "");
+  EXPECT_FALSE(plain.ok());
+  testing::RawConn raw("127.0.0.1", port_);
+  json reply;
+  (void)raw.SendJson({{"type", "register_request"}, {"version", "0.24.2"}});
+  EXPECT_NE(raw.Recv(&reply, 3000), testing::RawConn::Outcome::kReply);
+  auto good = RPCClient::Connect("127.0.0.1", port_, "", "", dir_ + "/ca.pem");
+  EXPECT_TRUE(good.ok()) << good.status();
+}
+
+TEST(TlsServerFlags, CertWithoutKeyIsAnError) {
+  std::string out;
+  int code = testing::RunVineyardd({"--socket=/tmp/vy-tls-flags.sock", "--rpc_tls_cert=x.pem"},
+                                   &out, 10);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("--rpc_tls_key"), std::string::npos) << out;
 }
 
 }  // namespace

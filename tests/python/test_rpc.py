@@ -297,3 +297,50 @@ def test_rpc_client_has_every_reference_name():
         assert hasattr(vineyard.RemoteBlob, name), name
     for name in ("copy", "abort", "address", "size"):
         assert hasattr(vineyard.RemoteBlobBuilder, name), name
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """A CA and a server certificate for 127.0.0.1, made with the openssl command."""
+    d = tmp_path_factory.mktemp("tls")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = lambda *args: subprocess.run(args, cwd=d, check=True, capture_output=True)  # noqa
+    run("openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=test-ca")
+    run("openssl", "req", "-x509", *ec, "-keyout", "other.key", "-out", "other.pem", "-days",
+        "2", "-subj", "/CN=other-ca")
+    run("openssl", "req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj",
+        "/CN=localhost")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    return d
+
+
+def test_tls_rpc_round_trip_and_refusals(tls_files):
+    server = Server(f"--rpc_tls_cert={tls_files / 'server.pem'}",
+                    f"--rpc_tls_key={tls_files / 'server.key'}", "--rpc_host=127.0.0.1",
+                    rpc=True)
+    try:
+        rpc = vineyard.connect("127.0.0.1", server.port, tls_ca=str(tls_files / "ca.pem"))
+        value = np.arange(1 << 20, dtype=np.float64)
+        assert np.array_equal(rpc.get(rpc.put(value)), value)
+        df = pd.DataFrame({"a": np.arange(1000), "b": np.arange(1000) * 0.5})
+        assert rpc.get(rpc.put(df)).equals(df)
+        rpc.close()
+        # A CA the server's certificate does not chain to: refused, saying TLS.
+        with pytest.raises(vineyard.ConnectionFailedException, match="TLS"):
+            vineyard.connect("127.0.0.1", server.port, tls_ca=str(tls_files / "other.pem"))
+        # Plain TCP to a TLS port gets no session.
+        with pytest.raises(vineyard.VineyardException):
+            vineyard.connect("127.0.0.1", server.port)
+        # The environment variable works as the keyword does.
+        os.environ["VINEYARD_RPC_TLS_CA"] = str(tls_files / "ca.pem")
+        try:
+            again = vineyard.connect("127.0.0.1", server.port)
+            assert again.get(again.put([1, 2, 3])) == (1, 2, 3)
+            again.close()
+        finally:
+            del os.environ["VINEYARD_RPC_TLS_CA"]
+    finally:
+        server.stop()

@@ -513,14 +513,16 @@ class RPCClient(ClientBase):
     """
 
     def __init__(self, host: Union[str, "_C.RPCClient"], port: Union[int, str, None] = None,
-                 username: str = "", password: str = "") -> None:
+                 username: str = "", password: str = "", tls_ca: str = "") -> None:
         if isinstance(host, _C.RPCClient):
             native = host
         else:
             port = int(port if port is not None else 9600)
-            native = _C.connect_rpc(str(host), port, username or "", password or "")
+            native = _C.connect_rpc(str(host), port, username or "", password or "",
+                                    os.fspath(tls_ca) if tls_ca else "")
         super().__init__(native)
         object.__setattr__(self, "_login", (username or "", password or ""))  # for fork()
+        object.__setattr__(self, "_tls_ca", os.fspath(tls_ca) if tls_ca else "")
 
     @property
     def remote_instance_id(self) -> int:
@@ -570,7 +572,7 @@ class RPCClient(ClientBase):
     def fork(self) -> "RPCClient":
         """A new session to the same endpoint, with the same login."""
         host, port = self._c.endpoint.rsplit(":", 1)
-        return RPCClient(host, int(port), *self._login)
+        return RPCClient(host, int(port), *self._login, tls_ca=self._tls_ca)
 
 
 # ====================================================================== connect()
@@ -705,9 +707,9 @@ def _split_endpoint(endpoint: Any) -> Tuple[str, int]:
             from None
 
 
-def _connect_rpc(endpoint: Any, username: str, password: str) -> RPCClient:
+def _connect_rpc(endpoint: Any, username: str, password: str, tls_ca: str = "") -> RPCClient:
     host, port = _split_endpoint(endpoint)
-    return RPCClient(host, port, username, password)
+    return RPCClient(host, port, username, password, tls_ca)
 
 
 def _connect_default(username: str = "", password: str = "") -> ClientBase:
@@ -793,10 +795,13 @@ def connect(*args: Any, **kwargs: Any) -> ClientBase:
       interpreter exit. ConnectionFailedException lists every source tried.
 
     ``username`` and ``password`` log in to a vineyardd started with ``--htpasswd``
-    (``session`` is accepted and ignored).
+    (``session`` is accepted and ignored). ``tls_ca`` (RPC only) speaks TLS to a vineyardd
+    started with ``--rpc_tls_cert``, trusting the CA certificates of that PEM file
+    (``"system"``: the system's store; default ``$VINEYARD_RPC_TLS_CA``, else plain TCP).
     """
     username = kwargs.pop("username", None) or ""
     password = kwargs.pop("password", None) or ""
+    tls_ca = kwargs.pop("tls_ca", None) or ""
     kwargs.pop("session", None)
     socket = kwargs.pop("socket", None)
     endpoint = kwargs.pop("endpoint", None)
@@ -811,9 +816,9 @@ def connect(*args: Any, **kwargs: Any) -> ClientBase:
     if host is not None or port is not None:
         if host is None:
             raise TypeError("connect() got a port but no host")
-        return _connect_rpc((host, 9600 if port is None else port), username, password)
+        return _connect_rpc((host, 9600 if port is None else port), username, password, tls_ca)
     if endpoint is not None:
-        return _connect_rpc(endpoint, username, password)
+        return _connect_rpc(endpoint, username, password, tls_ca)
     if args:
         if socket is not None:
             raise TypeError("connect() got the socket both positionally and by keyword")
@@ -821,14 +826,14 @@ def connect(*args: Any, **kwargs: Any) -> ClientBase:
     if socket is None:
         return _connect_default(username, password)
     if isinstance(socket, (tuple, list)):
-        return _connect_rpc(socket, username, password)
+        return _connect_rpc(socket, username, password, tls_ca)
     if isinstance(socket, os.PathLike):
         socket = os.fspath(socket)
     if not isinstance(socket, str):
         raise TypeError(f"vineyard.connect({socket!r}): expected a socket path (str), a "
                         f"(host, port) endpoint, or host and port")
     if _HOST_PORT.match(socket) and not os.path.exists(socket):
-        return _connect_rpc(socket, username, password)
+        return _connect_rpc(socket, username, password, tls_ca)
     try:
         return IPCClient(socket, username, password)
     except _C.ConnectionFailedException as e:
