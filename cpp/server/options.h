@@ -8,6 +8,9 @@
 
 namespace vineyard {
 
+/// The largest --meta_max_depth: nlohmann's encoder recurses once per level.
+constexpr uint64_t kMaxMetaDepth = 4096;
+
 struct ServerOptions {
   std::string socket;          // IPC socket path
   uint64_t size = 0;           // memory limit of the bulk store, bytes
@@ -20,6 +23,10 @@ struct ServerOptions {
   std::string htpasswd;        // users allowed in (empty: no authentication)
   unsigned socket_mode = 0600; // permissions of the IPC socket file
   uint64_t instance_id = 0;
+  // Metadata bounds (MetaLimits): nesting depth, expanded nodes of one tree, bytes.
+  uint64_t meta_max_depth = 256;
+  uint64_t meta_max_nodes = 1000000;
+  uint64_t meta_memory_limit = uint64_t{1} << 30;
 };
 
 /// Parses argv with gflags (exits on --help), then checks the values.
