@@ -220,10 +220,10 @@ Status VyGet(Connection& conn, const json& request, Reply* reply) {
 }  // namespace
 
 void RegisterMetaHandlers(Dispatcher* d) {
-  d->Register(req::kCreateData, CreateData);
-  d->Register(req::kCreateDatas, CreateDatas);
+  d->Register(req::kCreateData, CreateData, kSlow);  // sizes fields of up to a frame
+  d->Register(req::kCreateDatas, CreateDatas, kSlow);
   d->Register(req::kGetData, GetData);
-  d->Register(req::kListData, ListData);
+  d->Register(req::kListData, ListData, kSlow);  // matches every typename, expands
   d->Register(req::kDelData, DelData);
   d->Register(req::kDelDataWithFeedbacks, DelData);
   d->Register(req::kExists, Exists);
@@ -233,7 +233,7 @@ void RegisterMetaHandlers(Dispatcher* d) {
   d->Register(req::kLabel, Label);
   d->Register(req::kPutName, PutName);
   d->Register(req::kGetName, GetName);
-  d->Register(req::kListName, ListName);
+  d->Register(req::kListName, ListName, kSlow);  // matches every name
   d->Register(req::kDropName, DropName);
   d->Register(req::kClear, Clear);
   d->Register(req::kMigrateObject, MigrateObject);
