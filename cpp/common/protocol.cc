@@ -853,7 +853,9 @@ json WriteInstanceStatus(const InstanceStatus& s) {
               {"memory_limit", s.memory_limit},
               {"deferred_requests", s.deferred_requests},
               {"ipc_connections", s.ipc_connections},
-              {"rpc_connections", s.rpc_connections}};
+              {"rpc_connections", s.rpc_connections},
+              {"meta_memory_usage", s.meta_memory_usage},
+              {"meta_memory_limit", s.meta_memory_limit}};
 }
 
 Result<InstanceStatus> ReadInstanceStatus(const json& meta) {
@@ -865,6 +867,8 @@ Result<InstanceStatus> ReadInstanceStatus(const json& meta) {
   VY_RETURN_NOT_OK(Field(meta, "deferred_requests", &s.deferred_requests, false));
   VY_RETURN_NOT_OK(Field(meta, "ipc_connections", &s.ipc_connections, false));
   VY_RETURN_NOT_OK(Field(meta, "rpc_connections", &s.rpc_connections, false));
+  VY_RETURN_NOT_OK(Field(meta, "meta_memory_usage", &s.meta_memory_usage, false));
+  VY_RETURN_NOT_OK(Field(meta, "meta_memory_limit", &s.meta_memory_limit, false));
   return s;
 }
 

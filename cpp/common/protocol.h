@@ -288,6 +288,8 @@ struct InstanceStatus {
   uint64_t deferred_requests = 0;
   uint64_t ipc_connections = 0;
   uint64_t rpc_connections = 0;
+  uint64_t meta_memory_usage = 0;  // ours: bytes the metadata records and names cost
+  uint64_t meta_memory_limit = 0;  // ours: --meta_memory_limit
 };
 json WriteInstanceStatus(const InstanceStatus& s);
 Result<InstanceStatus> ReadInstanceStatus(const json& meta);

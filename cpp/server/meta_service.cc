@@ -1,9 +1,10 @@
 #include "server/meta_service.h"
 
-#include <fnmatch.h>
-
+#include <algorithm>
 #include <chrono>
-#include <regex>
+#include <limits>
+
+#include <re2/re2.h>
 
 namespace vineyard {
 
@@ -28,22 +29,135 @@ Result<ObjectID> TreeId(const json& tree) {
   return Status::Invalid("metadata tree has a malformed 'id'");
 }
 
-// Waits on `cv` in short slices so a cancelled waiter notices promptly.
-template <typename Pred>
-bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock, Pred ready,
-               const MetaService::CancelCheck& cancelled) {
-  while (!ready()) {
-    if (cancelled && cancelled()) return false;
-    cv.wait_for(lock, std::chrono::milliseconds(100));
+// Nesting depth of a JSON value (a scalar is 0), without recursion.
+size_t JsonDepth(const json& value) {
+  size_t deepest = 0;
+  std::vector<std::pair<const json*, size_t>> stack{{&value, 0}};
+  while (!stack.empty()) {
+    auto [v, depth] = stack.back();
+    stack.pop_back();
+    if (!v->is_structured()) continue;
+    deepest = std::max(deepest, depth + 1);
+    for (const auto& child : *v) stack.emplace_back(&child, depth + 1);
   }
-  return true;
+  return deepest;
+}
+
+// The serialized size of a record's fields: what storing them really costs.
+uint64_t SerializedSize(const json& fields) {
+  return fields.dump(-1, ' ', false, json::error_handler_t::replace).size();
+}
+
+Status CheckFieldDepth(const std::string& key, const json& value, size_t max_depth) {
+  if (JsonDepth(value) > max_depth) {
+    return Status::Invalid("field '", key, "' nests deeper than ", max_depth,
+                           " levels: flatten it, or raise --meta_max_depth");
+  }
+  return Status::OK();
+}
+
+uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+  return a > std::numeric_limits<uint64_t>::max() - b ? std::numeric_limits<uint64_t>::max()
+                                                      : a + b;
+}
+
+// A glob (fnmatch without flags: `*`, `?`, `[...]` with `!` or `^`, `\` escapes)
+// as an RE2 pattern over bytes (Latin-1), so matching is linear.
+std::string GlobToRegex(const std::string& glob) {
+  auto hex = [](unsigned char c) {
+    char buf[8];
+    snprintf(buf, sizeof(buf), "\\x{%02x}", c);
+    return std::string(buf);
+  };
+  std::string out;
+  for (size_t i = 0; i < glob.size(); ++i) {
+    char c = glob[i];
+    if (c == '*') {
+      while (i + 1 < glob.size() && glob[i + 1] == '*') ++i;
+      out += ".*";
+    } else if (c == '?') {
+      out += '.';
+    } else if (c == '\\' && i + 1 < glob.size()) {
+      out += hex(static_cast<unsigned char>(glob[++i]));
+    } else if (c == '[') {
+      // A bracket expression; without a closing ']' the '[' is literal.
+      size_t j = i + 1;
+      if (j < glob.size() && (glob[j] == '!' || glob[j] == '^')) ++j;
+      if (j < glob.size() && glob[j] == ']') ++j;
+      while (j < glob.size() && glob[j] != ']') ++j;
+      if (j >= glob.size()) {
+        out += hex('[');
+        continue;
+      }
+      size_t k = i + 1;
+      out += '[';
+      if (glob[k] == '!' || glob[k] == '^') {
+        out += '^';
+        ++k;
+      }
+      for (bool first = true; k < j; ++k, first = false) {
+        if (glob[k] == '-' && !first && k + 1 < j) {
+          out += '-';
+        } else {
+          out += hex(static_cast<unsigned char>(glob[k]));
+        }
+      }
+      out += ']';
+      i = j;
+    } else {
+      out += hex(static_cast<unsigned char>(c));
+    }
+  }
+  return out;
+}
+
+using Matcher = std::function<bool(const std::string&)>;
+
+// A full-match matcher for a list request's pattern: RE2 (linear time, bounded
+// memory, no recursion), so no pattern or subject can stall or crash the server.
+Result<Matcher> MakeMatcher(const ListQuery& query) {
+  if (query.pattern.size() > MetaService::kMaxPatternLength) {
+    return Status::Invalid("the ", query.regex ? "regular expression" : "glob", " is ",
+                           query.pattern.size(), " characters long, more than the ",
+                           MetaService::kMaxPatternLength, " allowed: use a shorter pattern");
+  }
+  RE2::Options options;
+  options.set_log_errors(false);
+  options.set_dot_nl(true);
+  std::string pattern = query.pattern;
+  if (!query.regex) {
+    options.set_encoding(RE2::Options::EncodingLatin1);
+    pattern = GlobToRegex(query.pattern);
+  }
+  auto re = std::make_shared<RE2>(pattern, options);
+  if (!re->ok()) {
+    return Status::Invalid("invalid ", query.regex ? "regular expression" : "glob", " '",
+                           query.pattern.substr(0, 200), "': ", re->error());
+  }
+  return Matcher([re](const std::string& s) { return RE2::FullMatch(s, *re); });
 }
 
 }  // namespace
 
 MetaService::MetaService(InstanceID instance_id, IdGenerator* ids, BulkStore* store,
-                         MetaBackend* backend)
-    : instance_id_(instance_id), ids_(ids), store_(store), backend_(backend) {}
+                         MetaBackend* backend, const MetaLimits& limits)
+    : instance_id_(instance_id), ids_(ids), store_(store), backend_(backend), limits_(limits) {}
+
+Status MetaService::ChargeLocked(uint64_t bytes, const char* what) {
+  if (bytes > limits_.memory_limit || memory_usage_ > limits_.memory_limit - bytes) {
+    return Status::NotEnoughMemory(what, " needs ", bytes, " bytes of metadata memory, but ",
+                                   memory_usage_, " of ", limits_.memory_limit,
+                                   " are in use: delete objects or names, or raise "
+                                   "--meta_memory_limit");
+  }
+  memory_usage_ += bytes;
+  return Status::OK();
+}
+
+uint64_t MetaService::NodesLocked(ObjectID id) const {
+  auto it = objects_.find(id);
+  return it == objects_.end() ? 1 : it->second.nodes;
+}
 
 void MetaService::SetChangeListener(std::function<void()> listener) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -51,7 +165,6 @@ void MetaService::SetChangeListener(std::function<void()> listener) {
 }
 
 void MetaService::NotifyChangedLocked() {
-  changed_.notify_all();
   if (on_change_) on_change_();
 }
 
@@ -93,9 +206,15 @@ Result<ObjectID> MetaService::ResolveMemberLocked(const std::string& name, const
     }
     // A remote object we have not seen: keep its tree as given.
     Record rec;
+    json fields = json::object();
     for (const auto& [key, value] : subtree.items()) {
-      if (!IsStandardKey(key) && !value.is_object()) rec.fields[key] = value;
+      if (IsStandardKey(key) || value.is_object()) continue;
+      VY_RETURN_NOT_OK(CheckFieldDepth(key, value, limits_.max_depth));
+      fields[key] = value;
     }
+    rec.bytes = kRecordOverhead + SerializedSize(fields);
+    VY_RETURN_NOT_OK(ChargeLocked(rec.bytes, "the remote member"));
+    rec.fields = std::make_shared<const json>(std::move(fields));
     rec.instance_id = member_instance;
     rec.signature = subtree.value(meta_key::kSignature, Signature{0});
     rec.transient = false;
@@ -127,20 +246,54 @@ Result<CreatedObject> MetaService::Create(const json& tree) {
   auto g = tree.find(meta_key::kGlobal);
   if (g != tree.end() && g->is_boolean()) global = g->get<bool>();
 
-  std::lock_guard<std::mutex> lock(mu_);
+  // Fields and their cost are worked out before taking the lock.
   Record rec;
   rec.instance_id = instance_id_;
   rec.global = global;
-  rec.fields = json::object();
+  json fields = json::object();
+  std::vector<std::pair<std::string, const json*>> member_trees;
+  uint64_t bytes = kRecordOverhead;
   for (const auto& [key, value] : tree.items()) {
     if (IsStandardKey(key)) continue;
     if (value.is_object()) {
-      VY_ASSIGN_OR_RETURN(ObjectID member, ResolveMemberLocked(key, value, global));
-      rec.members.emplace_back(key, member);
+      member_trees.emplace_back(key, &value);
+      bytes += kEntryOverhead + key.size();
     } else {
-      rec.fields[key] = value;
+      VY_RETURN_NOT_OK(CheckFieldDepth(key, value, limits_.max_depth));
+      fields[key] = value;
     }
   }
+  bytes += SerializedSize(fields);
+  rec.fields = std::make_shared<const json>(std::move(fields));
+
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, subtree] : member_trees) {
+    VY_ASSIGN_OR_RETURN(ObjectID member, ResolveMemberLocked(key, *subtree, global));
+    rec.members.emplace_back(key, member);
+  }
+  uint64_t nodes = 1;
+  uint32_t depth = 1;
+  for (const auto& [name, member] : rec.members) {
+    auto m = objects_.find(member);
+    uint32_t member_depth = m == objects_.end() ? 1 : m->second.depth;
+    depth = std::max<uint32_t>(depth, member_depth + 1);
+    nodes = SaturatingAdd(nodes, m == objects_.end() ? 1 : m->second.nodes);
+  }
+  if (depth > limits_.max_depth) {
+    return Status::Invalid("the tree would be ", depth, " levels deep, more than the ",
+                           limits_.max_depth,
+                           " allowed: flatten it, or raise --meta_max_depth");
+  }
+  if (nodes > limits_.max_nodes) {
+    return Status::Invalid("the tree would expand to ", nodes, " nodes, more than the ",
+                           limits_.max_nodes,
+                           " allowed (a shared member counts each time it appears): "
+                           "share less, or raise --meta_max_nodes");
+  }
+  rec.depth = depth;
+  rec.nodes = nodes;
+  rec.bytes = bytes;
+  VY_RETURN_NOT_OK(ChargeLocked(bytes, "the object"));
   auto sig = tree.find(meta_key::kSignature);
   rec.signature = (sig != tree.end() && sig->is_number_unsigned()) ? sig->get<Signature>()
                                                                    : ids_->NextSignature();
@@ -153,83 +306,133 @@ Result<CreatedObject> MetaService::Create(const json& tree) {
   return created;
 }
 
-json MetaService::ExpandLocked(ObjectID id) const {
-  auto it = objects_.find(id);
-  if (it == objects_.end()) {
-    // A local blob: its tree comes from the bulk store.
-    // The published client's sync_meta() asks for id 0xffff...: it expects a
-    // blob standing for the whole store, sized to the memory limit.
-    auto size = id == kInvalidObjectID ? Result<uint64_t>(store_->limit()) : store_->Size(id);
-    uint64_t n = size.ok() ? *size : 0;
-    return json{{meta_key::kId, ObjectIDToString(id)}, {meta_key::kTypename, kBlobTypename},
-                {meta_key::kInstanceId, instance_id_}, {meta_key::kNBytes, n},
-                {meta_key::kLength, n}, {meta_key::kTransient, true}};
+void MetaService::SnapshotLocked(const std::vector<ObjectID>& roots, Snapshot* out) const {
+  std::vector<ObjectID> pending(roots.begin(), roots.end());
+  while (!pending.empty()) {
+    ObjectID id = pending.back();
+    pending.pop_back();
+    if (out->count(id) > 0) continue;
+    Node& node = (*out)[id];
+    auto it = objects_.find(id);
+    if (it == objects_.end()) {
+      // A local blob: its tree comes from the bulk store.
+      // The published client's sync_meta() asks for id 0xffff...: it expects a
+      // blob standing for the whole store, sized to the memory limit.
+      auto size = id == kInvalidObjectID ? Result<uint64_t>(store_->limit()) : store_->Size(id);
+      node.blob_size = size.ok() ? *size : 0;
+      continue;
+    }
+    const Record& rec = it->second;
+    node.fields = rec.fields;
+    node.members = rec.members;
+    node.signature = rec.signature;
+    node.instance_id = rec.instance_id;
+    node.transient = rec.transient;
+    node.global = rec.global;
+    node.timestamp = rec.timestamp;
+    for (const auto& [name, member] : rec.members) pending.push_back(member);
   }
-  const Record& rec = it->second;
-  json tree = rec.fields;
-  tree[meta_key::kId] = ObjectIDToString(id);
-  tree[meta_key::kSignature] = rec.signature;
-  tree[meta_key::kInstanceId] = rec.instance_id;
-  tree[meta_key::kTransient] = rec.transient;
-  tree[meta_key::kGlobal] = rec.global;
-  tree[meta_key::kTimestamp] = rec.timestamp;
-  for (const auto& [name, member] : rec.members) tree[name] = ExpandLocked(member);
-  return tree;
 }
 
-Result<json> MetaService::Get(const std::vector<ObjectID>& ids, bool wait,
-                              const CancelCheck& cancelled) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (wait) {
-    auto all_exist = [&]() {
-      for (ObjectID id : ids) {
-        if (!ExistsLocked(id) && id != kInvalidObjectID) return false;
-      }
-      return true;
-    };
-    if (!WaitUntil(changed_, lock, all_exist, cancelled)) {
-      return Status::ObjectNotExists("gave up waiting for the objects to appear");
+json MetaService::Expand(const Snapshot& snapshot, ObjectID root) const {
+  auto header = [&](ObjectID id, const Node& node) {
+    if (!node.fields) {
+      uint64_t n = node.blob_size;
+      return json{{meta_key::kId, ObjectIDToString(id)}, {meta_key::kTypename, kBlobTypename},
+                  {meta_key::kInstanceId, instance_id_}, {meta_key::kNBytes, n},
+                  {meta_key::kLength, n}, {meta_key::kTransient, true}};
     }
+    json tree = *node.fields;
+    tree[meta_key::kId] = ObjectIDToString(id);
+    tree[meta_key::kSignature] = node.signature;
+    tree[meta_key::kInstanceId] = node.instance_id;
+    tree[meta_key::kTransient] = node.transient;
+    tree[meta_key::kGlobal] = node.global;
+    tree[meta_key::kTimestamp] = node.timestamp;
+    return tree;
+  };
+  // Depth-first with an explicit stack: each frame is a tree being filled in and
+  // the index of its next member. Members of a JSON object are map nodes, so
+  // `target` stays valid while siblings are added.
+  struct Frame {
+    const Node* node;
+    json* target;
+    size_t next;
+  };
+  const Node& top = snapshot.at(root);
+  json result = header(root, top);
+  std::vector<Frame> stack{{&top, &result, 0}};
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    if (f.next == f.node->members.size()) {
+      stack.pop_back();
+      continue;
+    }
+    const auto& [name, member] = f.node->members[f.next++];
+    const Node& child = snapshot.at(member);
+    json& slot = (*f.target)[name];
+    slot = header(member, child);
+    stack.push_back({&child, &slot, 0});
   }
-  json trees = json::object();
+  return result;
+}
+
+Result<json> MetaService::Get(const std::vector<ObjectID>& ids) {
+  std::unique_lock<std::mutex> lock(mu_);
+  uint64_t nodes = 0;
   for (ObjectID id : ids) {
     if (!ExistsLocked(id) && id != kInvalidObjectID) {
       return Status::ObjectNotExists("object ", ObjectIDToString(id), " does not exist");
     }
-    trees[ObjectIDToString(id)] = ExpandLocked(id);
+    nodes = SaturatingAdd(nodes, NodesLocked(id));
   }
+  if (nodes > limits_.max_nodes) {
+    return Status::Invalid("the reply would hold ", nodes, " nodes, more than the ",
+                           limits_.max_nodes, " allowed: ask for fewer objects at once, "
+                           "or raise --meta_max_nodes");
+  }
+  Snapshot snapshot;
+  SnapshotLocked(ids, &snapshot);
+  lock.unlock();
+  json trees = json::object();
+  for (ObjectID id : ids) trees[ObjectIDToString(id)] = Expand(snapshot, id);
   return trees;
 }
 
-Result<bool> MetaService::MatcherLocked(const ListQuery& query,
-                                        std::function<bool(const std::string&)>* matcher) {
-  if (query.regex) {
-    try {
-      auto re = std::make_shared<std::regex>(query.pattern, std::regex::ECMAScript);
-      *matcher = [re](const std::string& s) { return std::regex_match(s, *re); };
-    } catch (const std::regex_error& e) {
-      return Status::Invalid("invalid regular expression '", query.pattern, "': ", e.what());
-    }
-  } else {
-    std::string pattern = query.pattern;
-    *matcher = [pattern](const std::string& s) {
-      return fnmatch(pattern.c_str(), s.c_str(), 0) == 0;
-    };
-  }
-  return true;
-}
-
 Result<json> MetaService::List(const ListQuery& query) {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::function<bool(const std::string&)> match;
-  VY_RETURN_NOT_OK(MatcherLocked(query, &match).status());
-  json trees = json::object();
-  for (const auto& [id, rec] : objects_) {
-    if (trees.size() >= query.limit) break;
-    auto tn = rec.fields.find(meta_key::kTypename);
-    if (tn == rec.fields.end() || !tn->is_string() || IsBlob(id)) continue;
-    if (match(tn->get<std::string>())) trees[ObjectIDToString(id)] = ExpandLocked(id);
+  VY_ASSIGN_OR_RETURN(Matcher match, MakeMatcher(query));
+  // Typenames are copied out under the lock and matched without it.
+  std::vector<std::pair<ObjectID, std::string>> candidates;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    candidates.reserve(objects_.size());
+    for (const auto& [id, rec] : objects_) {
+      auto tn = rec.fields->find(meta_key::kTypename);
+      if (tn == rec.fields->end() || !tn->is_string() || IsBlob(id)) continue;
+      candidates.emplace_back(id, tn->get<std::string>());
+    }
   }
+  std::vector<ObjectID> matched;
+  for (const auto& [id, type_name] : candidates) {
+    if (matched.size() >= query.limit) break;
+    if (match(type_name)) matched.push_back(id);
+  }
+  // Objects deleted since are skipped; the reply stays within --meta_max_nodes.
+  Snapshot snapshot;
+  std::vector<ObjectID> listed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t nodes = 0;
+    for (ObjectID id : matched) {
+      if (objects_.count(id) == 0) continue;
+      nodes = SaturatingAdd(nodes, NodesLocked(id));
+      if (nodes > limits_.max_nodes && !listed.empty()) break;
+      listed.push_back(id);
+    }
+    SnapshotLocked(listed, &snapshot);
+  }
+  json trees = json::object();
+  for (ObjectID id : listed) trees[ObjectIDToString(id)] = Expand(snapshot, id);
   return trees;
 }
 
@@ -248,49 +451,111 @@ Status MetaService::Delete(const DeleteRequest& request, std::vector<ObjectID>* 
   return Status::OK();
 }
 
-void MetaService::DeleteLocked(ObjectID id, bool deep, bool force, std::set<ObjectID>* visiting,
+void MetaService::EraseNameLocked(std::map<std::string, ObjectID>::iterator it) {
+  uint64_t cost = kEntryOverhead + it->first.size();
+  memory_usage_ -= std::min(memory_usage_, cost);
+  names_.erase(it);
+}
+
+// The recursion "delete the holders first (force), then the object, then its
+// unheld members (deep)" run on an explicit stack, so no chain can overflow it.
+void MetaService::DeleteLocked(ObjectID root, bool root_deep, bool root_force,
+                               std::set<ObjectID>* visiting,
                                std::vector<ObjectID>* deleted_blobs) {
-  if (!ExistsLocked(id) || !visiting->insert(id).second) return;
-  auto refs = referrers_.find(id);
-  if (refs != referrers_.end() && !refs->second.empty()) {
-    // Still held by other objects: kept, unless forced (then the holders go first).
-    if (!force) {
-      visiting->erase(id);
-      return;
-    }
-    std::set<ObjectID> holders(refs->second.begin(), refs->second.end());
-    for (ObjectID holder : holders) DeleteLocked(holder, false, true, visiting, deleted_blobs);
-  }
-  std::vector<ObjectID> members;
-  auto it = objects_.find(id);
-  if (it != objects_.end()) {
-    for (const auto& [name, member] : it->second.members) {
-      members.push_back(member);
-      auto r = referrers_.find(member);
-      if (r != referrers_.end()) {
-        auto one = r->second.find(id);
-        if (one != r->second.end()) r->second.erase(one);
-        if (r->second.empty()) referrers_.erase(r);
+  enum class Phase { kStart, kHolders, kErase, kMembers };
+  struct Frame {
+    ObjectID id;
+    bool deep;
+    bool force;
+    Phase phase = Phase::kStart;
+    std::vector<ObjectID> next;  // holders, then members
+    size_t i = 0;
+  };
+  std::vector<Frame> stack;
+  stack.push_back(Frame{root, root_deep, root_force});
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    switch (f.phase) {
+      case Phase::kStart: {
+        if (!ExistsLocked(f.id) || !visiting->insert(f.id).second) {
+          stack.pop_back();
+          break;
+        }
+        auto refs = referrers_.find(f.id);
+        if (refs != referrers_.end() && !refs->second.empty()) {
+          // Still held by other objects: kept, unless forced (then the holders go first).
+          if (!f.force) {
+            visiting->erase(f.id);
+            stack.pop_back();
+            break;
+          }
+          std::set<ObjectID> holders(refs->second.begin(), refs->second.end());
+          f.next.assign(holders.begin(), holders.end());
+          f.phase = Phase::kHolders;
+        } else {
+          f.phase = Phase::kErase;
+        }
+        break;
       }
-    }
-    if (!it->second.transient) (void)backend_->DeleteObject(id);
-    objects_.erase(it);
-  }
-  referrers_.erase(id);
-  for (auto n = names_.begin(); n != names_.end();) {
-    if (n->second == id) {
-      (void)backend_->DropName(n->first);
-      n = names_.erase(n);
-    } else {
-      ++n;
-    }
-  }
-  if (IsBlob(id) && store_->Exists(id) && store_->Delete(id).ok()) {
-    deleted_blobs->push_back(id);
-  }
-  if (deep) {
-    for (ObjectID member : members) {
-      if (referrers_.count(member) == 0) DeleteLocked(member, true, false, visiting, deleted_blobs);
+      case Phase::kHolders: {
+        if (f.i < f.next.size()) {
+          ObjectID holder = f.next[f.i++];
+          stack.push_back(Frame{holder, false, true});  // invalidates f
+        } else {
+          f.phase = Phase::kErase;
+        }
+        break;
+      }
+      case Phase::kErase: {
+        ObjectID id = f.id;
+        std::vector<ObjectID> members;
+        auto it = objects_.find(id);
+        if (it != objects_.end()) {
+          for (const auto& [name, member] : it->second.members) {
+            members.push_back(member);
+            auto r = referrers_.find(member);
+            if (r != referrers_.end()) {
+              auto one = r->second.find(id);
+              if (one != r->second.end()) r->second.erase(one);
+              if (r->second.empty()) referrers_.erase(r);
+            }
+          }
+          if (!it->second.transient) (void)backend_->DeleteObject(id);
+          memory_usage_ -= std::min(memory_usage_, it->second.bytes);
+          objects_.erase(it);
+        }
+        referrers_.erase(id);
+        for (auto n = names_.begin(); n != names_.end();) {
+          if (n->second == id) {
+            (void)backend_->DropName(n->first);
+            EraseNameLocked(n++);
+          } else {
+            ++n;
+          }
+        }
+        if (IsBlob(id) && store_->Exists(id) && store_->Delete(id).ok()) {
+          deleted_blobs->push_back(id);
+        }
+        if (!f.deep) {
+          stack.pop_back();
+          break;
+        }
+        f.next = std::move(members);
+        f.i = 0;
+        f.phase = Phase::kMembers;
+        break;
+      }
+      case Phase::kMembers: {
+        if (f.i < f.next.size()) {
+          ObjectID member = f.next[f.i++];
+          if (referrers_.count(member) == 0) {
+            stack.push_back(Frame{member, true, false});  // invalidates f
+          }
+        } else {
+          stack.pop_back();
+        }
+        break;
+      }
     }
   }
 }
@@ -300,21 +565,28 @@ bool MetaService::Exists(ObjectID id) {
   return ExistsLocked(id);
 }
 
-void MetaService::PersistLocked(ObjectID id) {
-  auto it = objects_.find(id);
-  if (it == objects_.end() || !it->second.transient) return;
-  it->second.transient = false;
-  for (const auto& [name, member] : it->second.members) PersistLocked(member);
+void MetaService::PersistLocked(ObjectID root) {
+  std::vector<ObjectID> pending{root};
+  while (!pending.empty()) {
+    auto it = objects_.find(pending.back());
+    pending.pop_back();
+    if (it == objects_.end() || !it->second.transient) continue;
+    it->second.transient = false;
+    for (const auto& [name, member] : it->second.members) pending.push_back(member);
+  }
 }
 
 Status MetaService::Persist(ObjectID id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (!ExistsLocked(id)) {
     return Status::ObjectNotExists("cannot persist ", ObjectIDToString(id), ": it does not exist");
   }
   if (objects_.count(id) == 0) return Status::OK();  // a bare blob: stays local
   PersistLocked(id);
-  return backend_->PutObject(id, ExpandLocked(id));
+  Snapshot snapshot;
+  SnapshotLocked({id}, &snapshot);
+  lock.unlock();
+  return backend_->PutObject(id, Expand(snapshot, id));
 }
 
 Result<bool> MetaService::IsPersisted(ObjectID id) {
@@ -339,13 +611,20 @@ Result<ObjectID> MetaService::ShallowCopy(ObjectID id, const json& extra) {
   Record copy = it->second;
   copy.transient = true;
   copy.timestamp = NowMs();
+  json fields = *copy.fields;
   for (const auto& [key, value] : extra.items()) {
     if (IsStandardKey(key) || value.is_object()) {
       return Status::Invalid("extra metadata '", key,
                              "' must be a plain field (not a standard key or a tree)");
     }
-    copy.fields[key] = value;
+    VY_RETURN_NOT_OK(CheckFieldDepth(key, value, limits_.max_depth));
+    fields[key] = value;
   }
+  if (!extra.empty()) {
+    copy.bytes = SaturatingAdd(copy.bytes, SerializedSize(extra));
+    copy.fields = std::make_shared<const json>(std::move(fields));
+  }
+  VY_RETURN_NOT_OK(ChargeLocked(copy.bytes, "the copy"));
   ObjectID target = ids_->NextObjectID();
   for (const auto& [name, member] : copy.members) referrers_[member].insert(target);
   objects_.emplace(target, std::move(copy));
@@ -363,12 +642,20 @@ Status MetaService::Label(ObjectID id, const std::vector<std::string>& keys,
   }
   // Stored as the JSON text of an object, as vineyard does: its clients parse
   // `__labels` with get_ref<std::string>.
-  json& stored = it->second.fields[meta_key::kLabels];
+  Record& rec = it->second;
+  json fields = *rec.fields;
+  json& stored = fields[meta_key::kLabels];
+  uint64_t old_size = stored.is_string() ? stored.get_ref<const std::string&>().size() : 0;
   json labels = json::object();
   if (stored.is_string()) labels = json::parse(stored.get<std::string>(), nullptr, false);
   if (!labels.is_object()) labels = json::object();
   for (size_t i = 0; i < keys.size(); ++i) labels[keys[i]] = values[i];
-  stored = labels.dump();
+  stored = labels.dump(-1, ' ', false, json::error_handler_t::replace);
+  uint64_t new_size = stored.get_ref<const std::string&>().size();
+  if (new_size > old_size) VY_RETURN_NOT_OK(ChargeLocked(new_size - old_size, "the labels"));
+  memory_usage_ -= std::min(memory_usage_, old_size > new_size ? old_size - new_size : 0);
+  rec.bytes = rec.bytes + new_size - old_size;
+  rec.fields = std::make_shared<const json>(std::move(fields));
   return Status::OK();
 }
 
@@ -384,21 +671,21 @@ Status MetaService::PutName(ObjectID id, const std::string& name) {
     return Status::Invalid("transient objects cannot have names: persist ",
                            ObjectIDToString(id), " first");
   }
-  VY_RETURN_NOT_OK(backend_->PutName(name, id));
+  if (names_.count(name) == 0) {
+    VY_RETURN_NOT_OK(ChargeLocked(kEntryOverhead + name.size(), "the name"));
+  }
+  Status put = backend_->PutName(name, id);
+  if (!put.ok()) {
+    if (names_.count(name) == 0) memory_usage_ -= kEntryOverhead + name.size();
+    return put;
+  }
   names_[name] = id;
   NotifyChangedLocked();
   return Status::OK();
 }
 
-Result<ObjectID> MetaService::GetName(const std::string& name, bool wait,
-                                      const CancelCheck& cancelled) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (wait) {
-    auto found = [&]() { return names_.count(name) > 0; };
-    if (!WaitUntil(changed_, lock, found, cancelled)) {
-      return Status::ObjectNotExists("gave up waiting for name '", name, "'");
-    }
-  }
+Result<ObjectID> MetaService::GetName(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = names_.find(name);
   if (it == names_.end()) return Status::ObjectNotExists("failed to find name: ", name);
   return it->second;
@@ -409,16 +696,19 @@ Status MetaService::DropName(const std::string& name) {
   auto it = names_.find(name);
   if (it == names_.end()) return Status::OK();  // dropping twice is harmless
   VY_RETURN_NOT_OK(backend_->DropName(name));
-  names_.erase(it);
+  EraseNameLocked(it);
   return Status::OK();
 }
 
 Result<std::map<std::string, ObjectID>> MetaService::ListNames(const ListQuery& query) {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::function<bool(const std::string&)> match;
-  VY_RETURN_NOT_OK(MatcherLocked(query, &match).status());
+  VY_ASSIGN_OR_RETURN(Matcher match, MakeMatcher(query));
+  std::map<std::string, ObjectID> names;  // matched without the lock
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    names = names_;
+  }
   std::map<std::string, ObjectID> result;
-  for (const auto& [name, id] : names_) {
+  for (const auto& [name, id] : names) {
     if (result.size() >= query.limit) break;
     if (match(name)) result.emplace(name, id);
   }
@@ -436,29 +726,41 @@ Status MetaService::Clear() {
   std::set<ObjectID> visiting;
   std::vector<ObjectID> deleted;
   for (ObjectID id : ids) DeleteLocked(id, true, true, &visiting, &deleted);
-  for (const auto& [name, id] : names_) (void)backend_->DropName(name);
-  names_.clear();
+  while (!names_.empty()) {
+    (void)backend_->DropName(names_.begin()->first);
+    EraseNameLocked(names_.begin());
+  }
   return Status::OK();
 }
 
 void MetaService::CollectLocalBlobs(const json& trees, std::vector<ObjectID>* blobs) const {
-  for (const auto& [key, value] : trees.items()) {
-    if (!value.is_object()) continue;
-    auto tn = value.find(meta_key::kTypename);
-    if (tn != value.end() && tn->is_string() && tn->get<std::string>() == kBlobTypename) {
-      auto id = TreeId(value);
-      if (id.ok() && value.value(meta_key::kInstanceId, instance_id_) == instance_id_) {
-        blobs->push_back(*id);
+  std::vector<const json*> pending{&trees};
+  while (!pending.empty()) {
+    const json* tree = pending.back();
+    pending.pop_back();
+    for (const auto& [key, value] : tree->items()) {
+      if (!value.is_object()) continue;
+      auto tn = value.find(meta_key::kTypename);
+      if (tn != value.end() && tn->is_string() && tn->get<std::string>() == kBlobTypename) {
+        auto id = TreeId(value);
+        if (id.ok() && value.value(meta_key::kInstanceId, instance_id_) == instance_id_) {
+          blobs->push_back(*id);
+        }
+        continue;
       }
-      continue;
+      pending.push_back(&value);
     }
-    CollectLocalBlobs(value, blobs);
   }
 }
 
 size_t MetaService::num_objects() {
   std::lock_guard<std::mutex> lock(mu_);
   return objects_.size();
+}
+
+uint64_t MetaService::memory_usage() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return memory_usage_;
 }
 
 }  // namespace vineyard

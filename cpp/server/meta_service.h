@@ -8,13 +8,18 @@
 // Blobs are leaves: the bulk store owns them, and their trees are made from it.
 // Persisted objects and names are written through to the MetaBackend.
 //
+// Limits (MetaLimits): a tree's nesting depth, its expanded node count and the
+// bytes all records cost are bounded at creation, so no later walk, reply or
+// table can grow without bound. Every walk is iterative. Large expansions and
+// pattern matching run on copies taken under the mutex, never while holding it.
+//
 // Thread-safety: all public methods are thread-safe (one internal mutex).
 // Lock order: MetaService's mutex before BulkStore's, never the reverse.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -28,13 +33,32 @@
 
 namespace vineyard {
 
+/// Bounds on the metadata a client may create (see docs/architecture.md, "Limits").
+struct MetaLimits {
+  /// Deepest tree (an object without members, or a blob, is depth 1); also the
+  /// deepest nesting of one field's value. --meta_max_depth.
+  size_t max_depth = 256;
+  /// Most nodes one tree may expand to, counting a shared member each time it
+  /// appears. --meta_max_nodes.
+  uint64_t max_nodes = 1000000;
+  /// Bytes all records and names may cost (MetaService::kRecordOverhead each,
+  /// plus their fields' serialized size). --meta_memory_limit.
+  uint64_t memory_limit = uint64_t{1} << 30;
+};
+
 class MetaService {
  public:
-  /// Returns true when a blocking wait should give up (its client went away,
-  /// the server is stopping, or a deadline passed).
-  using CancelCheck = std::function<bool()>;
+  /// What a record costs besides its fields' serialized bytes: the table node,
+  /// the Record, the JSON object, the referrer entries (an estimate, on the high side).
+  static constexpr uint64_t kRecordOverhead = 256;
+  /// What each member entry and each name costs besides its own characters.
+  static constexpr uint64_t kEntryOverhead = 64;
+  /// The longest glob or regular expression a list request may carry.
+  static constexpr size_t kMaxPatternLength = 4096;
 
-  MetaService(InstanceID instance_id, IdGenerator* ids, BulkStore* store, MetaBackend* backend);
+
+  MetaService(InstanceID instance_id, IdGenerator* ids, BulkStore* store, MetaBackend* backend,
+              const MetaLimits& limits = MetaLimits());
 
   /// `listener` runs after every change a waiting request may be waiting for
   /// (an object created, a name put), with the service's mutex held: it must
@@ -44,8 +68,8 @@ class MetaService {
   /// Validates and stores a new object tree; members must exist already.
   Result<CreatedObject> Create(const json& tree);
   /// Expanded trees, "o…" -> tree. ObjectNotExists names the first unknown id.
-  /// With `wait`, blocks until every id exists (or `cancelled()`).
-  Result<json> Get(const std::vector<ObjectID>& ids, bool wait, const CancelCheck& cancelled);
+  /// Never blocks: a waiting request parks (see SetChangeListener).
+  Result<json> Get(const std::vector<ObjectID>& ids);
   /// Objects whose typename matches the glob (or regex), at most `limit`.
   Result<json> List(const ListQuery& query);
   /// Deletes objects (see DeleteRequest: deep, force); appends the blobs freed.
@@ -60,7 +84,9 @@ class MetaService {
                const std::vector<std::string>& values);
 
   Status PutName(ObjectID id, const std::string& name);
-  Result<ObjectID> GetName(const std::string& name, bool wait, const CancelCheck& cancelled);
+  /// ObjectNotExists when no object has that name (a waiting request parks
+  /// and retries on the next change: see SetChangeListener).
+  Result<ObjectID> GetName(const std::string& name);
   Status DropName(const std::string& name);
   Result<std::map<std::string, ObjectID>> ListNames(const ListQuery& query);
 
@@ -71,26 +97,53 @@ class MetaService {
   void CollectLocalBlobs(const json& trees, std::vector<ObjectID>* blobs) const;
 
   size_t num_objects();
+  /// Bytes the records and names cost now (bounded by MetaLimits::memory_limit).
+  uint64_t memory_usage();
+  const MetaLimits& limits() const { return limits_; }
 
  private:
   struct Record {
-    json fields;  // typename, nbytes and user fields; no standard keys, no members
+    // typename, nbytes and user fields; no standard keys, no members. Shared so
+    // that snapshots for expansion copy a pointer; replaced, never mutated.
+    std::shared_ptr<const json> fields = std::make_shared<const json>(json::object());
     std::vector<std::pair<std::string, ObjectID>> members;
     Signature signature = 0;
     InstanceID instance_id = 0;
     bool transient = true;
     bool global = false;
     uint64_t timestamp = 0;  // ms since epoch, at creation
+    uint32_t depth = 1;      // nesting depth of the expanded tree
+    uint64_t nodes = 1;      // nodes of the expanded tree (saturating)
+    uint64_t bytes = 0;      // what this record is charged in memory_usage_
   };
+  /// What expansion needs of one object or blob, copied under the mutex.
+  struct Node {
+    std::shared_ptr<const json> fields;  // null for a local blob
+    std::vector<std::pair<std::string, ObjectID>> members;
+    Signature signature = 0;
+    InstanceID instance_id = 0;
+    bool transient = true;
+    bool global = false;
+    uint64_t timestamp = 0;
+    uint64_t blob_size = 0;  // local blobs only
+  };
+  using Snapshot = std::unordered_map<ObjectID, Node>;
 
   Result<ObjectID> ResolveMemberLocked(const std::string& name, const json& subtree,
                                        bool parent_global);
   bool ExistsLocked(ObjectID id) const;
-  json ExpandLocked(ObjectID id) const;
+  /// Copies every distinct object and blob reachable from `roots` into `out`
+  /// (linear in distinct objects, not in expanded nodes).
+  void SnapshotLocked(const std::vector<ObjectID>& roots, Snapshot* out) const;
+  /// The expanded tree of `root` from a snapshot; iterative, needs no lock.
+  json Expand(const Snapshot& snapshot, ObjectID root) const;
+  /// Expanded nodes of `id`'s tree (1 for a blob).
+  uint64_t NodesLocked(ObjectID id) const;
   void DeleteLocked(ObjectID id, bool deep, bool force, std::set<ObjectID>* visiting,
                     std::vector<ObjectID>* deleted_blobs);
+  void EraseNameLocked(std::map<std::string, ObjectID>::iterator it);
   void PersistLocked(ObjectID id);
-  Result<bool> MatcherLocked(const ListQuery& query, std::function<bool(const std::string&)>* m);
+  Status ChargeLocked(uint64_t bytes, const char* what);
 
   void NotifyChangedLocked();
 
@@ -98,14 +151,15 @@ class MetaService {
   IdGenerator* const ids_;
   BulkStore* const store_;
   MetaBackend* const backend_;
+  const MetaLimits limits_;
 
   std::mutex mu_;
-  std::condition_variable changed_;  // signalled on every create and name change
   std::function<void()> on_change_;  // guarded by mu_; see SetChangeListener
   std::unordered_map<ObjectID, Record> objects_;  // guarded by mu_ (objects and remote blobs)
   /// member id -> ids of the objects that hold it (one entry per holding).
   std::unordered_map<ObjectID, std::multiset<ObjectID>> referrers_;  // guarded by mu_
   std::map<std::string, ObjectID> names_;  // guarded by mu_
+  uint64_t memory_usage_ = 0;  // guarded by mu_: sum of Record::bytes and names' costs
 };
 
 }  // namespace vineyard

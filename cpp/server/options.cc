@@ -30,6 +30,15 @@ DEFINE_string(htpasswd, "",
 DEFINE_string(socket_mode, "0600",
               "Permissions of the IPC socket file, in octal: 0600 admits the server's user "
               "only, 0660 its group too, 0666 everyone on the host");
+DEFINE_uint64(meta_max_depth, 256,
+              "Deepest metadata tree a client may create (an object without members is 1; "
+              "at most 4096)");
+DEFINE_uint64(meta_max_nodes, 1000000,
+              "Most nodes one metadata tree may expand to, counting a shared member each "
+              "time it appears");
+DEFINE_string(meta_memory_limit, "1Gi",
+              "Memory the metadata (object records and names, on the server's heap) may "
+              "use: plain bytes or with a unit (256Mi, 1Gi)");
 
 DEFINE_string(rpc_tls_cert, "",
               "PEM certificate (chain) of this server: RPC clients must then speak TLS "
@@ -140,6 +149,16 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
   o.limits.io_timeout_s = FLAGS_io_timeout;
   o.limits.idle_timeout_s = FLAGS_idle_timeout;
   o.limits.max_connections = FLAGS_max_connections;
+  if (FLAGS_meta_max_depth < 1 || FLAGS_meta_max_depth > kMaxMetaDepth) {
+    return Status::Invalid("--meta_max_depth must be within 1..", kMaxMetaDepth,
+                           ": deeper trees would overflow the JSON encoder's stack");
+  }
+  o.meta_max_depth = FLAGS_meta_max_depth;
+  if (FLAGS_meta_max_nodes < 1) return Status::Invalid("--meta_max_nodes must be at least 1");
+  o.meta_max_nodes = FLAGS_meta_max_nodes;
+  auto meta_memory = ParseMemorySize(FLAGS_meta_memory_limit);
+  if (!meta_memory.ok()) return meta_memory.status().WithContext("--meta_memory_limit");
+  o.meta_memory_limit = *meta_memory;
   try {
     size_t used = 0;
     unsigned long mode = std::stoul(FLAGS_socket_mode, &used, 8);

@@ -15,6 +15,8 @@ struct Limits {
   int idle_timeout_s = 0;        // a registered connection with no request (0: never)
   uint64_t max_connections = 0;  // IPC + RPC at once (0: what the fd limit allows)
 };
+/// The largest --meta_max_depth: nlohmann's encoder recurses once per level.
+constexpr uint64_t kMaxMetaDepth = 4096;
 
 struct ServerOptions {
   std::string socket;          // IPC socket path
@@ -33,6 +35,10 @@ struct ServerOptions {
   int io_threads = 2;          // event loops
   int worker_threads = 2;      // workers for slow requests
   Limits limits;
+  // Metadata bounds (MetaLimits): nesting depth, expanded nodes of one tree, bytes.
+  uint64_t meta_max_depth = 256;
+  uint64_t meta_max_nodes = 1000000;
+  uint64_t meta_memory_limit = uint64_t{1} << 30;
 };
 
 /// Parses argv with gflags (exits on --help), then checks the values.

@@ -112,8 +112,9 @@ Status Server::Start() {
   if (!arena.ok()) return arena.status().WithContext("cannot set up shared memory");
   store_ = std::make_unique<BulkStore>(std::move(arena).value(), options_.size, ids_.get());
   backend_ = std::make_unique<LocalBackend>();
-  meta_ = std::make_unique<MetaService>(ctx_.instance_id, ids_.get(), store_.get(),
-                                        backend_.get());
+  meta_ = std::make_unique<MetaService>(
+      ctx_.instance_id, ids_.get(), store_.get(), backend_.get(),
+      MetaLimits{options_.meta_max_depth, options_.meta_max_nodes, options_.meta_memory_limit});
   ctx_.ids = ids_.get();
   ctx_.store = store_.get();
   ctx_.meta = meta_.get();

@@ -36,7 +36,7 @@ Status CreateDatas(Connection& conn, const json& request, Reply* reply) {
 
 Status GetData(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(GetDataRequest r, ReadGetDataRequest(request));
-  auto trees = conn.ctx().meta->Get(r.ids, false, nullptr);
+  auto trees = conn.ctx().meta->Get(r.ids);
   if (r.wait && trees.status().IsObjectNotExists()) {
     reply->defer = true;  // parked until the objects appear (or the client leaves)
     return Status::OK();
@@ -113,7 +113,7 @@ Status GetName(Connection& conn, const json& request, Reply* reply) {
   std::string name;
   bool wait = false;
   VY_RETURN_NOT_OK(ReadGetNameRequest(request, &name, &wait));
-  auto id = conn.ctx().meta->GetName(name, false, nullptr);
+  auto id = conn.ctx().meta->GetName(name);
   if (wait && id.status().IsObjectNotExists()) {
     reply->defer = true;  // parked until the name is put (or the client leaves)
     return Status::OK();
@@ -198,7 +198,7 @@ Status VyPut(Connection& conn, const json& request, Reply* reply) {
 Status VyGet(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(VyGetRequest r, ReadVyGetRequest(request));
   for (ObjectID id : r.release) conn.Release(id);
-  VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->Get(r.ids, false, nullptr));
+  VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->Get(r.ids));
   std::vector<ObjectID> blobs;
   conn.ctx().meta->CollectLocalBlobs(trees, &blobs);
   std::sort(blobs.begin(), blobs.end());
@@ -212,10 +212,10 @@ Status VyGet(Connection& conn, const json& request, Reply* reply) {
 }  // namespace
 
 void RegisterMetaHandlers(Dispatcher* d) {
-  d->Register(req::kCreateData, CreateData);
-  d->Register(req::kCreateDatas, CreateDatas);
+  d->Register(req::kCreateData, CreateData, kSlow);  // sizes fields of up to a frame
+  d->Register(req::kCreateDatas, CreateDatas, kSlow);
   d->Register(req::kGetData, GetData);
-  d->Register(req::kListData, ListData);
+  d->Register(req::kListData, ListData, kSlow);  // matches every typename, expands
   d->Register(req::kDelData, DelData);
   d->Register(req::kDelDataWithFeedbacks, DelData);
   d->Register(req::kExists, Exists);
@@ -225,7 +225,7 @@ void RegisterMetaHandlers(Dispatcher* d) {
   d->Register(req::kLabel, Label);
   d->Register(req::kPutName, PutName);
   d->Register(req::kGetName, GetName);
-  d->Register(req::kListName, ListName);
+  d->Register(req::kListName, ListName, kSlow);  // matches every name
   d->Register(req::kDropName, DropName);
   d->Register(req::kClear, Clear, kSlow);
   d->Register(req::kMigrateObject, MigrateObject);

@@ -53,6 +53,8 @@ Status InstanceStatusHandler(Connection& conn, const json&, Reply* reply) {
   s.deferred_requests = static_cast<uint64_t>(std::max<int64_t>(0, ctx.deferred_requests));
   s.ipc_connections = static_cast<uint64_t>(std::max<int64_t>(0, ctx.ipc_connections));
   s.rpc_connections = static_cast<uint64_t>(std::max<int64_t>(0, ctx.rpc_connections));
+  s.meta_memory_usage = ctx.meta->memory_usage();
+  s.meta_memory_limit = ctx.meta->limits().memory_limit;
   reply->body = WriteMetaReply("instance_status_reply", WriteInstanceStatus(s));
   return Status::OK();
 }
