@@ -28,6 +28,9 @@ DEFINE_string(htpasswd, "",
 DEFINE_string(socket_mode, "0600",
               "Permissions of the IPC socket file, in octal: 0600 admits the server's user "
               "only, 0660 its group too, 0666 everyone on the host");
+DEFINE_string(unsealed_quota, "0",
+              "Most bytes of unsealed (created, not yet sealed) blobs one connection may "
+              "hold, like --size (1Gi, 512M); 0 means only the --size limit applies");
 
 namespace vineyard {
 
@@ -83,6 +86,11 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
     o.size = *size;
   }
   if (o.size == 0) return Status::Invalid("--size must be more than 0 bytes");
+  {
+    auto quota = ParseMemorySize(FLAGS_unsealed_quota);
+    if (!quota.ok()) return quota.status().WithContext("--unsealed_quota");
+    o.unsealed_quota = *quota;
+  }
   o.reserve_memory = FLAGS_reserve_memory;
   o.meta = FLAGS_meta;
   if (o.meta != "local") {

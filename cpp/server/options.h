@@ -20,6 +20,7 @@ struct ServerOptions {
   std::string htpasswd;        // users allowed in (empty: no authentication)
   unsigned socket_mode = 0600; // permissions of the IPC socket file
   uint64_t instance_id = 0;
+  uint64_t unsealed_quota = 0; // bytes of unsealed blobs per connection (0: only --size)
 };
 
 /// Parses argv with gflags (exits on --help), then checks the values.
