@@ -241,7 +241,8 @@ class ClientBase:
                             f"{type(built).__name__}")
         # A bare blob that no object holds dies with the connection that made it,
         # unless adopted: persisting it does, so that a put value outlives its
-        # client like every other (docs/architecture.md, "Trust model").
+        # client like every other (docs/architecture.md, "Trust model: blobs and
+        # shared memory").
         if persist or name is not None or bare_blob:
             self._c.persist(oid)
         if name is not None:
