@@ -28,8 +28,8 @@ Payload BulkStore::PayloadOf(ObjectID id, const Blob& b) const {
 Result<Payload> BulkStore::Create(uint64_t size, Owner owner) {
   if (size == 0) return PayloadOf(kEmptyBlobID, Blob{});
   std::lock_guard<std::mutex> lock(mu_);
-  const uint64_t usable = arena_->GoodSize(size);
-  const uint64_t need = (usable == 0 ? size : usable) + kBlobBookkeepingBytes;
+  const uint64_t usable = arena_->GoodSize(size);  // 0: larger than the whole arena
+  const uint64_t need = usable == 0 ? UINT64_MAX : usable + kBlobBookkeepingBytes;
   if (need > limit_ - std::min(usage_, limit_)) {
     return Status::NotEnoughMemory("cannot allocate a blob of ", FormatBytes(size), ": ",
                                    FormatBytes(usage_), " of ", FormatBytes(limit_),

@@ -301,6 +301,29 @@ TEST_F(BlobHardeningTest, OurReadersReceiveAReadOnlyFd) {
   EXPECT_TRUE(AllBytesAre(reader, got[0], 0x78));
 }
 
+TEST_F(BlobHardeningTest, VyGetGivesOurReadersAReadOnlyFd) {
+  Peer writer(server_->socket(), true);
+  Payload p = writer.Create(4096);
+  writer.Fill(p, 0x79);
+  writer.Seal(p.object_id);
+  const ObjectID object = writer.CreateObjectHolding(p.object_id, 4096);
+
+  Peer reader(server_->socket(), true);
+  VyGetRequest r;
+  r.ids = {object};
+  json reply = reader.Call(WriteVyGetRequest(r));
+  json trees;
+  std::vector<Payload> payloads;
+  std::vector<int> fds;
+  ASSERT_TRUE(ReadVyGetReply(reply, &trees, &payloads, &fds).ok()) << reply.dump();
+  ASSERT_EQ(payloads.size(), 1u);
+  errno = 0;
+  EXPECT_EQ(reader.Map(payloads[0], PROT_READ | PROT_WRITE), nullptr)
+      << "a reader could map the store writable";
+  EXPECT_EQ(errno, EACCES);
+  EXPECT_TRUE(AllBytesAre(reader, payloads[0], 0x79));
+}
+
 // --- 4. accounting -----------------------------------------------------------------
 
 TEST_F(BlobHardeningTest, TinyBlobsAreChargedWhatTheyCost) {
