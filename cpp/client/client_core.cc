@@ -1,6 +1,7 @@
 #include "client/client_core.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -128,6 +129,18 @@ Result<json> ClientCore::RequestWithFds(const json& request, const char* fds_key
     auto old = received_fds_.find(server_fd);
     if (old != received_fds_.end()) ::close(old->second);
     received_fds_[server_fd] = *fd;
+    same_file_[server_fd] = server_fd;
+    struct stat mine;
+    if (::fstat(*fd, &mine) == 0) {
+      for (const auto& [other_server_fd, other_fd] : received_fds_) {
+        struct stat other;
+        if (other_server_fd != server_fd && ::fstat(other_fd, &other) == 0 &&
+            other.st_dev == mine.st_dev && other.st_ino == mine.st_ino) {
+          same_file_[server_fd] = same_file_[other_server_fd];
+          break;
+        }
+      }
+    }
   }
   return reply;
 }
@@ -135,6 +148,10 @@ Result<json> ClientCore::RequestWithFds(const json& request, const char* fds_key
 Result<std::shared_ptr<Mapping>> ClientCore::MapRegion(int store_fd, size_t map_size,
                                                        bool writable) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!writable) {  // any fd of the same file serves reads: one read-only mapping
+    auto same = same_file_.find(store_fd);
+    if (same != same_file_.end()) store_fd = same->second;
+  }
   auto key = std::make_pair(store_fd, writable);
   auto it = mappings_.find(key);
   if (it != mappings_.end() && it->second->size >= map_size) return it->second;

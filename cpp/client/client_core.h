@@ -89,8 +89,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   int fd_ = -1;                      // guarded by mu_; -1 once disconnected
   std::unique_ptr<ByteStream> stream_;  // guarded by mu_; fd_'s bytes, plain or TLS
   std::map<int, int> received_fds_;  // guarded by mu_: server fd number -> our fd
+  /// guarded by mu_: server fd number -> the first one received for the same
+  /// file (the server passes its store read-write to writers and read-only to
+  /// readers: both are one region, and reads of it share one mapping).
+  std::map<int, int> same_file_;
   /// (server fd, writable) -> the region, mapped once for the whole session
-  /// (Blobs share it, so it outlives the session while they do).
+  /// (Blobs share it, so it outlives the session while they do). Read-only
+  /// mappings are keyed by same_file_'s canonical fd.
   std::map<std::pair<int, bool>, std::shared_ptr<Mapping>> mappings_;  // guarded by mu_
 
   std::mutex release_mu_;

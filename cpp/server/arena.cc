@@ -126,8 +126,8 @@ struct ArenaHooks {
   }
 };
 
-Arena::Arena(int fd, uint8_t* base, uint64_t capacity, bool prefault)
-    : fd_(fd), base_(base), capacity_(capacity), prefault_(prefault) {
+Arena::Arena(int fd, int ro_fd, uint8_t* base, uint64_t capacity, bool prefault)
+    : fd_(fd), ro_fd_(ro_fd), base_(base), capacity_(capacity), prefault_(prefault) {
   free_.emplace(0, capacity);
 }
 
@@ -166,13 +166,26 @@ Result<std::unique_ptr<Arena>> Arena::Create(uint64_t capacity, bool prefault) {
     }
     return Status::IOError("fallocate of the arena memfd: ", strerror(err));
   }
-  void* base = MapAligned(capacity, kHugePage, fd);
-  if (base == nullptr) {
-    Status st = Status::IOError("mmap of ", capacity, " bytes: ", strerror(errno));
+  // A second open file description of the same memfd, read-only: the fd that
+  // readers receive. Reopening through /proc gives an O_RDONLY description
+  // whatever the first one's mode is; mmap(PROT_WRITE, MAP_SHARED) of it fails.
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  const int ro_fd = open(self.c_str(), O_RDONLY | O_CLOEXEC);
+  if (ro_fd < 0) {
+    Status st = Status::IOError("cannot reopen the arena memfd read-only (", self,
+                                "): ", strerror(errno), " (is /proc mounted?)");
     close(fd);
     return st;
   }
-  std::unique_ptr<Arena> arena(new Arena(fd, static_cast<uint8_t*>(base), capacity, prefault));
+  void* base = MapAligned(capacity, kHugePage, fd);
+  if (base == nullptr) {
+    Status st = Status::IOError("mmap of ", capacity, " bytes: ", strerror(errno));
+    close(ro_fd);
+    close(fd);
+    return st;
+  }
+  std::unique_ptr<Arena> arena(
+      new Arena(fd, ro_fd, static_cast<uint8_t*>(base), capacity, prefault));
   VY_RETURN_NOT_OK(arena->Init());
   return arena;
 }
@@ -206,12 +219,19 @@ Status Arena::Init() {
     return Status::IOError("jemalloc arena.", arena_index_, ".oversize_threshold: ",
                            strerror(rc));
   }
+  size_t large_min = 0;
+  len = sizeof(large_min);
+  if (int rc = mallctl("arenas.lextent.0.size", &large_min, &len, nullptr, 0)) {
+    return Status::IOError("jemalloc arenas.lextent.0.size: ", strerror(rc));
+  }
+  large_min_ = large_min;
   return Seed();
 }
 
 Arena::~Arena() {
   if (has_arena_) mallctl(ArenaCtl(arena_index_, "destroy").c_str(), nullptr, nullptr, nullptr, 0);
   munmap(base_, capacity_);
+  close(ro_fd_);
   close(fd_);
 }
 
@@ -240,11 +260,21 @@ Result<uint64_t> Arena::Allocate(uint64_t size) {
 void Arena::Free(uint64_t offset) { dallocx(base_ + offset, MALLOCX_TCACHE_NONE); }
 
 uint64_t Arena::Shrink(uint64_t offset, uint64_t new_size) {
-  return xallocx(base_ + offset, new_size == 0 ? 1 : new_size, 0, flags_);
+  void* p = base_ + offset;
+  new_size = std::max<uint64_t>(new_size, 1);
+  // jemalloc cannot turn a large allocation into a small one in place: it then
+  // keeps the whole extent. Shrinking to its smallest large class instead gives
+  // all but those pages back.
+  if (sallocx(p, MALLOCX_TCACHE_NONE) >= large_min_) new_size = std::max(new_size, large_min_);
+  return xallocx(p, new_size, 0, flags_);
 }
 
 uint64_t Arena::UsableSize(uint64_t offset) const {
   return sallocx(base_ + offset, MALLOCX_TCACHE_NONE);
+}
+
+uint64_t Arena::GoodSize(uint64_t size) const {
+  return size == 0 || size > capacity_ ? 0 : nallocx(size, flags_);
 }
 
 uint64_t Arena::Trim() {

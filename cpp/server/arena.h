@@ -3,7 +3,9 @@
 // The Arena owns a memfd of capacity() bytes (sparse: a page costs memory only
 // once written) mapped MAP_SHARED at base(). Clients receive fd() and map
 // capacity() bytes themselves, so an allocation is named by its OFFSET from the
-// base, never by a pointer.
+// base, never by a pointer. read_only_fd() is a second, read-only open of the
+// same memfd: mmap(PROT_WRITE, MAP_SHARED) of it fails with EACCES, so a
+// process holding only that fd cannot write the store.
 //
 // Allocation is delegated to a private jemalloc arena ("arenas.create") whose
 // extent hooks hand the whole mapping to jemalloc as one extent; every
@@ -59,11 +61,15 @@ class Arena {
   uint64_t Shrink(uint64_t offset, uint64_t new_size);
   /// The usable size of an allocation (>= requested).
   uint64_t UsableSize(uint64_t offset) const;
+  /// The usable size Allocate(size) would give (jemalloc's size class), 0 if too large.
+  uint64_t GoodSize(uint64_t size) const;
   /// Returns unused pages to the kernel (purges the jemalloc arena, which
   /// punches holes). Returns the drop of ResidentBytes() (best effort).
   uint64_t Trim();
 
   int fd() const { return fd_; }
+  /// The same memfd opened read-only (O_RDONLY): for clients that only read.
+  int read_only_fd() const { return ro_fd_; }
   uint8_t* base() const { return base_; }
   /// The size clients must mmap.
   uint64_t capacity() const { return capacity_; }
@@ -73,7 +79,7 @@ class Arena {
  private:
   friend struct ArenaHooks;
 
-  Arena(int fd, uint8_t* base, uint64_t capacity, bool prefault);
+  Arena(int fd, int ro_fd, uint8_t* base, uint64_t capacity, bool prefault);
   Status Init();  // creates and tunes the jemalloc arena
 
   // Extent-hook helpers; addresses are absolute.
@@ -84,6 +90,7 @@ class Arena {
   Status Seed();  // hands the whole region to jemalloc as one extent
 
   const int fd_;
+  const int ro_fd_;  // read-only open of the memfd
   uint8_t* const base_;
   const uint64_t capacity_;
   const bool prefault_;
@@ -91,6 +98,7 @@ class Arena {
   unsigned arena_index_ = 0;
   bool has_arena_ = false;
   int flags_ = 0;
+  uint64_t large_min_ = 0;  // jemalloc's smallest large size class (one extent per allocation)
 
   std::mutex mu_;
   std::map<uint64_t, uint64_t> free_;  // never-carved ranges: offset -> length

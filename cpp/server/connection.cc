@@ -450,48 +450,32 @@ int Connection::PassFd(int store_fd, Reply* reply) {
 
 Status Connection::Seal(ObjectID id) {
   if (IsEmptyBlob(id)) return Status::OK();
-  if (unsealed_.count(id) == 0) {
-    if (ctx_->store->IsSealed(id)) {
-      return Status::ObjectSealed("blob ", ObjectIDToString(id), " is already sealed");
-    }
-    return ctx_->store->Exists(id)
-               ? Status::Invalid("blob ", ObjectIDToString(id),
-                                 " was created by another client: only its creator may seal it")
-               : Status::ObjectNotExists("cannot seal blob ", ObjectIDToString(id),
-                                         ": it does not exist");
-  }
-  VY_RETURN_NOT_OK(ctx_->store->Seal(id));
-  unsealed_.erase(id);
+  VY_RETURN_NOT_OK(ctx_->store->Seal(id, serial_));
   AddRef(id);
   return Status::OK();
 }
 
-Status Connection::Abort(ObjectID id) {
-  if (unsealed_.count(id) == 0) {
-    return ctx_->store->IsSealed(id)
-               ? Status::ObjectSealed("blob ", ObjectIDToString(id),
-                                      " is sealed: delete it instead of dropping it")
-               : Status::ObjectNotExists("blob ", ObjectIDToString(id),
-                                         " is not an unsealed blob of this client");
-  }
-  unsealed_.erase(id);
-  return ctx_->store->Abort(id);
-}
+Status Connection::Abort(ObjectID id) { return ctx_->store->Abort(id, serial_); }
 
 Result<std::vector<Payload>> Connection::GetPayloads(const std::vector<ObjectID>& ids,
                                                      bool unsafe, Reply* reply,
                                                      std::vector<int>* fds) {
   std::vector<Payload> payloads;
   for (ObjectID id : ids) {
-    auto p = ctx_->store->Get(id, unsafe);
+    auto p = ctx_->store->Get(id, unsafe, serial_);
     if (!p.ok()) {
       for (const auto& got : payloads) ctx_->store->Release(got.object_id);
       return p.status();
     }
     payloads.push_back(*p);
   }
-  for (const auto& p : payloads) {
+  for (auto& p : payloads) {
     if (!IsEmptyBlob(p.object_id)) AddRef(p.object_id);
+    // Our client maps what it reads read-only: give it an fd that cannot map
+    // the store writable. Published clients keep the read-write fd.
+    if (pins_references_ && p.is_sealed && p.store_fd >= 0) {
+      p.store_fd = ctx_->store->read_only_fd();
+    }
     int fd = PassFd(p.store_fd, reply);
     if (fd >= 0) fds->push_back(fd);
   }
@@ -516,16 +500,17 @@ void Connection::Release(ObjectID id) {
 void Connection::Teardown() {
   // The peer sees the end now, not when the server reaps this session.
   ::shutdown(fd_, SHUT_RDWR);
-  // Unsealed blobs die with their creator; every reference goes back.
-  for (ObjectID id : unsealed_) (void)ctx_->store->Abort(id);
+  // Its unsealed blobs, and its sealed ones no object adopted, die with their
+  // creator (first, so that the references released next free them); every
+  // reference goes back.
+  const size_t owned = ctx_->store->ReleaseOwner(serial_);
   for (const auto& [id, count] : refs_) {
     for (int64_t i = 0; i < count; ++i) ctx_->store->Release(id);
   }
-  if (!unsealed_.empty() || !refs_.empty()) {
-    spdlog::debug("{}: released {} unsealed blobs and {} references", peer(), unsealed_.size(),
+  if (owned > 0 || !refs_.empty()) {
+    spdlog::debug("{}: removed {} blobs it owned and released {} references", peer(), owned,
                   refs_.size());
   }
-  unsealed_.clear();
   refs_.clear();
   (is_ipc_ ? ctx_->ipc_connections : ctx_->rpc_connections) -= 1;
 }

@@ -82,8 +82,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// Returns `store_fd` if this client has not received it yet (and queues it
   /// on `reply`), else -1: a client receives each fd once.
   int PassFd(int store_fd, Reply* reply);
-  /// Remembers a blob this client created and has not sealed.
-  void AddUnsealed(ObjectID id) { unsealed_.insert(id); }
+  /// Who this client is to the bulk store: the owner of the blobs it creates.
+  uint64_t serial() const { return serial_; }
   /// Seals one of this client's blobs: it stops being unsealed and becomes a reference.
   Status Seal(ObjectID id);
   /// Drops one of this client's unsealed blobs.
@@ -94,6 +94,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void AddRef(ObjectID id);
   /// Payloads of `ids` for this client, all or none: takes a reference on
   /// each and queues on `reply` the fds it has not received (listed in `fds`).
+  /// Our clients get sealed blobs with the store's read-only fd.
   Result<std::vector<Payload>> GetPayloads(const std::vector<ObjectID>& ids, bool unsafe,
                                            Reply* reply, std::vector<int>* fds);
   /// Gives back one reference (no-op if this client holds none on `id`).
@@ -126,7 +127,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::posix::stream_descriptor sd_;  // fd_ registered with the loop's reactor
   std::unique_ptr<ByteStream> stream_;  // plain, or TLS on the RPC port
   const bool is_ipc_;            // UNIX socket (fd passing) or TCP
-  const uint64_t serial_;        // for logs
+  const uint64_t serial_;        // for logs; owner of the blobs it creates (BulkStore)
   const Clock::time_point accepted_;
 
   // Input: the frame being read. Its buffer grows as bytes arrive, so an
@@ -155,7 +156,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool pins_references_ = false; // the client releases what it takes (ours)
   SessionID session_ = kRootSessionID;
   std::unordered_set<int> fds_sent_;                // store fds already passed
-  std::unordered_set<ObjectID> unsealed_;           // created, not sealed: aborted at teardown
   std::unordered_map<ObjectID, int64_t> refs_;      // references held: released at teardown
 };
 

@@ -186,6 +186,7 @@ Result<ObjectID> MetaService::ResolveMemberLocked(const std::string& name, const
       return Status::ObjectNotSealed("member '", name, "': blob ", ObjectIDToString(id),
                                      " is not sealed: seal it before using it in metadata");
     }
+    VY_RETURN_NOT_OK(store_->Adopt(id));  // held by metadata: no longer dies with its creator
     return id;
   }
   auto known = objects_.find(id);

@@ -60,6 +60,9 @@ DEFINE_int32(io_timeout, 60,
 DEFINE_int32(idle_timeout, 0,
              "Seconds a registered client may stay silent before it is disconnected "
              "(0: never, as vineyard)");
+DEFINE_string(unsealed_quota, "0",
+              "Most bytes of unsealed (created, not yet sealed) blobs one connection may "
+              "hold, like --size (1Gi, 512M); 0 means only the --size limit applies");
 
 namespace vineyard {
 
@@ -115,6 +118,11 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
     o.size = *size;
   }
   if (o.size == 0) return Status::Invalid("--size must be more than 0 bytes");
+  {
+    auto quota = ParseMemorySize(FLAGS_unsealed_quota);
+    if (!quota.ok()) return quota.status().WithContext("--unsealed_quota");
+    o.unsealed_quota = *quota;
+  }
   o.reserve_memory = FLAGS_reserve_memory;
   o.meta = FLAGS_meta;
   if (o.meta != "local") {

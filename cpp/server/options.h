@@ -39,6 +39,7 @@ struct ServerOptions {
   uint64_t meta_max_depth = 256;
   uint64_t meta_max_nodes = 1000000;
   uint64_t meta_memory_limit = uint64_t{1} << 30;
+  uint64_t unsealed_quota = 0; // bytes of unsealed blobs per connection (0: only --size)
 };
 
 /// Parses argv with gflags (exits on --help), then checks the values.

@@ -110,7 +110,8 @@ Status Server::Start() {
   auto arena = Arena::Create(ArenaCapacity(options_.size, options_.reserve_memory),
                              options_.reserve_memory);
   if (!arena.ok()) return arena.status().WithContext("cannot set up shared memory");
-  store_ = std::make_unique<BulkStore>(std::move(arena).value(), options_.size, ids_.get());
+  store_ = std::make_unique<BulkStore>(std::move(arena).value(), options_.size, ids_.get(),
+                                      options_.unsealed_quota);
   backend_ = std::make_unique<LocalBackend>();
   meta_ = std::make_unique<MetaService>(
       ctx_.instance_id, ids_.get(), store_.get(), backend_.get(),

@@ -244,17 +244,19 @@ TEST_F(BlobTest, AbortWhileAnUnsafeReaderHoldsIt) {
   const size_t size = 4 * kMiB;
   ASSERT_OK_AND_ASSIGN(auto writer, client_->CreateBlob(size));
   memset(writer->data(), 0x33, size);
-  ASSERT_OK_AND_ASSIGN(auto peek, reader_->GetBlob(writer->id(), /*unsafe=*/true));
+  // Only the creator may read its unsealed blob (unsafe).
+  EXPECT_STATUS(kObjectNotSealed, reader_->GetBlob(writer->id(), /*unsafe=*/true));
+  ASSERT_OK_AND_ASSIGN(auto peek, client_->GetBlob(writer->id(), /*unsafe=*/true));
   const ObjectID id = writer->id();
   ASSERT_OK(writer->Abort());
   EXPECT_STATUS(kObjectNotExists, client_->GetBlob(id, true));
-  EXPECT_EQ(Usage(*client_), before + size);  // still mapped by the reader
+  EXPECT_GE(Usage(*client_), before + size);  // still mapped by the reader
   ASSERT_OK_AND_ASSIGN(auto w2, client_->CreateBlob(size));
   memset(w2->data(), 0x44, size);
   for (size_t i = 0; i < size; i += 4096) ASSERT_EQ(peek->data()[i], 0x33) << i;
   ASSERT_OK(w2->Abort());
   peek.reset();
-  ASSERT_OK(reader_->FlushReleases());
+  ASSERT_OK(client_->FlushReleases());
   EXPECT_EQ(Usage(*client_), before);
 }
 
@@ -330,8 +332,10 @@ TEST_F(BlobTest, UnsealedBlobNeedsUnsafe) {
   EXPECT_STATUS(kObjectNotSealed, reader_->GetBlob(id));
   EXPECT_STATUS(kObjectNotSealed, client_->GetBlob(id));
   EXPECT_STATUS(kObjectNotSealed, reader_->GetBlobs({id}));
+  // Only its creator may peek at it before it is sealed.
+  EXPECT_STATUS(kObjectNotSealed, reader_->GetBlob(id, /*unsafe=*/true));
   {
-    ASSERT_OK_AND_ASSIGN(auto peek, reader_->GetBlob(id, /*unsafe=*/true));
+    ASSERT_OK_AND_ASSIGN(auto peek, client_->GetBlob(id, /*unsafe=*/true));
     EXPECT_EQ(peek->id(), id);
     EXPECT_EQ(peek->size(), bytes.size());
     EXPECT_EQ(memcmp(peek->data(), bytes.data(), bytes.size()), 0);
@@ -369,8 +373,9 @@ TEST(BlobLimitTest, LargerThanSizeIsNotEnoughMemory) {
   ASSERT_OK_AND_ASSIGN(auto got, other->GetBlob(sealed->id()));
   EXPECT_EQ(memcmp(got->data(), bytes.data(), bytes.size()), 0);
   // Whatever is left is still usable, up to the limit.
-  ASSERT_OK_AND_ASSIGN(auto rest, client->CreateBlob(63 * kMiB));
-  EXPECT_STATUS(kNotEnoughMemory, client->CreateBlob(1));
+  // (a blob costs its allocator size class: 56 MiB is the largest that fits)
+  ASSERT_OK_AND_ASSIGN(auto rest, client->CreateBlob(56 * kMiB));
+  EXPECT_STATUS(kNotEnoughMemory, client->CreateBlob(8 * kMiB));
   ASSERT_OK(rest->Abort());
   EXPECT_TRUE(server->Running());
 }
@@ -401,9 +406,11 @@ TEST(BlobLimitTest, FillDeleteAndReuse) {
       sums.push_back(Checksum(bytes.data(), size));
       ASSERT_LE(ids.size(), limit / size) << "more blobs than the limit allows";
     }
-    // The limit is reached (at most one blob's worth is left over), not exceeded.
-    EXPECT_EQ(ids.size(), limit / size) << "round " << round;
-    EXPECT_LE(Usage(*client), limit);
+    // The limit is reached (less than one blob's cost is left over: its size
+    // class plus bookkeeping), not exceeded.
+    const uint64_t used = Usage(*client);
+    EXPECT_LE(used, limit);
+    EXPECT_LT(limit - used, used / ids.size()) << "round " << round;
     // Every blob kept its own bytes.
     ASSERT_OK_AND_ASSIGN(auto blobs, reader->GetBlobs(ids));
     for (size_t i = 0; i < ids.size(); ++i) {
@@ -476,7 +483,7 @@ TEST_F(BlobTest, DeletedBlobStaysWhileHeld) {
     others.push_back(b);
   }
   EXPECT_EQ(Checksum(held->data(), size), sum);
-  EXPECT_EQ(Usage(*client_), with_blob + 4 * size);
+  EXPECT_EQ(Usage(*client_), with_blob + 4 * (with_blob - base));  // 4 more of the same
   std::vector<ObjectID> other_ids;
   for (auto& b : others) other_ids.push_back(b->id());
   others.clear();

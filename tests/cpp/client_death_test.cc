@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "client/client.h"
+#include "server/bulk_store.h"
 #include "test_server.h"
 
 namespace vineyard {
@@ -25,6 +26,8 @@ namespace {
 using testing::TestServer;
 
 constexpr size_t kMiB = 1 << 20;
+// What the server charges per blob besides its bytes.
+constexpr uint64_t kBlob = BulkStore::kBlobBookkeepingBytes;
 
 // Polls `pred` every 10 ms for up to `timeout_ms`.
 bool WaitFor(const std::function<bool()>& pred, int timeout_ms = 5000) {
@@ -167,7 +170,7 @@ TEST_F(ClientDeathTest, KilledClientGivesBackUnsealedBlobsAndReferences) {
     ASSERT_NE(d_id, kInvalidObjectID);
   }
   const uint64_t baseline = Usage();
-  EXPECT_EQ(baseline, 12 * kMiB);
+  EXPECT_EQ(baseline, 12 * kMiB + 2 * kBlob);
 
   Child child(server_->socket(), [&](Client& c, int ready) -> int {
     // Readers of P and D: references held until death.
@@ -205,16 +208,17 @@ TEST_F(ClientDeathTest, KilledClientGivesBackUnsealedBlobsAndReferences) {
   int exit_code = 0;
   ASSERT_TRUE(child.WaitReady(&exit_code)) << "the child failed with " << exit_code;
 
-  EXPECT_EQ(Usage(), baseline + 102 * kMiB);
+  EXPECT_EQ(Usage(), baseline + 102 * kMiB + 12 * kBlob);
   EXPECT_EQ(StatusOf(*monitor_).ipc_connections, 2u);
 
   // D is deleted while the child still maps it: its memory stays until the child goes.
   ASSERT_TRUE(monitor_->Delete(d_id).ok());
   EXPECT_FALSE(*monitor_->Exists(d_id));
-  EXPECT_EQ(Usage(), baseline + 102 * kMiB);
+  EXPECT_EQ(Usage(), baseline + 102 * kMiB + 12 * kBlob);
 
   child.Kill();
-  const uint64_t expected = baseline - 8 * kMiB + 2 * kMiB;  // D freed; C's blobs stay
+  // D freed; C's blobs stay.
+  const uint64_t expected = baseline - (8 * kMiB + kBlob) + 2 * (kMiB + kBlob);
   EXPECT_TRUE(WaitFor([&] { return Usage() == expected; }))
       << "memory_usage is " << Usage() << ", expected " << expected;
   EXPECT_TRUE(WaitFor([&] { return StatusOf(*monitor_).ipc_connections == 1; }));
@@ -226,8 +230,9 @@ TEST_F(ClientDeathTest, KilledClientGivesBackUnsealedBlobsAndReferences) {
   EXPECT_TRUE(HasBytes(*monitor_, p_id, 4 * kMiB, 0x11));
   EXPECT_EQ(monitor_->GetObject(d_id).status().code(), StatusCode::kObjectNotExists);
 
-  // The freed memory is usable again: almost the whole limit fits.
-  auto big = monitor_->CreateBlob(256 * kMiB - expected - kMiB);
+  // The freed memory is usable again: almost the whole limit fits (224 MiB is
+  // the largest size class below what is free).
+  auto big = monitor_->CreateBlob(224 * kMiB);
   EXPECT_TRUE(big.ok()) << big.status();
 }
 
@@ -258,11 +263,11 @@ TEST_F(ClientDeathTest, ManyClientsKilledAtOnce) {
     int exit_code = 0;
     ASSERT_TRUE(child->WaitReady(&exit_code)) << "a child failed with " << exit_code;
   }
-  EXPECT_EQ(Usage(), baseline + 6 * (8 * kMiB + 4096 + kMiB));
+  EXPECT_EQ(Usage(), baseline + 6 * (8 * kMiB + 4096 + kMiB + 4 * kBlob));
   ASSERT_TRUE(monitor_->Delete(p_id).ok());
   for (auto& child : children) child->Kill();
-  EXPECT_TRUE(WaitFor([&] { return Usage() == baseline - kMiB; }))
-      << "memory_usage is " << Usage() << ", expected " << baseline - kMiB;
+  EXPECT_TRUE(WaitFor([&] { return Usage() == baseline - kMiB - kBlob; }))
+      << "memory_usage is " << Usage() << ", expected " << baseline - kMiB - kBlob;
   EXPECT_TRUE(WaitFor([&] { return StatusOf(*monitor_).ipc_connections == 1; }));
 }
 
@@ -338,7 +343,7 @@ TEST_F(ClientDeathTest, KilledWriterDoesNotDisturbReaders) {
   auto meta = monitor_->GetObject(id);
   ASSERT_TRUE(meta.ok()) << meta.status();
   writer.Kill();
-  EXPECT_TRUE(WaitFor([&] { return Usage() == 16 * kMiB; })) << Usage();
+  EXPECT_TRUE(WaitFor([&] { return Usage() == 16 * kMiB + kBlob; })) << Usage();
   // The reader's mapping is intact; a new reader sees the same bytes.
   for (ObjectID blob_id : meta->GetBlobIds()) {
     auto blob = meta->GetBuffer(blob_id);

@@ -45,6 +45,17 @@ def check_same(got, want):
 
 # ------------------------------------------------------------------ connect
 
+def test_put_bytes_outlives_its_client(vineyardd_socket):
+    # A bare blob no object holds dies with its creator unless adopted; put() adopts it.
+    writer = vineyard.connect(vineyardd_socket)
+    oid = writer.put(b"kept after close")
+    writer.close()
+    reader = vineyard.connect(vineyardd_socket)
+    assert bytes(reader.get(oid)) == b"kept after close"
+    reader.delete(oid)
+    reader.close()
+
+
 def test_connect_forms(vineyardd_socket, monkeypatch):
     c = vineyard.connect(vineyardd_socket)
     assert isinstance(c, vineyard.IPCClient) and c.connected and c.ipc_socket == vineyardd_socket

@@ -7,8 +7,7 @@ namespace {
 
 Status CreateBuffer(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(uint64_t size, ReadCreateBufferRequest(request));
-  VY_ASSIGN_OR_RETURN(Payload p, conn.ctx().store->Create(size));
-  if (!IsEmptyBlob(p.object_id)) conn.AddUnsealed(p.object_id);
+  VY_ASSIGN_OR_RETURN(Payload p, conn.ctx().store->Create(size, conn.serial()));
   reply->body = WriteCreateBufferReply(p, conn.PassFd(p.store_fd, reply));
   return Status::OK();
 }
@@ -17,10 +16,10 @@ Status CreateBuffers(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(std::vector<uint64_t> sizes, ReadCreateBuffersRequest(request));
   std::vector<Payload> created;
   for (uint64_t size : sizes) {
-    auto p = conn.ctx().store->Create(size);
+    auto p = conn.ctx().store->Create(size, conn.serial());
     if (!p.ok()) {
       // All or nothing: give back what this request allocated.
-      for (const auto& c : created) (void)conn.ctx().store->Abort(c.object_id);
+      for (const auto& c : created) (void)conn.Abort(c.object_id);
       return p.status();
     }
     created.push_back(*p);
@@ -28,7 +27,6 @@ Status CreateBuffers(Connection& conn, const json& request, Reply* reply) {
   std::vector<int> fds;
   for (const auto& p : created) {
     if (IsEmptyBlob(p.object_id)) continue;
-    conn.AddUnsealed(p.object_id);
     int fd = conn.PassFd(p.store_fd, reply);
     if (fd >= 0) fds.push_back(fd);
   }
@@ -55,7 +53,7 @@ Status ShrinkBuffer(Connection& conn, const json& request, Reply* reply) {
   ObjectID id;
   uint64_t size;
   VY_RETURN_NOT_OK(ReadShrinkBufferRequest(request, &id, &size));
-  VY_RETURN_NOT_OK(conn.ctx().store->Shrink(id, size));
+  VY_RETURN_NOT_OK(conn.ctx().store->Shrink(id, size, conn.serial()));
   reply->body = WriteTypeOnly("shrink_buffer_reply");
   return Status::OK();
 }

@@ -55,6 +55,7 @@ Status ListData(Connection& conn, const json& request, Reply* reply) {
 
 Status DelData(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(DeleteRequest r, ReadDeleteRequest(request));
+  for (ObjectID id : r.ids) VY_RETURN_NOT_OK(conn.ctx().store->CheckDeletable(id));
   std::vector<ObjectID> deleted_blobs;
   VY_RETURN_NOT_OK(conn.ctx().meta->Delete(r, &deleted_blobs));
   if (r.memory_trim) conn.ctx().store->Trim();
@@ -71,6 +72,7 @@ Status Exists(Connection& conn, const json& request, Reply* reply) {
 Status Persist(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadIdRequest(request));
   VY_RETURN_NOT_OK(conn.ctx().meta->Persist(id));
+  if (IsBlob(id)) VY_RETURN_NOT_OK(conn.ctx().store->Adopt(id));  // outlives its creator
   reply->body = WriteTypeOnly("persist_reply");
   return Status::OK();
 }

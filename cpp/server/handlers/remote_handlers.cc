@@ -37,13 +37,12 @@ Status CreateRemoteBuffers(Connection& conn, const json& request, Reply* reply) 
   BulkStore& store = *conn.ctx().store;
   std::vector<Payload> created;
   for (uint64_t size : r.sizes) {
-    auto p = store.Create(size);
+    auto p = store.Create(size, conn.serial());
     if (!p.ok()) {
       for (const auto& c : created) (void)conn.Abort(c.object_id);
       return p.status();
     }
     created.push_back(*p);
-    if (!IsEmptyBlob(p->object_id)) conn.AddUnsealed(p->object_id);
   }
   auto reply_for = [&](const std::vector<Payload>& created_now) {
     auto ps = ForTcp(created_now);
@@ -62,7 +61,8 @@ Status CreateRemoteBuffers(Connection& conn, const json& request, Reply* reply) 
     reply->close_after = true;
     return st.WithContext("receiving remote blob bytes");
   }
-  // Sealed and unreferenced, as vineyard leaves them: metadata will own them.
+  // Sealed and unreferenced, as vineyard leaves them: metadata will adopt them
+  // (until then they die with this connection).
   for (auto& c : created) {
     if (IsEmptyBlob(c.object_id)) continue;
     VY_RETURN_NOT_OK(conn.Seal(c.object_id));
@@ -86,7 +86,7 @@ Status GetRemoteBuffers(Connection& conn, const json& request, Reply* reply) {
     }
   };
   for (ObjectID id : r.ids) {
-    auto p = store.Get(id, r.unsafe);
+    auto p = store.Get(id, r.unsafe, conn.serial());  // unsafe: own unsealed blobs only
     if (!p.ok()) {
       release_all();
       return p.status();

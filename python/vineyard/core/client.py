@@ -216,6 +216,7 @@ class ClientBase:
 
     def _materialize(self, built: Any, persist: bool = False, name: Optional[str] = None):
         """Turn a builder's result into an ObjectID, creating pending metadata."""
+        bare_blob = False
         if isinstance(built, PendingObject):
             return self.put_object(built.meta, built.blobs, persist=persist, name=name)
         if isinstance(built, ObjectMeta):
@@ -224,18 +225,25 @@ class ClientBase:
             oid = built.id
         elif isinstance(built, (Object, _C.Blob)):
             oid = built.id
+            bare_blob = isinstance(built, _C.Blob)
         elif isinstance(built, _C.BlobBuilder):
             oid = built.seal(self._c).id
             self._track(oid)
+            bare_blob = True
         elif isinstance(built, _C.RemoteBlobBuilder):
             oid = self._c.create_remote_blob(built).id
             self._track(oid)
+            bare_blob = True
         elif isinstance(built, (ObjectID, int)):
             oid = ObjectID(built)
         else:
             raise TypeError(f"a builder must return an ObjectID, ObjectMeta or Object, got "
                             f"{type(built).__name__}")
-        if persist or name is not None:
+        # A bare blob that no object holds dies with the connection that made it,
+        # unless adopted: persisting it does, so that a put value outlives its
+        # client like every other (docs/architecture.md, "Trust model: blobs and
+        # shared memory").
+        if persist or name is not None or bare_blob:
             self._c.persist(oid)
         if name is not None:
             self._c.put_name(oid, str(name))
