@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -72,11 +73,19 @@ class EtcdProcess {
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
   pid_t pid() const { return pid_; }
 
-  /// Sends `sig` and, unless it is SIGSTOP/SIGCONT, waits for the process.
+  /// Sends `sig` and waits for its effect: the process gone, or with SIGSTOP
+  /// every one of its threads stopped (kill() returns before they are).
   void Kill(int sig) {
     if (pid_ <= 0) return;
     kill(pid_, sig);
-    if (sig == SIGSTOP || sig == SIGCONT) return;
+    if (sig == SIGCONT) return;
+    if (sig == SIGSTOP) {
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (!AllThreadsStopped() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      return;
+    }
     int status;
     waitpid(pid_, &status, 0);
     pid_ = -1;
@@ -90,6 +99,21 @@ class EtcdProcess {
 
  private:
   EtcdProcess() = default;
+
+  bool AllThreadsStopped() const {
+    std::error_code ec;
+    const std::string tasks = "/proc/" + std::to_string(pid_) + "/task";
+    for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      // "pid (comm) S ...": the state follows the last ')'.
+      auto paren = line.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= line.size()) return false;
+      if (line[paren + 2] != 'T') return false;
+    }
+    return !ec;
+  }
 
   void Launch() {
     const std::string client = endpoint();
