@@ -236,6 +236,38 @@ TEST_F(EtcdClientTest, LeaseExpiryRemovesKeysAndKeeperKeepsThem) {
   ASSERT_OK(client_->Revoke(kept));  // already gone: fine
 }
 
+TEST_F(EtcdClientTest, KeeperAndWatcherMayBeStoppedFromTheirCallbacks) {
+  ASSERT_OK_AND_ASSIGN(int64_t lease, client_->Grant(1));
+  std::promise<void> lost;
+  std::unique_ptr<etcd::LeaseKeeper> keeper;
+  keeper = std::make_unique<etcd::LeaseKeeper>(client_, lease, 1, [&](const Status&) {
+    keeper.reset();
+    lost.set_value();
+  });
+  ASSERT_OK(client_->Revoke(lease));
+  ASSERT_EQ(lost.get_future().wait_for(std::chrono::seconds(3)), std::future_status::ready);
+  EXPECT_EQ(keeper, nullptr);
+
+  ASSERT_OK_AND_ASSIGN(int64_t start, client_->Put(prefix_ + "k", "1"));
+  ASSERT_OK(client_->Put(prefix_ + "k", "2").status());
+  std::promise<etcd::Watcher*> handle;
+  auto handle_ready = handle.get_future().share();
+  std::atomic<int> batches{0};
+  auto on_events = [&](const std::vector<Event>&, int64_t) {
+    ++batches;
+    if (handle_ready.wait_for(std::chrono::seconds(3)) == std::future_status::ready) {
+      handle_ready.get()->Stop();
+    }
+  };
+  ASSERT_OK_AND_ASSIGN(auto watcher, client_->Watch(prefix_, start, on_events, nullptr));
+  handle.set_value(watcher.get());
+  ASSERT_TRUE(WaitFor([&] { return !watcher->running(); }, milliseconds(3000)));
+  ASSERT_OK(client_->Put(prefix_ + "k", "3").status());
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(batches.load(), 1);  // nothing after Stop()
+  watcher.reset();
+}
+
 /// Collects a watch's events and errors for a test.
 struct WatchLog {
   std::mutex mu;

@@ -783,7 +783,12 @@ void LeaseKeeper::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  if (!thread_.joinable()) return;
+  if (thread_.get_id() == std::this_thread::get_id()) {
+    thread_.detach();  // from on_lost: Run() touches nothing after it returns
+  } else {
+    thread_.join();
+  }
 }
 
 void LeaseKeeper::Run() {
@@ -817,7 +822,9 @@ void LeaseKeeper::Run() {
       if (stop_) return;
     }
     lost_.store(true);
-    if (on_lost_) on_lost_(lost);
+    // A copy: on_lost may destroy this keeper, and with it on_lost_.
+    LeaseLostCallback on_lost = on_lost_;
+    if (on_lost) on_lost(lost);
     return;
   }
 }

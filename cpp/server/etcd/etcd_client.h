@@ -242,8 +242,8 @@ class Watcher {
 /// thread, and stops: losing the lease is an event for the owner to handle
 /// (re-register, drop the lock), not an exception.
 ///
-/// Thread-safety: Stop() and lost() may be called from any thread; the
-/// destructor stops the thread (do not destroy it from `on_lost`).
+/// Thread-safety: Stop() and lost() may be called from any thread, and the
+/// keeper may be stopped or destroyed from `on_lost`.
 class LeaseKeeper {
  public:
   LeaseKeeper(std::shared_ptr<EtcdClient> client, int64_t lease, int64_t ttl_seconds,
