@@ -111,6 +111,7 @@ class [[nodiscard]] Status {
   VINEYARD_STATUS_FACTORY(MetaTreeSubtreeNotExists)
   VINEYARD_STATUS_FACTORY(ConnectionFailed)
   VINEYARD_STATUS_FACTORY(ConnectionError)
+  VINEYARD_STATUS_FACTORY(EtcdError)
   VINEYARD_STATUS_FACTORY(AlreadyStopped)
   VINEYARD_STATUS_FACTORY(NotEnoughMemory)
   VINEYARD_STATUS_FACTORY(GlobalObjectInvalid)
