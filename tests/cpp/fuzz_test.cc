@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/protocol.h"
 #include "fuzz/engine.h"
 #include "test_server.h"
 
@@ -50,6 +51,34 @@ TEST(FuzzTest, ServerSurvivesMutatedRequestsOverIpcAndTcp) {
   EXPECT_TRUE(server->Running());
   EXPECT_EQ(server->Stop(SIGTERM), 0) << "vineyardd did not exit cleanly after the fuzz run";
   std::cout << report.Summary() << std::endl;
+}
+
+// Findings of the fuzzer in the protocol's decoders, one test each.
+
+// A number field given as a float outside the field's range (or with a
+// fraction, for an integer field) was converted with a plain cast: undefined
+// behaviour (UBSan: float-cast-overflow), in practice a size or id nobody sent.
+TEST(FuzzFindings, NumberFieldsOutOfRangeAreInvalid) {
+  for (const json& size : {json(1e300), json(-1.5), json(1e19 * 10), json(2.5), json(-1e308)}) {
+    json request = WriteCreateBufferRequest(0);
+    request["size"] = size;
+    auto got = ReadCreateBufferRequest(request);
+    EXPECT_TRUE(got.status().IsInvalid()) << size.dump() << " read as " << (got.ok() ? *got : 0);
+  }
+  // An integral float within range is still a number (some encoders send 4096.0).
+  json request = WriteCreateBufferRequest(0);
+  request["size"] = 4096.0;
+  auto got = ReadCreateBufferRequest(request);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, 4096u);
+  // An int field given a value beyond int's range.
+  json list = WriteListDataRequest({});
+  list["limit"] = -1;
+  EXPECT_TRUE(ReadListDataRequest(list).status().IsInvalid());
+  Payload p;
+  json payload = WritePayload(p);
+  payload["store_fd"] = int64_t{1} << 40;
+  EXPECT_TRUE(ReadPayload(payload).status().IsInvalid());
 }
 
 }  // namespace
