@@ -240,7 +240,7 @@ std::string FuzzReport::Summary() const {
 FuzzReport RunFuzz(const FuzzOptions& o) {
   FuzzReport report;
   auto start = Clock::now();
-  Mutator mutator(o.seed);
+  Mutator mutator(o.seed, o.known_crashes);
   LiveIds ids;
   uint64_t round = 0;
   std::vector<Lane> lanes(o.rpc_port > 0 ? 2 : 1);
@@ -365,7 +365,8 @@ FuzzReport RunFuzz(const FuzzOptions& o) {
     Lane& lane = lanes[mutator.Below(lanes.size())];
     if (lane.fd < 0) {
       if (!connect(lane)) {
-        fail("cannot connect to the server");
+        bool died = o.server_pid > 0 && !ReadProc(o.server_pid).alive;
+        fail(died ? "the server died" : "cannot connect to the server");
         break;
       }
       // Most sessions register first; some send garbage before, some never do.

@@ -174,6 +174,25 @@ void Mutator::MutateJson(json* msg, const LiveIds& ids, std::string* what) {
   }
 }
 
+// list_data / list_name: glob and regex patterns, invalid or pathological.
+void Mutator::MutatePattern(json* msg, std::string* what) {
+  *what += "+pattern";
+  static const char* const kPatterns[] = {"[", "(", "\\", "*", "a{2,1}", "(?<n>x)", "[z-a]",
+                                          "**", "[!]", "\\\\*", "fuzz::*", "fuzz::.*", ""};
+  std::string pattern = kPatterns[Below(std::size(kPatterns))];
+  if (known_crashes_ && Chance(0.5)) {
+    // Open findings: std::regex recurses (compiling nested groups, matching a
+    // long name) until the stack overflows, and backtracks exponentially.
+    switch (Below(3)) {
+      case 0: pattern = std::string(30000, '(') + std::string(30000, ')'); break;
+      case 1: pattern = ".*"; break;  // with a long typename (see Mutate)
+      default: pattern = "(a*)*b"; break;
+    }
+  }
+  (*msg)["pattern"] = pattern;
+  (*msg)["regex"] = Chance(0.7);
+}
+
 void Mutator::MutateText(std::string* body, Frame* frame) {
   switch (Below(10)) {
     case 0: {  // bit flips
@@ -244,7 +263,14 @@ Frame Mutator::Mutate(const json& original, const LiveIds& ids) {
   if (Chance(0.02)) return Garbage();
   json msg = original;
   // 10% go through unchanged: valid requests keep the server's state moving.
-  if (!Chance(0.1)) {
+  auto content = msg.find("content");
+  if (known_crashes_ && content != msg.end() && content->is_object() && Chance(0.2)) {
+    frame.what += "+long_typename";
+    (*content)["typename"] = std::string(200000, 'x');
+  }
+  if (msg.contains("pattern") && Chance(0.3)) {
+    MutatePattern(&msg, &frame.what);
+  } else if (!Chance(0.1)) {
     for (uint64_t i = 0, n = 1 + Below(3); i < n; ++i) MutateJson(&msg, ids, &frame.what);
   }
   std::string body = msg.dump();
