@@ -28,6 +28,12 @@ bool InRange(const json& v) {
   return static_cast<uint64_t>(i) <= static_cast<uint64_t>(Limits::max());
 }
 
+template <typename T>
+struct IsIntegerList : std::false_type {};
+template <typename V>
+struct IsIntegerList<std::vector<V>>
+    : std::bool_constant<std::is_integral_v<V> && !std::is_same_v<V, bool>> {};
+
 // Reads j[key] as T. `required`: a missing key is an error; else *out keeps its default.
 template <typename T>
 Status Field(const json& j, const char* key, T* out, bool required = true) {
@@ -54,6 +60,15 @@ Status Field(const json& j, const char* key, T* out, bool required = true) {
       }
     } else if constexpr (std::is_arithmetic_v<T>) {
       if (!it->is_number()) throw std::runtime_error("not a number");
+    } else if constexpr (IsIntegerList<T>::value) {
+      if (!it->is_array()) throw std::runtime_error("not a list");
+      for (const auto& v : *it) {
+        if (!v.is_number()) throw std::runtime_error("not a number");
+        if (!InRange<typename T::value_type>(v)) {
+          return Status::Invalid("malformed message: field '", key,
+                                 "' holds a number out of range (", v.dump(), ")");
+        }
+      }
     }
     *out = it->template get<T>();
   } catch (const std::exception&) {

@@ -71,6 +71,13 @@ TEST(FuzzFindings, NumberFieldsOutOfRangeAreInvalid) {
   auto got = ReadCreateBufferRequest(request);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, 4096u);
+  // The same in lists of numbers.
+  for (const json& size : {json(1e308), json(-1.5), json(0.5)}) {
+    json request = WriteCreateBuffersRequest({1, 2});
+    request["sizes"][1] = size;
+    auto sizes = ReadCreateBuffersRequest(request);
+    EXPECT_TRUE(sizes.status().IsInvalid()) << request.dump();
+  }
   // An int field given a value beyond int's range.
   json list = WriteListDataRequest({});
   list["limit"] = -1;
