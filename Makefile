@@ -21,6 +21,7 @@ APT_PACKAGES += $(if $(filter 1,$(HAVE_PY_HEADERS)),,python3-dev)
 PIP_PACKAGES := pytest numpy nanobind "pandas<3" pyarrow
 
 .PHONY: all deps deps-apt deps-pip build run test test-cpp test-python test-compat bench bench-smoke compat-venv clean
+.PHONY: fuzz test-asan test-tsan
 
 all: build
 
@@ -82,5 +83,53 @@ bench: build compat-venv
 bench-smoke: build compat-venv
 	$(PYTHON) bench/py_bench.py --smoke --build-dir $(BUILD_DIR) --peers ours,published,shm,pickle
 
+# The protocol fuzzer's long run against a fresh vineyardd (not in CI): FUZZ_MESSAGES
+# mutated requests over IPC and TCP; prints messages, time, crashes and the server's RSS.
+FUZZ_MESSAGES ?= 1000000
+FUZZ_SEED     ?= 1
+fuzz: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target vineyardd vineyard_fuzz
+	$(BUILD_DIR)/vineyard_fuzz --messages=$(FUZZ_MESSAGES) --seed=$(FUZZ_SEED)
+
+# Sanitizer builds: the C++ suites (ctest, fuzz_test included with a shorter run) under
+# ASan + UBSan, or TSan, in their own build directories (no Python module, no benchmarks).
+# Every process (test binaries and the vineyardd they start) inherits the options, and the
+# first report aborts it, so a test sees its server die. ASan and TSan also write their
+# reports to <dir>/sanitizer-logs, which must stay empty; UBSan (GCC 12) ignores log_path
+# and prints to the server's stderr, which ctest shows with the failing test.
+# handle_segv=0: the suites check that writing a read-only blob mapping dies by SIGSEGV;
+# the sanitizers' SEGV handler would turn that into an abort.
+# quarantine_size_mb=64: ASan keeps freed memory in quarantine (256 MiB by default),
+# which the fuzzer's bound on the server's RSS growth would count.
+SAN_FUZZ_MESSAGES ?= 4000
+ASAN_DIR ?= build-asan
+TSAN_DIR ?= build-tsan
+SAN_COMMON = halt_on_error=1:abort_on_error=1:handle_segv=0:print_stacktrace=1
+
+$(ASAN_DIR)/build.ninja $(TSAN_DIR)/build.ninja:
+	cmake -S . -B $(dir $@) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DVINEYARD_SANITIZE=$(if $(findstring $(TSAN_DIR),$@),thread,address) \
+		-DVINEYARD_BUILD_TESTS=ON -DVINEYARD_BUILD_BENCHMARKS=OFF -DVINEYARD_BUILD_PYTHON=OFF
+
+# $(1): build directory; $(2): the environment of the sanitizer.
+define run_sanitized
+	cmake --build $(1) -j $(JOBS)
+	rm -rf $(1)/sanitizer-logs && mkdir -p $(1)/sanitizer-logs
+	cd $(1) && $(2) VINEYARD_FUZZ_MESSAGES=$(SAN_FUZZ_MESSAGES) \
+		ctest --output-on-failure -j 2 --timeout 600; rc=$$?; \
+	if [ -n "$$(ls sanitizer-logs)" ]; then \
+		echo "sanitizer reports in $(1)/sanitizer-logs:"; cat sanitizer-logs/*; rc=1; \
+	fi; exit $$rc
+endef
+
+test-asan: deps-apt $(ASAN_DIR)/build.ninja
+	$(call run_sanitized,$(ASAN_DIR),\
+		ASAN_OPTIONS=$(SAN_COMMON):detect_leaks=1:quarantine_size_mb=64:log_path=$(abspath $(ASAN_DIR))/sanitizer-logs/asan \
+		UBSAN_OPTIONS=$(SAN_COMMON):suppressions=$(abspath tests/cpp/ubsan.supp))
+
+test-tsan: deps-apt $(TSAN_DIR)/build.ninja
+	$(call run_sanitized,$(TSAN_DIR),\
+		TSAN_OPTIONS=$(SAN_COMMON):second_deadlock_stack=1:log_path=$(abspath $(TSAN_DIR))/sanitizer-logs/tsan)
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR)

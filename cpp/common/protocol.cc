@@ -1,10 +1,38 @@
 #include "common/protocol.h"
 
+#include <cmath>
+#include <limits>
+
 namespace vineyard {
 
 namespace {
 
 const char* JsonTypeName(const json& v) { return v.type_name(); }
+
+// True if the JSON number `v` is an integer that the integral type T can hold.
+template <typename T>
+bool InRange(const json& v) {
+  using Limits = std::numeric_limits<T>;
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    // Limits::digits: 2^digits is the first value above the range, exact as a double.
+    double above = std::ldexp(1.0, Limits::digits);
+    return std::isfinite(d) && d == std::trunc(d) && d < above &&
+           (std::is_unsigned_v<T> ? d > -1.0 : d >= -above);
+  }
+  if (v.is_number_unsigned()) {
+    return v.get<uint64_t>() <= static_cast<uint64_t>(Limits::max());
+  }
+  int64_t i = v.get<int64_t>();
+  if (i < 0) return std::is_signed_v<T> && i >= static_cast<int64_t>(Limits::min());
+  return static_cast<uint64_t>(i) <= static_cast<uint64_t>(Limits::max());
+}
+
+template <typename T>
+struct IsIntegerList : std::false_type {};
+template <typename V>
+struct IsIntegerList<std::vector<V>>
+    : std::bool_constant<std::is_integral_v<V> && !std::is_same_v<V, bool>> {};
 
 // Reads j[key] as T. `required`: a missing key is an error; else *out keeps its default.
 template <typename T>
@@ -22,12 +50,23 @@ Status Field(const json& j, const char* key, T* out, bool required = true) {
         return Status::OK();
       }
       if (!it->is_boolean()) throw std::runtime_error("not a boolean");
+    } else if constexpr (std::is_integral_v<T>) {
+      if (!it->is_number()) throw std::runtime_error("not a number");
+      // A cast of a value T cannot hold is undefined (floats) or wraps (integers):
+      // such a value is refused, and only integral floats are accepted (4096.0).
+      if (!InRange<T>(*it)) {
+        return Status::Invalid("malformed message: field '", key, "' is out of range (",
+                               it->dump(), ")");
+      }
     } else if constexpr (std::is_arithmetic_v<T>) {
       if (!it->is_number()) throw std::runtime_error("not a number");
-      if constexpr (std::is_unsigned_v<T>) {
-        if (it->is_number_integer() && !it->is_number_unsigned() &&
-            it->template get<int64_t>() < 0) {
-          throw std::runtime_error("negative");
+    } else if constexpr (IsIntegerList<T>::value) {
+      if (!it->is_array()) throw std::runtime_error("not a list");
+      for (const auto& v : *it) {
+        if (!v.is_number()) throw std::runtime_error("not a number");
+        if (!InRange<typename T::value_type>(v)) {
+          return Status::Invalid("malformed message: field '", key,
+                                 "' holds a number out of range (", v.dump(), ")");
         }
       }
     }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +28,9 @@ pid_t Spawn(const std::vector<std::string>& args, int out_fd,
             const std::vector<std::string>& wrapper = {}) {
   pid_t pid = fork();
   if (pid == 0) {
+    // A test process that dies (a sanitizer abort, a crash) takes its server
+    // along; an orphaned server would keep ctest waiting on the output pipe.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (out_fd >= 0) {
       dup2(out_fd, 1);
       dup2(out_fd, 2);
