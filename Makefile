@@ -125,7 +125,7 @@ endef
 test-asan: deps-apt $(ASAN_DIR)/build.ninja
 	$(call run_sanitized,$(ASAN_DIR),\
 		ASAN_OPTIONS=$(SAN_COMMON):detect_leaks=1:quarantine_size_mb=64:log_path=$(abspath $(ASAN_DIR))/sanitizer-logs/asan \
-		UBSAN_OPTIONS=$(SAN_COMMON):suppressions=$(abspath tests/cpp/ubsan.supp))
+		UBSAN_OPTIONS=$(SAN_COMMON))
 
 test-tsan: deps-apt $(TSAN_DIR)/build.ninja
 	$(call run_sanitized,$(TSAN_DIR),\

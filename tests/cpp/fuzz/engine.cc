@@ -240,7 +240,7 @@ std::string FuzzReport::Summary() const {
 FuzzReport RunFuzz(const FuzzOptions& o) {
   FuzzReport report;
   auto start = Clock::now();
-  Mutator mutator(o.seed, o.known_crashes);
+  Mutator mutator(o.seed);
   LiveIds ids;
   uint64_t round = 0;
   std::vector<Lane> lanes(o.rpc_port > 0 ? 2 : 1);

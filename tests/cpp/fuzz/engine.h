@@ -34,7 +34,6 @@ struct FuzzOptions {
   int stall_timeout_ms = 5;        // the same for frames the server may wait on
   int alive_timeout_ms = 5000;     // a fresh client's round trip must finish by then
   uint64_t rss_growth_limit_kb = 256 * 1024;
-  bool known_crashes = false;      // also send the inputs of open findings (mutator.h)
   std::function<void(const std::string&)> progress;  // one line per batch, if set
 };
 

@@ -36,7 +36,7 @@ bool Flag(const std::string& arg, const char* name, std::string* value) {
 
 void Usage() {
   std::cerr << "usage: vineyard_fuzz [--messages=N] [--seed=N] [--batch=N] [--size=256Mi]\n"
-               "                     [--vineyardd=PATH] [--rss_growth_mb=N] [--known_crashes]\n"
+               "                     [--vineyardd=PATH] [--rss_growth_mb=N]\n"
                "                     [--socket=PATH --rpc_port=N --pid=N  (attach instead)]\n";
 }
 
@@ -63,7 +63,6 @@ int main(int argc, char** argv) {
     else if (Flag(a, "socket", &v)) o.socket = v;
     else if (Flag(a, "rpc_port", &v)) o.rpc_port = std::stoi(v);
     else if (Flag(a, "pid", &v)) o.server_pid = std::stoi(v);
-    else if (a == "--known_crashes") o.known_crashes = true;
     else {
       Usage();
       return 2;

@@ -180,9 +180,9 @@ void Mutator::MutatePattern(json* msg, std::string* what) {
   static const char* const kPatterns[] = {"[", "(", "\\", "*", "a{2,1}", "(?<n>x)", "[z-a]",
                                           "**", "[!]", "\\\\*", "fuzz::*", "fuzz::.*", ""};
   std::string pattern = kPatterns[Below(std::size(kPatterns))];
-  if (known_crashes_ && Chance(0.5)) {
-    // Open findings: std::regex recurses (compiling nested groups, matching a
-    // long name) until the stack overflows, and backtracks exponentially.
+  if (Chance(0.5)) {
+    // Once crashes: a recursive regex engine overflowed its stack compiling
+    // nested groups or matching a long name, and backtracked exponentially.
     switch (Below(3)) {
       case 0: pattern = std::string(30000, '(') + std::string(30000, ')'); break;
       case 1: pattern = ".*"; break;  // with a long typename (see Mutate)
@@ -264,9 +264,9 @@ Frame Mutator::Mutate(const json& original, const LiveIds& ids) {
   json msg = original;
   // 10% go through unchanged: valid requests keep the server's state moving.
   auto content = msg.find("content");
-  if (known_crashes_ && content != msg.end() && content->is_object() && Chance(0.2)) {
+  if (content != msg.end() && content->is_object() && Chance(0.02)) {
     frame.what += "+long_typename";
-    (*content)["typename"] = std::string(200000, 'x');
+    (*content)["typename"] = std::string(100000, 'x');
   }
   if (msg.contains("pattern") && Chance(0.3)) {
     MutatePattern(&msg, &frame.what);

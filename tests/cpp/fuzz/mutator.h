@@ -34,10 +34,7 @@ std::string MakeFrame(const std::string& body);
 
 class Mutator {
  public:
-  /// `known_crashes`: also send the inputs of open findings that crash or hang
-  /// the server (docs/architecture.md, "Fuzzing and sanitizers"), to check a fix.
-  explicit Mutator(uint64_t seed, bool known_crashes = false)
-      : rng_(seed), known_crashes_(known_crashes) {}
+  explicit Mutator(uint64_t seed) : rng_(seed) {}
 
   /// A mutated frame derived from `msg`; `ids` supplies ids of every kind.
   Frame Mutate(const json& msg, const LiveIds& ids);
@@ -58,7 +55,6 @@ class Mutator {
   void MutatePattern(json* msg, std::string* what);
 
   std::mt19937_64 rng_;
-  bool known_crashes_;
 };
 
 }  // namespace vineyard::fuzz
