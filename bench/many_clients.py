@@ -7,7 +7,6 @@ import json
 import os
 import statistics
 import subprocess
-import tempfile
 from typing import Any, Dict, List, Optional
 
 # mode -> (clients, client threads, seconds per run, repetitions)
@@ -15,29 +14,30 @@ PLAN = {"full": (1000, 8, 10.0, 3), "quick": (1000, 8, 3.0, 1), "smoke": (100, 4
 
 
 def measure(build_dir: str, servers: Dict[str, str], mode: str) -> Dict[str, Any]:
-    """{"plan": {...}, "runs": {system: [run JSON, or {"error": text}]}}."""
+    """{"plan": {...}, "runs": {system: [run JSON, or {"error": text}]}}; each server's
+    output goes to <build_dir>/many-clients-<system>.log."""
     clients, threads, seconds, reps = PLAN[mode]
     binary = os.path.join(build_dir, "many_clients_bench")
     runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in servers}
+    logs = {name: os.path.join(build_dir, f"many-clients-{name}.log") for name in servers}
+    for log in logs.values():
+        open(log, "w").close()
     names = list(servers)
     for rep in range(reps):
         for name in names[rep % len(names):] + names[:rep % len(names)]:
-            with tempfile.NamedTemporaryFile(prefix=f"vy-many-{name}-", suffix=".log") as log:
-                cmd = [binary, f"--vineyardd={servers[name]}", f"--clients={clients}",
-                       f"--threads={threads}", f"--seconds={seconds}", f"--label={name}",
-                       f"--log={log.name}"]
-                try:
-                    out = subprocess.run(cmd, capture_output=True, text=True,
-                                         timeout=seconds + 120)
-                    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("{")),
-                                None)
-                    if line is None:
-                        tail = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])
-                        run: Dict[str, Any] = {"error": tail[-1]}
-                    else:
-                        run = json.loads(line)
-                except subprocess.TimeoutExpired:
-                    run = {"error": f"no result within {seconds + 120:.0f} s"}
+            cmd = [binary, f"--vineyardd={servers[name]}", f"--clients={clients}",
+                   f"--threads={threads}", f"--seconds={seconds}", f"--label={name}",
+                   f"--log={logs[name]}"]
+            try:
+                out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+                line = next((ln for ln in out.stdout.splitlines() if ln.startswith("{")), None)
+                if line is None:
+                    tail = out.stderr.strip().splitlines() or [f"exit {out.returncode}"]
+                    run: Dict[str, Any] = {"error": tail[-1]}
+                else:
+                    run = json.loads(line)
+            except subprocess.TimeoutExpired:
+                run = {"error": f"no result within {seconds + 120:.0f} s"}
             runs[name].append(run)
             print(f"  {clients} clients, {name}: "
                   + (run["error"] if "error" in run else
