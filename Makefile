@@ -8,6 +8,9 @@ SIZE        ?= 256Mi
 ARGS        ?=
 JOBS        ?= $(shell nproc)
 COMPAT_VENV ?= $(BUILD_DIR)/venv-compat
+# make bench: the server before the event loops, as a baseline
+BASELINE_COMMIT ?= d76b34a
+BASELINE_DIR    ?= $(BUILD_DIR)/baseline
 
 APT_PACKAGES := build-essential pkg-config cmake ninja-build \
 	libgtest-dev libgmock-dev libbenchmark-dev \
@@ -20,7 +23,7 @@ HAVE_PY_HEADERS := $(shell $(PYTHON) -c "import os, sysconfig; \
 APT_PACKAGES += $(if $(filter 1,$(HAVE_PY_HEADERS)),,python3-dev)
 PIP_PACKAGES := pytest numpy nanobind "pandas<3" pyarrow
 
-.PHONY: all deps deps-apt deps-pip build run test test-cpp test-python test-compat bench bench-smoke compat-venv clean
+.PHONY: all deps deps-apt deps-pip build run test test-cpp test-python test-compat bench bench-smoke baseline compat-venv clean
 .PHONY: fuzz test-asan test-tsan
 
 all: build
@@ -74,9 +77,21 @@ test: test-cpp test-python test-compat bench-smoke
 
 # Python scenarios against the peers (each installed once into $(BUILD_DIR)/venv-*) and the
 # C++ blob benchmark, into docs/benchmarks.md and docs/img/. QUICK=1: reduced sizes, < 5 min.
-bench: build compat-venv
+# The thread-per-connection server (the last commit before the event loops) is built once
+# into $(BUILD_DIR)/baseline/ and driven by our client, next to the current one.
+bench: build compat-venv baseline
 	$(PYTHON) bench/py_bench.py --cpp --build-dir $(BUILD_DIR) --output docs/benchmarks.md \
-		$(if $(QUICK),--quick,)
+		--baseline $(BASELINE_DIR)/vineyardd $(if $(QUICK),--quick,)
+
+# vineyardd alone, from $(BASELINE_COMMIT)'s sources (git archive); skipped once built.
+baseline: $(BASELINE_DIR)/vineyardd
+$(BASELINE_DIR)/vineyardd:
+	rm -rf $(BUILD_DIR)/baseline-src && mkdir -p $(BUILD_DIR)/baseline-src
+	git archive $(BASELINE_COMMIT) | tar -x -C $(BUILD_DIR)/baseline-src
+	cmake -S $(BUILD_DIR)/baseline-src -B $(BASELINE_DIR) -G Ninja \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DVINEYARD_BUILD_TESTS=OFF \
+		-DVINEYARD_BUILD_BENCHMARKS=OFF -DVINEYARD_BUILD_PYTHON=OFF
+	cmake --build $(BASELINE_DIR) -j $(JOBS) --target vineyardd
 
 # The smallest case of every Python scenario, once, to prove the harness works (no timing
 # is checked; Ray and Plasma are left to `make bench`).

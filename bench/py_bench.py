@@ -47,8 +47,11 @@ VENVS = {
     "plasma": (["pyarrow==11.0.0", "numpy<2", "pandas<2.2"], False),
 }
 # peer -> the venv it runs in
-PEER_VENV = {"ours": "bench", "published": "compat", "ray": "ray", "plasma": "plasma",
-             "shm": "bench", "pickle": "bench"}
+PEER_VENV = {"ours": "bench", "baseline": "bench", "published": "compat", "ray": "ray",
+             "plasma": "plasma", "shm": "bench", "pickle": "bench"}
+# peers that run only some scenarios (the others run all); the baseline server is there to
+# compare the concurrency models, on latency (s1) and concurrent clients (s7)
+PEER_SCENARIOS = {"baseline": {"s1", "s7"}}
 
 
 def venv_dir(build: str, name: str) -> str:
@@ -124,9 +127,10 @@ class Peers:
     """The running workers; restarts one that had to be killed (a call that timed out)."""
 
     def __init__(self, names: List[str], build: str, vineyardd: str, pythonpath: str,
-                 workdir: str, store_size: int) -> None:
+                 workdir: str, store_size: int, baseline: str = "") -> None:
         self.build, self.workdir, self.store_size = build, workdir, store_size
-        self.env = dict(os.environ, BENCH_VINEYARDD=vineyardd, PYTHONPATH=pythonpath)
+        self.env = dict(os.environ, BENCH_VINEYARDD=vineyardd, PYTHONPATH=pythonpath,
+                        BENCH_BASELINE_VINEYARDD=baseline)
         self.workers: Dict[str, WorkerProc] = {}
         self.versions: Dict[str, str] = {}
         self.infos: Dict[str, Dict[str, Any]] = {}
@@ -136,7 +140,7 @@ class Peers:
 
     def spawn(self, name: str) -> None:
         env = dict(self.env)
-        if name != "ours":
+        if name not in ("ours", "baseline"):  # both use our Python package
             env.pop("PYTHONPATH")
         python = os.path.join(venv_dir(self.build, PEER_VENV[name]), "bin", "python")
         wd = os.path.join(self.workdir, name)
@@ -166,8 +170,10 @@ class Peers:
             return
         self.infos[name] = reply["info"]
 
-    def names(self) -> List[str]:
-        return list(self.workers)
+    def names(self, scenario: str = "") -> List[str]:
+        """The running peers (that take part in ``scenario``, when given)."""
+        return [n for n in self.workers
+                if not scenario or scenario in PEER_SCENARIOS.get(n, {scenario})]
 
     def stop(self) -> None:
         for w in self.workers.values():
@@ -220,9 +226,9 @@ def run_scenarios(peers: Peers, scenarios: Dict[str, Dict[str, Any]],
         reps = params.pop("reps")
         timeout = params.pop("timeout", cfg["timeout_s"])
         if params.pop("fresh_server", False):
-            for name in peers.names():
+            for name in peers.names(key):
                 peers.restart(name)
-        out: Dict[str, Any] = {name: [] for name in peers.names()}
+        out: Dict[str, Any] = {name: [] for name in peers.names(key)}
         # scenario 2's memcpy reference runs in a worker of the bench venv
         memcpy_host = next((n for n in ("ours", "shm", "pickle") if n in peers.workers), None)
         if key == "s2" and memcpy_host:
@@ -250,7 +256,7 @@ def run_scenarios(peers: Peers, scenarios: Dict[str, Dict[str, Any]],
                 if took > cfg["slow_s"] and rep == 0:
                     skip[name] = None  # keep its one repetition
                     print(f"  {name}: {took:.0f} s, one repetition only", flush=True)
-        for name in peers.names():
+        for name in peers.names(key):
             peers.call(name, 60, op="forget")
         for name, why in skip.items():
             if why is not None:
@@ -344,8 +350,13 @@ def main() -> None:
     mode.add_argument("--quick", action="store_true", help="reduced sizes, under 5 minutes")
     mode.add_argument("--smoke", action="store_true",
                       help="smallest case once, no page (make test runs this)")
-    ap.add_argument("--peers", default="ours,published,ray,plasma,shm,pickle")
-    ap.add_argument("--scenarios", default="s1,s2,s3,s4,s5,s6,s7,s8")
+    ap.add_argument("--peers", default="ours,published,ray,plasma,shm,pickle",
+                    help="with --baseline, the baseline peer is added")
+    ap.add_argument("--scenarios", default="s1,s2,s3,s4,s5,s6,s7,s8,c1000",
+                    help="c1000: the 1,000 concurrent clients of build/many_clients_bench")
+    ap.add_argument("--baseline", help="the thread-per-connection vineyardd "
+                    "(build/baseline/vineyardd, made by `make baseline`): run in scenarios "
+                    "1, 7 and c1000 next to ours, with our client")
     ap.add_argument("--cpp", action="store_true",
                     help="also run the C++ benchmark (build/blob_bench) into the page")
     ap.add_argument("--json", help="keep the raw results here (default: "
@@ -364,6 +375,13 @@ def main() -> None:
         sys.exit(f"{vineyardd} not found: run `make build` first")
 
     wanted = args.peers.split(",")
+    baseline = ""
+    if args.baseline:
+        baseline = os.path.abspath(args.baseline)
+        if not os.access(baseline, os.X_OK):
+            sys.exit(f"{baseline} not found: run `make baseline` first")
+        if "baseline" not in wanted:
+            wanted.insert(wanted.index("ours") + 1 if "ours" in wanted else 0, "baseline")
     unavailable: Dict[str, str] = {}
     for name in ["bench"] + sorted({PEER_VENV[p] for p in wanted} - {"bench"}):
         why = ensure_venv(build, name)
@@ -380,11 +398,18 @@ def main() -> None:
         import run_bench
         cpp_page = run_bench.run_and_render(build, args.quick)
         rpc_page = rpc_section.run_and_render(build, args.quick)
+    many = None
+    if "c1000" in args.scenarios.split(","):
+        # alone on the machine, before the peers' daemons start
+        import many_clients
+        servers = {"ours": vineyardd, **({"baseline": baseline} if baseline else {})}
+        print(f"c1000: {many_clients.PLAN[mode_name]}", flush=True)
+        many = many_clients.measure(build, servers, mode_name)
 
     workdir = tempfile.mkdtemp(prefix="vy-bench-")
     scenarios = {k: v for k, v in plan(mode_name).items() if k in args.scenarios.split(",")}
     peers = Peers([p for p in wanted if p not in unavailable], build, vineyardd,
-                  os.path.abspath(args.pythonpath), workdir, cfg["store_size"])
+                  os.path.abspath(args.pythonpath), workdir, cfg["store_size"], baseline)
     try:
         unavailable.update({p: f"did not start: {why}" for p, why in peers.failed.items()})
         results = run_scenarios(peers, scenarios, cfg)
@@ -399,7 +424,7 @@ def main() -> None:
         "results": results, "round_trips": round_trips, "store_size": cfg["store_size"],
         "command": "make bench" + (" QUICK=1" if args.quick else "") + "  (python3 "
                    + " ".join(shlex.quote(a) for a in sys.argv) + ")",
-        "wall_s": time.time() - start,
+        "wall_s": time.time() - start, "many_clients": many,
     }
     with open(args.json or os.path.join(build, "bench-results.json"), "w") as f:
         json.dump(data, f, indent=1)
@@ -407,9 +432,13 @@ def main() -> None:
         errors = {k: {n: r for n, r in per.items() if isinstance(r, dict) and "error" in r}
                   for k, per in results.items()}
         errors = {k: v for k, v in errors.items() if v}
+        if many is not None:
+            import many_clients
+            errors.update({"c1000": e} if (e := many_clients.failures(many)) else {})
         if errors or unavailable.keys() & {"ours"}:
             sys.exit(f"smoke run failed: {json.dumps(errors, indent=1)} {unavailable}")
-        print(f"smoke run passed ({len(scenarios)} scenarios x {len(peers.versions)} systems, "
+        print(f"smoke run passed ({len(scenarios) + (many is not None)} scenarios x "
+              f"{len(peers.versions)} systems, "
               f"{time.time() - start:.0f} s)")
         shutil.rmtree(workdir, ignore_errors=True)
         return

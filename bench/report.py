@@ -10,7 +10,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 GIB = 1 << 30
 MIB = 1 << 20
 
-LABELS = {"ours": "ours", "published": "vineyard 0.24.2", "ray": "Ray",
+LABELS = {"ours": "ours", "baseline": "ours, thread per connection (d76b34a)",
+          "published": "vineyard 0.24.2", "ray": "Ray",
           "plasma": "Plasma (pyarrow 11)", "shm": "multiprocessing.shared_memory",
           "pickle": "pickle + pipe", "memcpy": "memcpy reference"}
 
@@ -104,8 +105,14 @@ def ratio(ours: Optional[Stat], other: Optional[Stat], higher_better: bool) -> s
     return f"{(a / b) if higher_better else (b / a):.2f}x"
 
 
-def systems(data: Dict[str, Any]) -> List[str]:
+# systems that run only some scenarios (py_bench.PEER_SCENARIOS)
+ONLY = {"baseline": ("s1", "s7")}
+
+
+def systems(data: Dict[str, Any], key: str = "") -> List[str]:
+    """The systems of the run, in LABELS order (those that take part in ``key``, if given)."""
     names = list(data["versions"]) + [n for n in data["unavailable"] if n not in data["versions"]]
+    names = [n for n in names if not key or key in ONLY.get(n, (key,))]
     order = list(LABELS)
     return sorted(names, key=lambda n: order.index(n) if n in order else 99)
 
@@ -121,7 +128,7 @@ def scenario_table(data: Dict[str, Any], key: str) -> str:
     header = ["system"] + [m[0] for m in metrics] + [f"ours vs it: {metrics[0][0]}"]
     rows = []
     ours0 = stats(data, key, "ours", metrics[0])
-    for system in systems(data):
+    for system in systems(data, key):
         first = stats(data, key, system, metrics[0])
         if first is None:
             rows.append([LABELS.get(system, system), why_missing(data, key, system)]
@@ -148,7 +155,7 @@ def plot(data: Dict[str, Any], images: str, python: str, docs: str) -> Dict[str,
     series = {}
     for key in ("s1", "s2", "s7"):
         rows = []
-        for system in systems(data):
+        for system in systems(data, key):
             vals = [stats(data, key, system, m) for m in METRICS[key]]
             if vals[0] is None:
                 continue
@@ -246,10 +253,17 @@ def render(data: Dict[str, Any], cpp_page: Optional[str], rpc_page: Optional[str
         version = data["versions"].get(s) or data["unavailable"].get(s, "")
         if s == "ours":
             version = f"{version}, commit {data['commit']} (build/vineyardd, python/vineyard)"
+        if s == "baseline":
+            version = ("the server of commit d76b34a, one thread per connection "
+                       "(build/baseline/vineyardd), with our python/vineyard of "
+                       f"commit {data['commit']}")
         rows.append([LABELS.get(s, s), version])
     w(table(["system", "version"], rows) + "\n")
     if "plasma" in data["unavailable"]:
         w(f"Plasma: {data['unavailable']['plasma']}\n")
+    before_after = concurrency_table(data)
+    if before_after:
+        w(before_after)
 
     for key, params in data["plan"].items():
         title, text = SCENARIO_TEXT[key]
@@ -261,6 +275,10 @@ def render(data: Dict[str, Any], cpp_page: Optional[str], rpc_page: Optional[str
             w(memcpy_ratios(data) + "\n")
         if key in data.get("images", {}):
             w(f"![scenario {key[1]}]({data['images'][key]})\n")
+
+    if data.get("many_clients"):
+        import many_clients
+        w(many_clients.render(data["many_clients"], LABELS))
 
     w("## Socket round trips per put and per get\n")
     w("Counted by a UNIX-socket proxy (`bench/rt_proxy.py`) between a client and its "
@@ -281,6 +299,56 @@ def render(data: Dict[str, Any], cpp_page: Optional[str], rpc_page: Optional[str
                 continue
             w(("#" + line) if line.startswith("## ") else line)
     return "\n".join(L) + "\n"
+
+
+def concurrency_table(data: Dict[str, Any]) -> str:
+    """"Concurrency model: before and after": ours against the thread-per-connection
+    baseline on scenarios 1 and 7 and the 1,000 clients; empty without a baseline."""
+    rows = []
+    for key, index, what in (("s1", 0, "1 client, small put + get"),
+                             ("s1", 1, "1 client, small put + get"),
+                             ("s7", 0, f"{data['plan'].get('s7', {}).get('clients')} "
+                                       "client processes, small put + get + delete")):
+        if key not in data["plan"]:
+            continue
+        metric = METRICS[key][index]
+        ours, base = stats(data, key, "ours", metric), stats(data, key, "baseline", metric)
+        if base is None:
+            if "baseline" in data["versions"] or "baseline" in data["unavailable"]:
+                rows.append([f"{what}: {metric[0]}", ours.fmt(metric[2]) if ours else "n/a",
+                             why_missing(data, key, "baseline"), "—"])
+            continue
+        rows.append([f"{what}: {metric[0]}", ours.fmt(metric[2]) if ours else "n/a",
+                     base.fmt(metric[2]), ratio(ours, base, metric[3])])
+    many = data.get("many_clients")
+    if many and "baseline" in many["runs"]:
+        import many_clients
+        many = many_clients._with_mib(many)
+        n = many["plan"]["clients"]
+        for label, key, digits, higher in many_clients.METRICS:
+            if key in ("connected", "connect_seconds"):
+                continue
+            a = many_clients.median(many, "ours", key)
+            b = many_clients.median(many, "baseline", key)
+            cell = (lambda v: "n/a" if v is None else f"{v:,.{digits}f}")
+            r = "—"
+            if a and b and key not in ("completed", "errors"):  # counts, not speeds
+                r = f"{(a / b) if higher else (b / a):.2f}x"
+            rows.append([f"{n:,} clients: {label}", cell(a), cell(b), r])
+    if not rows:
+        return ""
+    behind = [f"{row[0]} ({row[3]})" for row in rows
+              if row[3].endswith("x") and float(row[3][:-1]) < 0.95]
+    note = ("\nOurs is behind the thread-per-connection server on: " + "; ".join(behind)
+            + ".\n" if behind else "")
+    return ("## Concurrency model: before and after\n\n"
+            "Ours (event loops + worker pool) against the same server before that change "
+            "(commit d76b34a, one thread per connection), both driven by our client; only the "
+            "server binary differs. Scenario rows: median (min..max) over the interleaved "
+            "repetitions of the sections below; the 1,000-client rows: see that section. "
+            "Ratio: how many times better ours is (above 1: the event loops win).\n\n"
+            + table(["measure", "ours: event loops", "thread per connection (d76b34a)",
+                     "ours vs before"], rows) + "\n" + note)
 
 
 def memcpy_ratios(data: Dict[str, Any]) -> str:
@@ -353,8 +421,8 @@ def slow_spots(data: Dict[str, Any]) -> List[str]:
             if ours is None:
                 continue
             better = []
-            for s in systems(data):
-                if s == "ours":
+            for s in systems(data, key):
+                if s in ("ours", "baseline"):  # the baseline: see "before and after"
                     continue
                 other = stats(data, key, s, metric)
                 if other is None:
@@ -391,7 +459,7 @@ SLOW_NOTES: Dict[Tuple[str, str], str] = {
     ("s1", "get p50 µs"): "See put+get above: the Python layer is most of our get.",
     ("s7", "total ops/s"): (
         "Eight Python processes share two cores, so CPU per operation decides: ours spends it "
-        "in the Python layer (see scenario 1) and in a server thread per request, and the "
+        "in the Python layer (see scenario 1) and in a server hop per request, and the "
         "loop includes our delete, the slowest of our small requests in a profile (a deep "
         "delete of the tensor and its blob). shared_memory and pickle + pipe have no server "
         "hop at all."),

@@ -6,6 +6,7 @@ import importlib
 # name -> (module, class); the order of the tables' columns.
 PEERS = {
     "ours": ("ours", "Ours"),
+    "baseline": ("baseline", "Baseline"),
     "published": ("published", "Published"),
     "ray": ("ray_store", "RayPeer"),
     "plasma": ("plasma_store", "PlasmaPeer"),
