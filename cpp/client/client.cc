@@ -117,11 +117,13 @@ Result<std::vector<ObjectMeta>> Client::GetObjects(const std::vector<ObjectID>& 
   VyGetRequest r;
   r.ids = ids;
   r.release = core_->TakeReleases();
+  r.share_members = true;
   VY_ASSIGN_OR_RETURN(json reply, core_->RequestWithFds(WriteVyGetRequest(r), "fds"));
   json trees;
   std::vector<Payload> payloads;
   std::vector<int> fds;
   VY_RETURN_NOT_OK(ReadVyGetReply(reply, &trees, &payloads, &fds));
+  VY_RETURN_NOT_OK(ResolveSharedMembers(&trees));
   return Attach(std::move(trees), payloads, ids);
 }
 

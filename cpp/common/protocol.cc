@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <unordered_map>
 
 namespace vineyard {
 
@@ -942,6 +943,7 @@ json WriteVyGetRequest(const VyGetRequest& r) {
   j["ids"] = r.ids;
   j["sync_remote"] = r.sync_remote;
   if (!r.release.empty()) j["release"] = r.release;
+  if (r.share_members) j["share_members"] = true;
   return j;
 }
 
@@ -949,6 +951,7 @@ Result<VyGetRequest> ReadVyGetRequest(const json& j) {
   VyGetRequest r;
   VY_ASSIGN_OR_RETURN(r.ids, IdListField(j, "ids"));
   VY_RETURN_NOT_OK(Field(j, "sync_remote", &r.sync_remote, false));
+  VY_RETURN_NOT_OK(Field(j, "share_members", &r.share_members, false));
   if (j.contains("release")) {
     VY_ASSIGN_OR_RETURN(r.release, IdListField(j, "release"));
   }
@@ -972,6 +975,56 @@ Status ReadVyGetReply(const json& j, json* trees, std::vector<Payload>* ps,
   VY_ASSIGN_OR_RETURN(*trees, TreeField(j, "content"));
   VY_RETURN_NOT_OK(ReadPayloads(j, ps));
   return Field(j, "fds", fds);
+}
+
+namespace {
+
+bool IsSharedRef(const json& node) {
+  return node.is_object() && node.size() == 1 && node.contains(kSharedMemberRef) &&
+         node[kSharedMemberRef].is_string();
+}
+
+// Every full object tree below `node`, by id (the first one seen wins).
+void CollectFull(const json& node, std::unordered_map<std::string, const json*>* full) {
+  std::vector<const json*> pending{&node};
+  while (!pending.empty()) {
+    const json* n = pending.back();
+    pending.pop_back();
+    for (const auto& [key, value] : n->items()) {
+      if (!value.is_object() || IsSharedRef(value)) continue;
+      auto id = value.find(meta_key::kId);
+      if (id != value.end() && id->is_string()) full->emplace(id->get<std::string>(), &value);
+      pending.push_back(&value);
+    }
+  }
+}
+
+}  // namespace
+
+Status ResolveSharedMembers(json* trees) {
+  std::unordered_map<std::string, const json*> full;
+  CollectFull(*trees, &full);
+  // Copies are resolved in turn: a shared member may itself hold shared ones.
+  // The depth of a tree is bounded by the server (--meta_max_depth), and so is
+  // the number of nodes the copies add up to (--meta_max_nodes).
+  std::vector<json*> pending{trees};
+  while (!pending.empty()) {
+    json* n = pending.back();
+    pending.pop_back();
+    for (auto& [key, value] : n->items()) {
+      if (!value.is_object()) continue;
+      if (IsSharedRef(value)) {
+        const std::string id = value[kSharedMemberRef].get<std::string>();
+        auto it = full.find(id);
+        if (it == full.end()) {
+          return Status::Invalid("the reply refers to member ", id, " but does not hold it");
+        }
+        value = *it->second;
+      }
+      pending.push_back(&value);
+    }
+  }
+  return Status::OK();
 }
 
 }  // namespace vineyard

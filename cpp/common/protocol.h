@@ -313,6 +313,10 @@ struct VyGetRequest {
   std::vector<ObjectID> ids;
   bool sync_remote = false;
   std::vector<ObjectID> release;
+  /// The reply sends an object that appears more than once (a shared member)
+  /// in full the first time and as {"__vy_ref": "o…"} after; the client puts
+  /// the copies back (ResolveSharedMembers).
+  bool share_members = false;
 };
 json WriteVyGetRequest(const VyGetRequest& r);
 Result<VyGetRequest> ReadVyGetRequest(const json& j);
@@ -320,6 +324,11 @@ json WriteVyGetReply(const json& trees, const std::vector<Payload>& ps,
                      const std::vector<int>& fds);
 Status ReadVyGetReply(const json& j, json* trees, std::vector<Payload>* ps,
                       std::vector<int>* fds);
+/// The key of a reference to a member sent earlier in the same vy_get reply.
+constexpr const char* kSharedMemberRef = "__vy_ref";
+/// Replaces every {"__vy_ref": "o…"} in `trees` with a copy of that object's
+/// full tree (found elsewhere in `trees`); Invalid if one is missing.
+Status ResolveSharedMembers(json* trees);
 
 // --- metadata tree keys -------------------------------------------------------
 /// Standard keys of a metadata tree (the rest are fields and members).

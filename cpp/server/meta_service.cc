@@ -335,7 +335,8 @@ void MetaService::SnapshotLocked(const std::vector<ObjectID>& roots, Snapshot* o
   }
 }
 
-json MetaService::Expand(const Snapshot& snapshot, ObjectID root) const {
+json MetaService::Expand(const Snapshot& snapshot, ObjectID root,
+                         std::unordered_set<ObjectID>* seen) const {
   auto header = [&](ObjectID id, const Node& node) {
     if (!node.fields) {
       uint64_t n = node.blob_size;
@@ -362,6 +363,7 @@ json MetaService::Expand(const Snapshot& snapshot, ObjectID root) const {
   };
   const Node& top = snapshot.at(root);
   json result = header(root, top);
+  if (seen != nullptr) seen->insert(root);
   std::vector<Frame> stack{{&top, &result, 0}};
   while (!stack.empty()) {
     Frame& f = stack.back();
@@ -372,20 +374,26 @@ json MetaService::Expand(const Snapshot& snapshot, ObjectID root) const {
     const auto& [name, member] = f.node->members[f.next++];
     const Node& child = snapshot.at(member);
     json& slot = (*f.target)[name];
+    if (seen != nullptr && child.fields && !seen->insert(member).second) {
+      slot = json{{kSharedMemberRef, ObjectIDToString(member)}};  // sent in full before
+      continue;
+    }
     slot = header(member, child);
     stack.push_back({&child, &slot, 0});
   }
   return result;
 }
 
-Result<json> MetaService::Get(const std::vector<ObjectID>& ids) {
+Result<json> MetaService::Get(const std::vector<ObjectID>& ids, bool share_members) {
   std::unique_lock<std::mutex> lock(mu_);
   uint64_t nodes = 0;
   for (ObjectID id : ids) {
     if (!ExistsLocked(id) && id != kInvalidObjectID) {
       return Status::ObjectNotExists("object ", ObjectIDToString(id), " does not exist");
     }
-    nodes = SaturatingAdd(nodes, NodesLocked(id));
+    // Shared members sent once: each tree stays within its own bound (checked
+    // when it was created) and the reply is linear in distinct objects.
+    if (!share_members) nodes = SaturatingAdd(nodes, NodesLocked(id));
   }
   if (nodes > limits_.max_nodes) {
     return Status::Invalid("the reply would hold ", nodes, " nodes, more than the ",
@@ -396,7 +404,10 @@ Result<json> MetaService::Get(const std::vector<ObjectID>& ids) {
   SnapshotLocked(ids, &snapshot);
   lock.unlock();
   json trees = json::object();
-  for (ObjectID id : ids) trees[ObjectIDToString(id)] = Expand(snapshot, id);
+  std::unordered_set<ObjectID> seen;
+  for (ObjectID id : ids) {
+    trees[ObjectIDToString(id)] = Expand(snapshot, id, share_members ? &seen : nullptr);
+  }
   return trees;
 }
 

@@ -24,6 +24,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/ids.h"
@@ -69,7 +70,10 @@ class MetaService {
   Result<CreatedObject> Create(const json& tree);
   /// Expanded trees, "o…" -> tree. ObjectNotExists names the first unknown id.
   /// Never blocks: a waiting request parks (see SetChangeListener).
-  Result<json> Get(const std::vector<ObjectID>& ids);
+  /// `share_members`: an object met again in the same reply is sent as
+  /// {"__vy_ref": "o…"} (protocol.h, ResolveSharedMembers), so the reply is
+  /// linear in distinct objects; only our client asks for it (vy_get).
+  Result<json> Get(const std::vector<ObjectID>& ids, bool share_members = false);
   /// Objects whose typename matches the glob (or regex), at most `limit`.
   Result<json> List(const ListQuery& query);
   /// Deletes objects (see DeleteRequest: deep, force); appends the blobs freed.
@@ -136,7 +140,10 @@ class MetaService {
   /// (linear in distinct objects, not in expanded nodes).
   void SnapshotLocked(const std::vector<ObjectID>& roots, Snapshot* out) const;
   /// The expanded tree of `root` from a snapshot; iterative, needs no lock.
-  json Expand(const Snapshot& snapshot, ObjectID root) const;
+  /// With `seen`, objects already expanded (in this or an earlier root) become
+  /// shared-member references.
+  json Expand(const Snapshot& snapshot, ObjectID root,
+              std::unordered_set<ObjectID>* seen = nullptr) const;
   /// Expanded nodes of `id`'s tree (1 for a blob).
   uint64_t NodesLocked(ObjectID id) const;
   void DeleteLocked(ObjectID id, bool deep, bool force, std::set<ObjectID>* visiting,

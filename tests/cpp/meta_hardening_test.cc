@@ -360,6 +360,53 @@ TEST(MetaHardeningTest, DiamondWithinTheLimitExpandsInFull) {
   EXPECT_GE(listed["content"].size(), 1u);
 }
 
+// Our client's vy_get sends a shared member once: 16 levels of an object holding
+// the previous one twice are 16 distinct objects but 65,535 expanded nodes.
+TEST(MetaHardeningTest, SharedMembersAreSentOnceToOurClient) {
+  auto server = TestServer::Start({}, "64Mi");
+  ASSERT_NE(server, nullptr);
+  Session s(*server);
+  std::vector<ObjectID> levels;
+  for (int k = 0; k < 16; ++k) {
+    json tree = s.Tree("test::Diamond");
+    tree["level"] = k;
+    if (!levels.empty()) {
+      tree["left"] = MemberRef(levels.back());
+      tree["right"] = MemberRef(levels.back());
+    }
+    levels.push_back(s.MustCreate(tree));
+  }
+  VyGetRequest r;
+  r.ids = {levels.back()};
+  json full = s.conn.Call(WriteVyGetRequest(r));
+  r.share_members = true;
+  json shared = s.conn.Call(WriteVyGetRequest(r));
+  ASSERT_TRUE(IsReply(full, "vy_get_reply")) << full.dump().substr(0, 200);
+  ASSERT_TRUE(IsReply(shared, "vy_get_reply")) << shared.dump().substr(0, 200);
+  size_t full_bytes = full.dump().size(), shared_bytes = shared.dump().size();
+  EXPECT_LT(shared_bytes * 100, full_bytes) << shared_bytes << " vs " << full_bytes;
+  // Put back together, it is the same tree.
+  json trees = shared["content"];
+  ASSERT_TRUE(ResolveSharedMembers(&trees).ok());
+  EXPECT_EQ(trees, full["content"]);
+  size_t depth = 0, nodes = 0;
+  Shape(trees.begin().value(), &depth, &nodes);
+  EXPECT_EQ(depth, 16u);
+  EXPECT_EQ(nodes, 65535u);
+  // And the C++ client (which asks for shared members) sees the whole tree.
+  auto client = server->Connect();
+  ASSERT_TRUE(client);
+  auto meta = client->GetObject(levels.back());
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  ASSERT_TRUE(meta->HasMember("left")) << meta->MetaData().dump().substr(0, 200);
+  auto left = meta->GetMember("left");
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_EQ(left->GetKeyValueAs<int>("level").ValueOrDie(), 14);
+  // A reference to a member the reply does not hold is an error, not a crash.
+  json broken = {{"o1", {{"id", "o1"}, {"m", {{kSharedMemberRef, "o2"}}}}}};
+  EXPECT_FALSE(ResolveSharedMembers(&broken).ok());
+}
+
 TEST(MetaHardeningTest, MetadataMemoryIsCountedAndBounded) {
   auto server = TestServer::Start({"--meta_memory_limit=8Mi"}, "64Mi");
   ASSERT_NE(server, nullptr);

@@ -200,7 +200,7 @@ Status VyPut(Connection& conn, const json& request, Reply* reply) {
 Status VyGet(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(VyGetRequest r, ReadVyGetRequest(request));
   for (ObjectID id : r.release) conn.Release(id);
-  VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->Get(r.ids));
+  VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->Get(r.ids, r.share_members));
   std::vector<ObjectID> blobs;
   conn.ctx().meta->CollectLocalBlobs(trees, &blobs);
   std::sort(blobs.begin(), blobs.end());
