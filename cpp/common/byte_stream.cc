@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace vineyard {
@@ -33,6 +34,16 @@ ssize_t PlainStream::Write(const void* buf, size_t n) {
     }
     return -1;
   }
+}
+
+ssize_t PrefixedStream::Read(void* buf, size_t n) {
+  if (offset_ < prefix_.size()) {
+    size_t take = std::min(n, prefix_.size() - offset_);
+    memcpy(buf, prefix_.data() + offset_, take);
+    offset_ += take;
+    return static_cast<ssize_t>(take);
+  }
+  return inner_->Read(buf, n);
 }
 
 Status SetNonBlocking(int fd) {

@@ -59,6 +59,23 @@ class PlainStream final : public ByteStream {
   short want_ = 0;
 };
 
+/// Bytes already read from a stream, served before the stream's own.
+class PrefixedStream final : public ByteStream {
+ public:
+  PrefixedStream(std::string prefix, std::unique_ptr<ByteStream> inner)
+      : ByteStream(inner->fd()), prefix_(std::move(prefix)), inner_(std::move(inner)) {}
+  ssize_t Read(void* buf, size_t n) override;
+  ssize_t Write(const void* buf, size_t n) override { return inner_->Write(buf, n); }
+  short WaitEvents() const override { return inner_->WaitEvents(); }
+  size_t Pending() const override { return prefix_.size() - offset_ + inner_->Pending(); }
+  const char* Kind() const override { return inner_->Kind(); }
+
+ private:
+  std::string prefix_;
+  size_t offset_ = 0;
+  std::unique_ptr<ByteStream> inner_;
+};
+
 /// Makes a socket non-blocking (and close-on-exec).
 Status SetNonBlocking(int fd);
 

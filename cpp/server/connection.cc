@@ -126,15 +126,50 @@ void Connection::WaitFor(short events, void (Connection::*next)()) {
 void Connection::ReadSome() {
   if (closed_) return;
   phase_ = header_got_ > 0 ? Phase::kReading : Phase::kIdle;
+  std::vector<char>& buf = loop_->input;
   while (true) {
-    ssize_t n;
-    if (header_got_ < sizeof(header_)) {
-      n = stream_->Read(header_ + header_got_, sizeof(header_) - header_got_);
-      if (n > 0) {
-        header_got_ += static_cast<size_t>(n);
+    const char* data;
+    size_t n;
+    std::string leftover;
+    if (!pending_.empty()) {
+      leftover.swap(pending_);  // bytes read past the previous frame
+      data = leftover.data();
+      n = leftover.size();
+    } else {
+      ssize_t got = stream_->Read(buf.data(), buf.size());
+      if (got == ByteStream::kWouldBlock) {
+        drained_ = true;
+        WaitFor(stream_->WaitEvents(), &Connection::ReadSome);
+        return;
+      }
+      if (got == 0) {
+        if (header_got_ > 0) {
+          spdlog::warn("{}: closing the connection: closed in the middle of a message", peer());
+        }
+        Close("");
+        return;
+      }
+      if (got < 0) {
+        Close("receive failed: " + StreamError());
+        return;
+      }
+      // A short read of a plain socket took everything there was: the next
+      // bytes raise a new readiness edge, so the loop may wait without asking.
+      drained_ = static_cast<size_t>(got) < buf.size() && stream_->Pending() == 0 &&
+                 stream_->Kind() == std::string_view("plain");
+      data = buf.data();
+      n = static_cast<size_t>(got);
+      last_progress_ = Clock::now();
+    }
+    while (n > 0) {
+      if (header_got_ < sizeof(header_)) {
+        size_t take = std::min(sizeof(header_) - header_got_, n);
+        memcpy(header_ + header_got_, data, take);
+        header_got_ += take;
+        data += take;
+        n -= take;
         phase_ = Phase::kReading;
-        last_progress_ = Clock::now();
-        if (header_got_ < sizeof(header_)) continue;
+        if (header_got_ < sizeof(header_)) break;
         memcpy(&body_len_, header_, sizeof(body_len_));
         uint64_t limit = registered_ ? kMaxFrameSize : kMaxFrameBeforeRegister;
         if (body_len_ > limit) {
@@ -148,43 +183,27 @@ void Connection::ReadSome() {
           Respond(std::move(r));
           return;
         }
-        body_.assign(std::min<uint64_t>(body_len_, kInitialBodyBuffer), '\0');
-        body_got_ = 0;
-        if (body_len_ > 0) continue;
+        // The buffer grows with the bytes that arrive, not with the length announced.
+        body_.clear();
+        body_.reserve(std::min<uint64_t>(body_len_, kInitialBodyBuffer));
       }
-    } else {
-      if (body_.size() == body_got_) {
-        body_.resize(std::min<uint64_t>(body_len_, body_.size() * 2));
-      }
-      n = stream_->Read(body_.data() + body_got_, body_.size() - body_got_);
-      if (n > 0) {
-        body_got_ += static_cast<size_t>(n);
-        last_progress_ = Clock::now();
-      }
-    }
-    if (n > 0 || (header_got_ == sizeof(header_) && body_got_ == body_len_)) {
-      if (header_got_ == sizeof(header_) && body_got_ == body_len_) {
+      size_t take = std::min<uint64_t>(body_len_ - body_.size(), n);
+      body_.append(data, take);
+      data += take;
+      n -= take;
+      if (body_.size() == body_len_) {
         header_got_ = 0;
+        if (n > 0) pending_.assign(data, n);  // the start of the next frame
         std::string frame = std::move(body_);
         body_ = std::string();
         OnFrame(std::move(frame));
         return;
       }
-      continue;
     }
-    if (n == ByteStream::kWouldBlock) {
-      WaitFor(stream_->WaitEvents(), &Connection::ReadSome);
+    if (drained_) {
+      WaitFor(POLLIN, &Connection::ReadSome);
       return;
     }
-    if (n == 0) {
-      if (header_got_ > 0) {
-        spdlog::warn("{}: closing the connection: closed in the middle of a message", peer());
-      }
-      Close("");
-      return;
-    }
-    Close("receive failed: " + StreamError());
-    return;
   }
 }
 
@@ -279,6 +298,12 @@ void Connection::Retry() {
 
 void Connection::RunOnWorker(std::string frame) {
   on_worker_ = true;
+  drained_ = false;  // the worker reads and writes the socket itself
+  if (!pending_.empty()) {
+    // Bytes a client sent past this request belong to what the handler reads.
+    stream_ = std::make_unique<PrefixedStream>(std::move(pending_), std::move(stream_));
+    pending_.clear();
+  }
   auto self = shared_from_this();
   ctx_->pool->Post([self, frame = std::move(frame)] {
     auto parsed = ParseMessage(frame);
@@ -395,6 +420,13 @@ void Connection::AfterReply() {
   }
   if (close_after_ || ctx_->stopping) {
     Close("");
+    return;
+  }
+  if (drained_ && pending_.empty()) {
+    // Nothing was left unread: wait for the next request without a recv that
+    // would only say EAGAIN.
+    phase_ = Phase::kIdle;
+    WaitFor(POLLIN, &Connection::ReadSome);
     return;
   }
   ReadSome();

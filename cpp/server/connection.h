@@ -136,7 +136,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t header_got_ = 0;
   uint64_t body_len_ = 0;
   std::string body_;
-  size_t body_got_ = 0;
+  std::string pending_;   // bytes read past the last frame (a pipelining client)
+  bool drained_ = false;  // the last read emptied the socket: wait, don't read
 
   // Output: the reply being written, then the fds it passes.
   std::string out_;

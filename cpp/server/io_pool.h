@@ -30,13 +30,16 @@ class Connection;
 
 /// One event loop: its io_context, its thread and the connections bound to it.
 struct EventLoop {
-  explicit EventLoop(int index) : index(index), sweep(io) {}
+  explicit EventLoop(int index) : index(index), io(1), sweep(io) {}
   const int index;
-  asio::io_context io;
+  asio::io_context io;  // run by one thread (concurrency hint 1)
   std::thread thread;
   asio::steady_timer sweep;
   /// The connections bound to this loop; touched only on this loop's thread.
   std::unordered_set<std::shared_ptr<Connection>> connections;
+  /// Where this loop's connections read into (one recv takes a small frame
+  /// whole); the bytes are copied out before the next read.
+  std::vector<char> input = std::vector<char>(64 * 1024);
 };
 
 class IoPool {

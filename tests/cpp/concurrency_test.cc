@@ -138,6 +138,47 @@ TEST(Timeouts, IdleTimeoutIsOffByDefaultAndClosesWhenSet) {
             "instance_status_reply");
 }
 
+// Frames that arrive together (a client that pipelines) are each answered, in
+// order; blob bytes sent right behind their request reach the transfer.
+TEST(FrameLimits, PipelinedFramesAreAnsweredInOrder) {
+  auto server = TestServer::Start({"--rpc", "--rpc_socket_port=0"});
+  RawConn raw(server->socket());
+  ASSERT_EQ(raw.Register().value("type", ""), "register_reply");
+  std::string both;
+  for (const char* type : {"instance_status_request", "cluster_meta"}) {
+    std::string body = json{{"type", type}}.dump();
+    uint64_t len = body.size();
+    both.append(reinterpret_cast<const char*>(&len), sizeof(len)).append(body);
+  }
+  ASSERT_TRUE(raw.SendRaw(both.data(), both.size()));
+  json first, second;
+  ASSERT_EQ(raw.Recv(&first), RawConn::Outcome::kReply);
+  ASSERT_EQ(raw.Recv(&second), RawConn::Outcome::kReply);
+  EXPECT_EQ(first.value("type", ""), "instance_status_reply") << first.dump();
+  EXPECT_EQ(second.value("type", ""), "cluster_meta") << second.dump();
+
+  auto ipc = server->Connect();
+  const std::string& ep = ipc->rpc_endpoint();
+  RawConn tcp("127.0.0.1", std::stoi(ep.substr(ep.rfind(':') + 1)));
+  ASSERT_EQ(tcp.Register().value("type", ""), "register_reply");
+  CreateRemoteBuffersRequest create;
+  create.sizes = {8};
+  create.single = true;
+  std::string body = WriteCreateRemoteBuffersRequest(create).dump();
+  uint64_t len = body.size();
+  std::string frame(reinterpret_cast<const char*>(&len), sizeof(len));
+  frame += body;
+  frame += "ABCDEFGH";  // the blob's bytes, without waiting for the first reply
+  ASSERT_TRUE(tcp.SendRaw(frame.data(), frame.size()));
+  json created, sealed;
+  ASSERT_EQ(tcp.Recv(&created), RawConn::Outcome::kReply);
+  ASSERT_EQ(tcp.Recv(&sealed), RawConn::Outcome::kReply);
+  ObjectID blob = sealed["created"].value("object_id", ObjectID{0});
+  auto got = ipc->GetBlob(blob);
+  ASSERT_TRUE(got.ok()) << got.status() << " " << sealed.dump();
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>((*got)->data()), 8), "ABCDEFGH");
+}
+
 // --- finding 5: no thread per connection, limits, out of descriptors ---------
 
 // main, the signal thread, 2 loops, 2 workers, and room for a sanitizer's own.
