@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/socket_io.h"
+
 namespace vineyard {
 
 ssize_t PlainStream::Read(void* buf, size_t n) {
@@ -107,14 +109,12 @@ Status ReadExact(ByteStream& s, void* data, size_t size, int timeout_ms) {
 }
 
 Status WriteFrame(ByteStream& s, const std::string& payload, int timeout_ms) {
-  uint64_t len = payload.size();  // x86-64 and aarch64 are little-endian
   if (payload.size() <= 64 * 1024) {
     // One write for small frames: one segment on the wire.
-    std::string buf(sizeof(len) + payload.size(), '\0');
-    memcpy(buf.data(), &len, sizeof(len));
-    memcpy(buf.data() + sizeof(len), payload.data(), payload.size());
-    return WriteAll(s, buf.data(), buf.size(), timeout_ms);
+    std::string frame = EncodeFrame(payload);
+    return WriteAll(s, frame.data(), frame.size(), timeout_ms);
   }
+  uint64_t len = payload.size();  // x86-64 and aarch64 are little-endian
   VY_RETURN_NOT_OK(WriteAll(s, &len, sizeof(len), timeout_ms));
   return WriteAll(s, payload.data(), payload.size(), timeout_ms);
 }

@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -85,7 +86,7 @@ Status RecvFrame(int fd, std::string* payload, uint64_t max_size) {
   return st;
 }
 
-Status SendFd(int socket_fd, int fd_to_send) {
+Result<bool> TrySendFd(int socket_fd, int fd_to_send) {
   char dummy = '\0';
   struct iovec iov = {&dummy, 1};
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
@@ -100,11 +101,31 @@ Status SendFd(int socket_fd, int fd_to_send) {
   cmsg->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(cmsg), &fd_to_send, sizeof(int));
   while (true) {
-    ssize_t n = ::sendmsg(socket_fd, &msg, MSG_NOSIGNAL);
-    if (n == 1) return Status::OK();
+    ssize_t n = ::sendmsg(socket_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == 1) return true;
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
     return Status::IOError("passing a file descriptor failed: ", strerror(errno));
   }
+}
+
+Status SendFd(int socket_fd, int fd_to_send, int timeout_ms) {
+  while (true) {
+    VY_ASSIGN_OR_RETURN(bool sent, TrySendFd(socket_fd, fd_to_send));
+    if (sent) return Status::OK();
+    struct pollfd p = {socket_fd, POLLOUT, 0};
+    int n = ::poll(&p, 1, timeout_ms > 0 ? timeout_ms : -1);
+    if (n == 0) return Status::IOError("passing a file descriptor timed out");
+    if (n < 0 && errno != EINTR) return Status::IOError("poll failed: ", strerror(errno));
+  }
+}
+
+std::string EncodeFrame(const std::string& payload) {
+  uint64_t len = payload.size();  // x86-64 and aarch64 are little-endian
+  std::string frame(sizeof(len) + payload.size(), '\0');
+  memcpy(frame.data(), &len, sizeof(len));
+  memcpy(frame.data() + sizeof(len), payload.data(), payload.size());
+  return frame;
 }
 
 Result<int> RecvFd(int socket_fd) {

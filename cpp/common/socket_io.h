@@ -25,10 +25,15 @@ Status SendBytes(int fd, const void* data, size_t size);
 Status RecvBytes(int fd, void* data, size_t size);
 
 Status SendFrame(int fd, const std::string& payload);
+/// The bytes of one frame: the 8-byte length, then `payload`.
+std::string EncodeFrame(const std::string& payload);
 /// Reads one frame; a length over `max_size` is an IOError (the caller closes).
 Status RecvFrame(int fd, std::string* payload, uint64_t max_size = kMaxFrameSize);
 
-Status SendFd(int socket_fd, int fd_to_send);
+/// Passes one fd, waiting up to `timeout_ms` for room (<= 0: no bound).
+Status SendFd(int socket_fd, int fd_to_send, int timeout_ms = 0);
+/// Passes one fd without waiting: true when sent, false when the socket is full.
+Result<bool> TrySendFd(int socket_fd, int fd_to_send);
 /// Receives one passed fd (the caller owns it).
 Result<int> RecvFd(int socket_fd);
 

@@ -27,37 +27,8 @@ constexpr size_t kInitialBodyBuffer = 64 * 1024;
 // Frames larger than this are parsed and handled on a worker, not on the loop.
 constexpr size_t kLargeFrame = 1 << 20;
 
-// Passes one fd without blocking: 1 when sent, ByteStream::kWouldBlock, or -1.
-ssize_t TrySendFd(int socket_fd, int fd_to_send) {
-  char dummy = '\0';
-  struct iovec iov = {&dummy, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(cmsg), &fd_to_send, sizeof(int));
-  while (true) {
-    ssize_t n = ::sendmsg(socket_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n == 1) return 1;
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return ByteStream::kWouldBlock;
-    return -1;
-  }
-}
-
 std::string FrameOf(const json& body) {
-  std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  std::string frame(sizeof(uint64_t) + text.size(), '\0');
-  uint64_t len = text.size();  // little-endian on every platform we build for
-  memcpy(frame.data(), &len, sizeof(len));
-  memcpy(frame.data() + sizeof(len), text.data(), text.size());
-  return frame;
+  return EncodeFrame(body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 }  // namespace
@@ -339,17 +310,7 @@ Status Connection::WriteReplyBlocking(const Reply& reply) {
     std::string frame = FrameOf(reply.body);
     VY_RETURN_NOT_OK(WriteAll(*stream_, frame.data(), frame.size(), io_timeout_ms()));
   }
-  for (int fd : reply.fds) {
-    while (true) {
-      ssize_t n = TrySendFd(fd_, fd);
-      if (n == 1) break;
-      if (n < 0 && n != ByteStream::kWouldBlock) {
-        return Status::IOError("passing a file descriptor failed: ", strerror(errno));
-      }
-      struct pollfd p = {fd_, POLLOUT, 0};
-      if (::poll(&p, 1, io_timeout_ms()) == 0) return Status::IOError("passing an fd timed out");
-    }
-  }
+  for (int fd : reply.fds) VY_RETURN_NOT_OK(SendFd(fd_, fd, io_timeout_ms()));
   return Status::OK();
 }
 
@@ -387,13 +348,13 @@ void Connection::Flush() {
     last_progress_ = Clock::now();
   }
   while (out_fds_sent_ < out_fds_.size()) {
-    ssize_t n = TrySendFd(fd_, out_fds_[out_fds_sent_]);
-    if (n == ByteStream::kWouldBlock) {
-      WaitFor(POLLOUT, &Connection::Flush);
+    auto sent = TrySendFd(fd_, out_fds_[out_fds_sent_]);
+    if (!sent.ok()) {
+      Close(sent.status().message());
       return;
     }
-    if (n < 0) {
-      Close(std::string("passing a file descriptor failed: ") + strerror(errno));
+    if (!*sent) {
+      WaitFor(POLLOUT, &Connection::Flush);
       return;
     }
     ++out_fds_sent_;

@@ -19,9 +19,9 @@ void Dispatcher::Register(const char* type, Handler handler, unsigned flags) {
 }
 
 const Dispatcher::Entry* Dispatcher::Find(const json& request) const {
-  auto type = request.find("type");
-  if (type == request.end() || !type->is_string()) return nullptr;
-  auto it = table_.find(type->get_ref<const std::string&>());
+  auto type = ReadMessageType(request);
+  if (!type.ok()) return nullptr;
+  auto it = table_.find(*type);
   return it == table_.end() ? nullptr : &it->second;
 }
 

@@ -357,10 +357,7 @@ void Server::Refuse(int fd, const Status& why) {
   int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                     std::chrono::steady_clock::now().time_since_epoch()).count();
   if (last_log.exchange(now) != now) spdlog::warn("refusing a client: {}", why.message());
-  std::string text = WriteErrorReply(why).dump();
-  uint64_t len = text.size();
-  std::string frame(reinterpret_cast<const char*>(&len), sizeof(len));
-  frame += text;
+  std::string frame = EncodeFrame(WriteErrorReply(why).dump());
   (void)!::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   ::close(fd);
 }

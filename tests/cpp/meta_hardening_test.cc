@@ -19,19 +19,13 @@ namespace vineyard {
 namespace {
 
 using testing::IsError;
+using testing::IsReply;
 using testing::RawConn;
 using testing::TestServer;
 
 constexpr int kInvalid = 1;
 constexpr int kNotEnoughMemory = 41;
 
-::testing::AssertionResult IsReply(const json& reply, const std::string& type) {
-  if (reply.is_object() && reply.value("type", "") == type && !reply.contains("code")) {
-    return ::testing::AssertionSuccess();
-  }
-  return ::testing::AssertionFailure() << "expected " << type << ", got "
-                                       << reply.dump().substr(0, 300);
-}
 
 bool MessageHas(const json& reply, const std::string& text) {
   return reply.is_object() && reply.value("message", "").find(text) != std::string::npos;

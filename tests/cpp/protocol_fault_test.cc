@@ -27,6 +27,7 @@ namespace vineyard {
 namespace {
 
 using testing::IsError;
+using testing::IsReply;
 using testing::RawConn;
 using testing::TestServer;
 
@@ -36,13 +37,6 @@ constexpr int kObjectNotExists = 12;
 constexpr int kNotEnoughMemory = 41;
 
 
-::testing::AssertionResult IsReply(const json& reply, const std::string& type) {
-  if (reply.is_object() && reply.value("type", "") == type && !reply.contains("code")) {
-    return ::testing::AssertionSuccess();
-  }
-  return ::testing::AssertionFailure() << "expected " << type << ", got "
-                                       << reply.dump().substr(0, 300);
-}
 
 // A fresh client can put and get an object with a blob.
 void ExpectServes(const TestServer& server) {

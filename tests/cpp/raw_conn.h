@@ -1,6 +1,6 @@
 // RawConn: a hand-driven connection to vineyardd (UNIX socket or TCP) for
 // tests of bad input — raw bytes, frames, replies with a timeout — and
-// IsError, which checks an error reply's shape and code.
+// IsReply and IsError, which check a reply's shape (and an error's code).
 #pragma once
 
 #include <poll.h>
@@ -111,6 +111,15 @@ class RawConn {
 
   int fd_ = -1;
 };
+
+// The reply is a successful reply of `type`.
+inline ::testing::AssertionResult IsReply(const json& reply, const std::string& type) {
+  if (reply.is_object() && reply.value("type", "") == type && !reply.contains("code")) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "expected " << type << ", got "
+                                       << reply.dump().substr(0, 300);
+}
 
 // The reply is an error reply with `code` and a non-empty message.
 inline ::testing::AssertionResult IsError(const json& reply, int code) {
