@@ -192,7 +192,7 @@ class Server {
       }
       std::string a1 = "--socket=" + socket_, a2 = "--size=" + size;
       char* argv[] = {const_cast<char*>(VINEYARDD_PATH), a1.data(), a2.data(),
-                      const_cast<char*>("--norpc"), nullptr};
+                      const_cast<char*>("--meta=local"), const_cast<char*>("--norpc"), nullptr};
       execv(VINEYARDD_PATH, argv);
       _exit(127);
     }
@@ -621,7 +621,7 @@ int main(int argc, char** argv) {
   g_writer = Must(Client::Connect(g_server.socket()), "Connect");
   g_reader = Must(Client::Connect(g_server.socket()), "Connect");
   benchmark::AddCustomContext("vineyardd", std::string(VINEYARDD_PATH) + " --size=" + size +
-                                               " --norpc");
+                                               " --meta=local --norpc");
   benchmark::AddCustomContext("quick", quick ? "true" : "false");
   Register(quick);
   benchmark::RunSpecifiedBenchmarks();

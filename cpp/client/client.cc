@@ -107,6 +107,7 @@ Result<std::vector<ObjectMeta>> Client::Attach(json trees, const std::vector<Pay
       return Status::ObjectNotExists("object ", ObjectIDToString(id), " does not exist");
     }
     ObjectMeta meta = ObjectMeta::FromJSON(std::move(*it));
+    meta.SetViewer(instance_id());
     for (const auto& [bid, blob] : blobs) meta.SetBuffer(bid, blob);
     metas.push_back(std::move(meta));
   }

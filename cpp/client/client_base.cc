@@ -69,6 +69,7 @@ Result<std::vector<ObjectMeta>> ClientBase::GetMetaData(const std::vector<Object
       return Status::ObjectNotExists("object ", ObjectIDToString(id), " does not exist");
     }
     metas.push_back(ObjectMeta::FromJSON(*it));
+    metas.back().SetViewer(instance_id());
   }
   return metas;
 }
@@ -84,7 +85,10 @@ Result<std::vector<ObjectMeta>> ClientBase::ListMetaData(const std::string& patt
   VY_ASSIGN_OR_RETURN(json reply, core_->Request(WriteListDataRequest(q)));
   VY_ASSIGN_OR_RETURN(json trees, ReadGetDataReply(reply));
   std::vector<ObjectMeta> metas;
-  for (auto& [key, tree] : trees.items()) metas.push_back(ObjectMeta::FromJSON(tree));
+  for (auto& [key, tree] : trees.items()) {
+    metas.push_back(ObjectMeta::FromJSON(tree));
+    metas.back().SetViewer(instance_id());
+  }
   return metas;
 }
 
@@ -170,6 +174,17 @@ Result<InstanceStatus> ClientBase::GetInstanceStatus() {
 Result<json> ClientBase::ClusterInfo() {
   VY_ASSIGN_OR_RETURN(json reply, core_->Request(WriteTypeOnly(req::kClusterMeta)));
   return ReadMetaReply(reply);
+}
+
+Status ClientBase::SyncMetaData() {
+  GetDataRequest r;
+  r.sync_remote = true;  // no ids: only the barrier
+  return core_->Request(WriteGetDataRequest(r)).status();
+}
+
+Result<ObjectID> ClientBase::MigrateObject(ObjectID id) {
+  VY_ASSIGN_OR_RETURN(json reply, core_->Request(WriteMigrateObjectRequest(id)));
+  return ReadMigrateObjectReply(reply);
 }
 
 }  // namespace vineyard

@@ -72,6 +72,12 @@ class ClientBase {
   Result<InstanceStatus> GetInstanceStatus();
   /// cluster_meta: "i<id>" -> instance entry.
   Result<json> ClusterInfo();
+  /// A read barrier: returns once everything persisted anywhere in the cluster
+  /// before the call is visible through this instance.
+  Status SyncMetaData();
+  /// Copies a remote object's blobs to the connected instance and returns the
+  /// local object's id (the same id when it is local already).
+  Result<ObjectID> MigrateObject(ObjectID id);
 
  protected:
   explicit ClientBase(std::shared_ptr<ClientCore> core);

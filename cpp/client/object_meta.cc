@@ -156,7 +156,14 @@ Result<ObjectMeta> ObjectMeta::GetMember(const std::string& name) const {
   if (it == tree_.end() || !it->is_object()) {
     return Status::KeyError("metadata of ", GetTypeName(), " has no member '", name, "'");
   }
-  return ObjectMeta(*it, buffers_);
+  ObjectMeta member(*it, buffers_);
+  member.viewer_ = viewer_;
+  return member;
+}
+
+bool ObjectMeta::IsLocal() const {
+  if (viewer_ == kUnknownViewer) return !IsGlobal();
+  return !IsGlobal() && GetInstanceId() == viewer_;
 }
 
 Result<ObjectID> ObjectMeta::GetMemberId(const std::string& name) const {

@@ -36,6 +36,11 @@ class ObjectMeta {
   void SetNBytes(uint64_t nbytes);
   bool IsGlobal() const;
   void SetGlobal(bool global = true);
+  /// True if the object lives on the instance the tree came from (its blobs
+  /// are mapped or fetched from there); for a tree not from a server: not global.
+  bool IsLocal() const;
+  /// The instance the tree came from (set by the client that got it).
+  void SetViewer(InstanceID instance) { viewer_ = instance; }
   /// False once persisted (visible to the whole cluster).
   bool IsTransient() const;
   bool IsBlob() const { return GetTypeName() == kBlobTypename; }
@@ -93,6 +98,8 @@ class ObjectMeta {
 
   json tree_;
   std::shared_ptr<BufferSet> buffers_;
+  InstanceID viewer_ = kUnknownViewer;  // the instance that returned the tree
+  static constexpr InstanceID kUnknownViewer = ~InstanceID{0};
 };
 
 }  // namespace vineyard

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <set>
 
 #include "client/client_core.h"
 #include "common/transfer.h"
@@ -131,11 +132,33 @@ Result<ObjectMeta> RPCClient::CreateRemoteBlob(const RemoteBlobWriter& writer) {
 
 Result<std::vector<std::shared_ptr<RemoteBlob>>> RPCClient::GetRemoteBlobs(
     const std::vector<ObjectID>& ids, bool unsafe) {
+  std::map<ObjectID, std::shared_ptr<RemoteBlob>> fetched;
+  auto place = [&](ObjectID id, uint64_t size) -> Result<void*> {
+    VY_ASSIGN_OR_RETURN(auto blob, RemoteBlob::Allocate(id, remote_instance_id(), size));
+    void* data = blob->mutable_data();
+    fetched[id] = std::move(blob);
+    return data;
+  };
+  VY_RETURN_NOT_OK(Fetch(ids, unsafe, place));
+  std::vector<std::shared_ptr<RemoteBlob>> blobs;
+  for (ObjectID id : ids) {
+    auto& blob = fetched[id];
+    if (!blob) return Status::ObjectNotExists("blob ", ObjectIDToString(id), " does not exist");
+    blobs.push_back(blob);
+  }
+  return blobs;
+}
+
+Status RPCClient::FetchRemoteBlobs(const std::vector<ObjectID>& ids, const Placer& place) {
+  return Fetch(ids, false, place);
+}
+
+Status RPCClient::Fetch(const std::vector<ObjectID>& ids, bool unsafe, const Placer& place) {
   // Each blob once on the wire, however often it is asked for.
   GetRemoteBuffersRequest r;
-  std::map<ObjectID, std::shared_ptr<RemoteBlob>> fetched;
+  std::set<ObjectID> asked;
   for (ObjectID id : ids) {
-    if (fetched.emplace(id, nullptr).second) r.ids.push_back(id);
+    if (asked.insert(id).second) r.ids.push_back(id);
   }
   r.unsafe = unsafe;
   r.compress = compression();
@@ -144,22 +167,12 @@ Result<std::vector<std::shared_ptr<RemoteBlob>>> RPCClient::GetRemoteBlobs(
     VY_ASSIGN_OR_RETURN(std::vector<Payload> ps, ReadGetRemoteBuffersReply(reply, &compressed));
     BlobReceiver in(s, compressed, 0);
     for (const auto& p : ps) {
-      VY_ASSIGN_OR_RETURN(auto blob, RemoteBlob::Allocate(p.object_id, remote_instance_id(),
-                                                          p.data_size));
-      VY_RETURN_NOT_OK(in.Receive(blob->mutable_data(), p.data_size));
-      fetched[p.object_id] = std::move(blob);
+      VY_ASSIGN_OR_RETURN(void* dst, place(p.object_id, p.data_size));
+      VY_RETURN_NOT_OK(in.Receive(dst, p.data_size));
     }
     return Status::OK();
   };
-  VY_RETURN_NOT_OK(
-      core_->RequestStreaming(WriteGetRemoteBuffersRequest(r), stream, false).status());
-  std::vector<std::shared_ptr<RemoteBlob>> blobs;
-  for (ObjectID id : ids) {
-    auto& blob = fetched[id];
-    if (!blob) return Status::ObjectNotExists("blob ", ObjectIDToString(id), " does not exist");
-    blobs.push_back(blob);
-  }
-  return blobs;
+  return core_->RequestStreaming(WriteGetRemoteBuffersRequest(r), stream, false).status();
 }
 
 Result<std::shared_ptr<RemoteBlob>> RPCClient::GetRemoteBlob(ObjectID id, bool unsafe) {

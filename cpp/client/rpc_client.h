@@ -19,6 +19,7 @@
 // Thread-safety: an RPCClient may be shared by threads; requests are serialised.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,6 +70,11 @@ class RPCClient : public ClientBase {
   Result<std::shared_ptr<RemoteBlob>> GetRemoteBlob(ObjectID id, bool unsafe = false);
   Result<std::vector<std::shared_ptr<RemoteBlob>>> GetRemoteBlobs(
       const std::vector<ObjectID>& ids, bool unsafe = false);
+  /// Where FetchRemoteBlobs puts a blob: memory for `size` bytes of blob `id`.
+  using Placer = std::function<Result<void*>(ObjectID id, uint64_t size)>;
+  /// Receives sealed blobs (each distinct id once) straight into the memory
+  /// `place` gives, called once per blob in the order they arrive.
+  Status FetchRemoteBlobs(const std::vector<ObjectID>& ids, const Placer& place);
 
   // --- objects -----------------------------------------------------------------
   /// Creates `meta` (members must exist), optionally persists and names it:
@@ -80,6 +86,7 @@ class RPCClient : public ClientBase {
 
  private:
   explicit RPCClient(std::shared_ptr<ClientCore> core);
+  Status Fetch(const std::vector<ObjectID>& ids, bool unsafe, const Placer& place);
   bool compress_ = false;
 };
 

@@ -862,6 +862,8 @@ json WriteMigrateObjectReply(ObjectID id) {
   return j;
 }
 
+Result<ObjectID> ReadMigrateObjectReply(const json& j) { return IdField(j, "object_id"); }
+
 json WriteMemoryTrimReply(bool trimmed) {
   json j = Typed("memory_trim_reply");
   j["trimmed"] = trimmed;

@@ -275,6 +275,7 @@ Result<json> ReadMetaReply(const json& j);
 json WriteMigrateObjectRequest(ObjectID id);
 Result<ObjectID> ReadMigrateObjectRequest(const json& j);
 json WriteMigrateObjectReply(ObjectID id);
+Result<ObjectID> ReadMigrateObjectReply(const json& j);
 
 /// A request with nothing but its type (clear, memory_trim, cluster_meta, ...).
 json WriteTypeOnly(const char* type);

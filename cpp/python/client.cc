@@ -280,6 +280,17 @@ void BindClient(nb::module_& m) {
       .def("reset", [](ClientBase& self) { Check(self.Clear()); }, Gil(), "Alias of clear().")
       .def("memory_trim", [](ClientBase& self) { return Unwrap(self.MemoryTrim()); }, Gil(),
            "Returns unused memory to the kernel; True if any was released.")
+      .def("sync_meta", [](ClientBase& self) { Check(self.SyncMetaData()); }, Gil(),
+           "Waits until everything persisted in the cluster before the call is visible "
+           "through this instance (a read barrier); EtcdError if the cluster is out of reach.")
+      .def(
+          "migrate",
+          [](ClientBase& self, const PyObjectID& id) {
+            return PyObjectID(Unwrap(self.MigrateObject(id.value)));
+          },
+          nb::arg("object_id"), Gil(),
+          "Copies a remote object's blobs to this instance; returns the local object's id "
+          "(the same id when it is local already).")
       .def_prop_ro("status",
                    [](ClientBase& self) { return Unwrap(NoGil([&] { return self.GetInstanceStatus(); })); })
       .def_prop_ro(

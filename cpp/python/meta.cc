@@ -127,8 +127,8 @@ void BindMeta(nb::module_& m) {
       .def_prop_ro("signature", &ObjectMeta::GetSignature)
       .def_prop_ro("instance_id", &ObjectMeta::GetInstanceId)
       .def_prop_ro("isglobal", &ObjectMeta::IsGlobal)
-      .def_prop_ro("islocal", [](const ObjectMeta& meta) { return !meta.IsGlobal(); },
-                   "Not global (this binding does not know the client's instance).")
+      .def_prop_ro("islocal", &ObjectMeta::IsLocal,
+                   "True if the object lives on the instance it was read from (not global).")
       .def_prop_ro("ispersist", [](const ObjectMeta& meta) { return !meta.IsTransient(); })
       .def_prop_ro("memory_usage", &ObjectMeta::MemoryUsage,
                    "Bytes of the blobs in the tree (mapped size, else the recorded size).")

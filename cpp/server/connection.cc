@@ -194,7 +194,13 @@ void Connection::OnFrame(std::string frame) {
   auto parsed = ParseMessage(frame);
   if (parsed.ok()) {
     const Dispatcher::Entry* entry = Dispatcher::Get().Find(*parsed);
-    if (entry != nullptr && (entry->flags & kSlow)) {
+    bool slow = entry != nullptr && (entry->flags & kSlow);
+    if (entry != nullptr && !slow && ctx_->backend->remote()) {
+      slow = (entry->flags & kWritesThrough) ||
+             ((entry->flags & kMaySync) && parsed->is_object() &&
+              parsed->value("sync_remote", false) == true);
+    }
+    if (slow) {
       RunOnWorker(std::move(frame));
       return;
     }

@@ -21,6 +21,8 @@ enum HandlerFlags : unsigned {
   kSlow = 1u << 2,            // may take long (a password hash, blob bytes on the socket,
                               // a store-wide sweep): run on the worker pool, never on an
                               // event-loop thread
+  kWritesThrough = 1u << 3,   // writes to the cluster (etcd): kSlow when the backend is remote
+  kMaySync = 1u << 4,         // with "sync_remote": true, waits for the cluster: kSlow then
 };
 
 class Dispatcher {

@@ -2,9 +2,9 @@
 
 namespace vineyard {
 
-Status LocalBackend::RegisterInstance(InstanceID id, const nlohmann::json& entry) {
-  instances_["i" + std::to_string(id)] = entry;
-  return Status::OK();
+Result<InstanceID> LocalBackend::Register(const nlohmann::json& entry) {
+  instances_["i" + std::to_string(id_)] = entry;
+  return id_;
 }
 
 Result<nlohmann::json> LocalBackend::ClusterMeta() { return instances_; }

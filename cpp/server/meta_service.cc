@@ -331,6 +331,7 @@ void MetaService::SnapshotLocked(const std::vector<ObjectID>& roots, Snapshot* o
     node.transient = rec.transient;
     node.global = rec.global;
     node.timestamp = rec.timestamp;
+    node.remote_blob = rec.remote_blob;
     for (const auto& [name, member] : rec.members) pending.push_back(member);
   }
 }
@@ -338,11 +339,14 @@ void MetaService::SnapshotLocked(const std::vector<ObjectID>& roots, Snapshot* o
 json MetaService::Expand(const Snapshot& snapshot, ObjectID root,
                          std::unordered_set<ObjectID>* seen) const {
   auto header = [&](ObjectID id, const Node& node) {
-    if (!node.fields) {
+    if (!node.fields || node.remote_blob) {
+      // A blob: its size is known here only for local ones (vineyard's
+      // cluster layout does not carry the size of another instance's blob).
       uint64_t n = node.blob_size;
       return json{{meta_key::kId, ObjectIDToString(id)}, {meta_key::kTypename, kBlobTypename},
-                  {meta_key::kInstanceId, instance_id_}, {meta_key::kNBytes, n},
-                  {meta_key::kLength, n}, {meta_key::kTransient, true}};
+                  {meta_key::kInstanceId, node.remote_blob ? node.instance_id : instance_id_},
+                  {meta_key::kNBytes, n}, {meta_key::kLength, n},
+                  {meta_key::kTransient, true}};
     }
     json tree = *node.fields;
     tree[meta_key::kId] = ObjectIDToString(id);
@@ -449,18 +453,28 @@ Result<json> MetaService::List(const ListQuery& query) {
 }
 
 Status MetaService::Delete(const DeleteRequest& request, std::vector<ObjectID>* deleted_blobs) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (ObjectID id : request.ids) {
-    if (!ExistsLocked(id)) {
-      return Status::ObjectNotExists("cannot delete ", ObjectIDToString(id),
-                                     ": it does not exist");
+  std::vector<std::string> unpublish;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (ObjectID id : request.ids) {
+      if (!ExistsLocked(id)) {
+        return Status::ObjectNotExists("cannot delete ", ObjectIDToString(id),
+                                       ": it does not exist");
+      }
+    }
+    std::set<ObjectID> visiting;
+    for (ObjectID id : request.ids) {
+      DeleteLocked(id, request.deep, request.force, &visiting, deleted_blobs, &unpublish);
     }
   }
-  std::set<ObjectID> visiting;
-  for (ObjectID id : request.ids) {
-    DeleteLocked(id, request.deep, request.force, &visiting, deleted_blobs);
-  }
-  return Status::OK();
+  // Deleted here whatever the cluster answers; an error says the others may
+  // still see the objects (the keys go at the next reconnection otherwise).
+  return WriteThrough({}, unpublish);
+}
+
+Status MetaService::WriteThrough(const KeyValues& puts, const std::vector<std::string>& deletes) {
+  if (puts.empty() && deletes.empty()) return Status::OK();
+  return backend_->Write(puts, deletes);
 }
 
 void MetaService::EraseNameLocked(std::map<std::string, ObjectID>::iterator it) {
@@ -471,9 +485,30 @@ void MetaService::EraseNameLocked(std::map<std::string, ObjectID>::iterator it) 
 
 // The recursion "delete the holders first (force), then the object, then its
 // unheld members (deep)" run on an explicit stack, so no chain can overflow it.
+void MetaService::EraseRecordLocked(ObjectID id, std::vector<ObjectID>* members,
+                                    std::vector<std::string>* unpublish) {
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return;
+  for (const auto& [name, member] : it->second.members) {
+    members->push_back(member);
+    auto r = referrers_.find(member);
+    if (r != referrers_.end()) {
+      auto one = r->second.find(id);
+      if (one != r->second.end()) r->second.erase(one);
+      if (r->second.empty()) referrers_.erase(r);
+    }
+  }
+  if (!it->second.transient && !it->second.remote_blob && unpublish != nullptr) {
+    unpublish->push_back(cluster::DataKey(id));
+  }
+  memory_usage_ -= std::min(memory_usage_, it->second.bytes);
+  objects_.erase(it);
+}
+
 void MetaService::DeleteLocked(ObjectID root, bool root_deep, bool root_force,
                                std::set<ObjectID>* visiting,
-                               std::vector<ObjectID>* deleted_blobs) {
+                               std::vector<ObjectID>* deleted_blobs,
+                               std::vector<std::string>* unpublish) {
   enum class Phase { kStart, kHolders, kErase, kMembers };
   struct Frame {
     ObjectID id;
@@ -521,25 +556,11 @@ void MetaService::DeleteLocked(ObjectID root, bool root_deep, bool root_force,
       case Phase::kErase: {
         ObjectID id = f.id;
         std::vector<ObjectID> members;
-        auto it = objects_.find(id);
-        if (it != objects_.end()) {
-          for (const auto& [name, member] : it->second.members) {
-            members.push_back(member);
-            auto r = referrers_.find(member);
-            if (r != referrers_.end()) {
-              auto one = r->second.find(id);
-              if (one != r->second.end()) r->second.erase(one);
-              if (r->second.empty()) referrers_.erase(r);
-            }
-          }
-          if (!it->second.transient) (void)backend_->DeleteObject(id);
-          memory_usage_ -= std::min(memory_usage_, it->second.bytes);
-          objects_.erase(it);
-        }
+        EraseRecordLocked(id, &members, unpublish);
         referrers_.erase(id);
         for (auto n = names_.begin(); n != names_.end();) {
           if (n->second == id) {
-            (void)backend_->DropName(n->first);
+            if (unpublish != nullptr) unpublish->push_back(cluster::NameKey(n->first));
             EraseNameLocked(n++);
           } else {
             ++n;
@@ -577,28 +598,69 @@ bool MetaService::Exists(ObjectID id) {
   return ExistsLocked(id);
 }
 
-void MetaService::PersistLocked(ObjectID root) {
+void MetaService::PersistLocked(ObjectID root, std::vector<ObjectID>* changed) {
   std::vector<ObjectID> pending{root};
   while (!pending.empty()) {
-    auto it = objects_.find(pending.back());
+    ObjectID id = pending.back();
+    auto it = objects_.find(id);
     pending.pop_back();
     if (it == objects_.end() || !it->second.transient) continue;
     it->second.transient = false;
+    changed->push_back(id);
     for (const auto& [name, member] : it->second.members) pending.push_back(member);
   }
 }
 
-Status MetaService::Persist(ObjectID id) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (!ExistsLocked(id)) {
-    return Status::ObjectNotExists("cannot persist ", ObjectIDToString(id), ": it does not exist");
+void MetaService::EncodeLocked(const std::vector<ObjectID>& ids, KeyValues* out) const {
+  for (ObjectID id : ids) {
+    auto it = objects_.find(id);
+    if (it == objects_.end() || it->second.remote_blob) continue;
+    const Record& rec = it->second;
+    cluster::ObjectRecord o;
+    o.id = id;
+    o.fields = *rec.fields;
+    o.signature = rec.signature;
+    o.instance_id = rec.instance_id;
+    o.global = rec.global;
+    o.timestamp = rec.timestamp;
+    for (const auto& [name, member] : rec.members) {
+      cluster::MemberRef m{name, member, kBlobTypename, instance_id_, 0};
+      auto mit = objects_.find(member);
+      if (mit != objects_.end()) {
+        auto tn = mit->second.fields->find(meta_key::kTypename);
+        if (tn != mit->second.fields->end() && tn->is_string()) m.type_name = tn->get<std::string>();
+        m.instance_id = mit->second.instance_id;
+        m.signature = mit->second.signature;
+      }
+      o.members.push_back(std::move(m));
+    }
+    for (auto& kv : cluster::EncodeObject(o)) out->push_back(std::move(kv));
   }
-  if (objects_.count(id) == 0) return Status::OK();  // a bare blob: stays local
-  PersistLocked(id);
-  Snapshot snapshot;
-  SnapshotLocked({id}, &snapshot);
-  lock.unlock();
-  return backend_->PutObject(id, Expand(snapshot, id));
+}
+
+Status MetaService::Persist(ObjectID id) {
+  std::vector<ObjectID> changed;
+  KeyValues puts;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!ExistsLocked(id)) {
+      return Status::ObjectNotExists("cannot persist ", ObjectIDToString(id),
+                                     ": it does not exist");
+    }
+    if (objects_.count(id) == 0) return Status::OK();  // a bare blob: stays local
+    PersistLocked(id, &changed);
+    EncodeLocked(changed, &puts);
+  }
+  Status written = WriteThrough(puts, {});
+  if (!written.ok()) {
+    // Not visible to the cluster: stays transient, so persisting again retries.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (ObjectID c : changed) {
+      auto it = objects_.find(c);
+      if (it != objects_.end()) it->second.transient = true;
+    }
+  }
+  return written;
 }
 
 Result<bool> MetaService::IsPersisted(ObjectID id) {
@@ -673,7 +735,10 @@ Status MetaService::Label(ObjectID id, const std::vector<std::string>& keys,
 
 Status MetaService::PutName(ObjectID id, const std::string& name) {
   if (name.empty()) return Status::Invalid("a name must not be empty");
-  std::lock_guard<std::mutex> lock(mu_);
+  if (name.find('/') != std::string::npos) {
+    return Status::Invalid("a name must not contain '/' (it is a key in the cluster's store)");
+  }
+  std::unique_lock<std::mutex> lock(mu_);
   if (IsBlob(id)) return Status::Invalid("blobs cannot have names: name an object that holds it");
   auto it = objects_.find(id);
   if (it == objects_.end()) {
@@ -683,13 +748,19 @@ Status MetaService::PutName(ObjectID id, const std::string& name) {
     return Status::Invalid("transient objects cannot have names: persist ",
                            ObjectIDToString(id), " first");
   }
+  if (!backend_->remote()) {
+    if (names_.count(name) == 0) {
+      VY_RETURN_NOT_OK(ChargeLocked(kEntryOverhead + name.size(), "the name"));
+    }
+    names_[name] = id;
+    NotifyChangedLocked();
+    return Status::OK();
+  }
+  lock.unlock();
+  VY_RETURN_NOT_OK(WriteThrough({{cluster::NameKey(name), json(id).dump()}}, {}));
+  lock.lock();
   if (names_.count(name) == 0) {
     VY_RETURN_NOT_OK(ChargeLocked(kEntryOverhead + name.size(), "the name"));
-  }
-  Status put = backend_->PutName(name, id);
-  if (!put.ok()) {
-    if (names_.count(name) == 0) memory_usage_ -= kEntryOverhead + name.size();
-    return put;
   }
   names_[name] = id;
   NotifyChangedLocked();
@@ -699,16 +770,28 @@ Status MetaService::PutName(ObjectID id, const std::string& name) {
 Result<ObjectID> MetaService::GetName(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = names_.find(name);
-  if (it == names_.end()) return Status::ObjectNotExists("failed to find name: ", name);
+  // A name of an object that is gone (its instance left) is kept, hidden, until
+  // the object comes back or the name is dropped.
+  if (it == names_.end() || !ExistsLocked(it->second)) {
+    return Status::ObjectNotExists("failed to find name: ", name);
+  }
   return it->second;
 }
 
 Status MetaService::DropName(const std::string& name) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = names_.find(name);
+    if (it == names_.end()) return Status::OK();  // dropping twice is harmless
+    if (!backend_->remote()) {
+      EraseNameLocked(it);
+      return Status::OK();
+    }
+  }
+  VY_RETURN_NOT_OK(WriteThrough({}, {cluster::NameKey(name)}));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = names_.find(name);
-  if (it == names_.end()) return Status::OK();  // dropping twice is harmless
-  VY_RETURN_NOT_OK(backend_->DropName(name));
-  EraseNameLocked(it);
+  if (it != names_.end()) EraseNameLocked(it);
   return Status::OK();
 }
 
@@ -717,7 +800,9 @@ Result<std::map<std::string, ObjectID>> MetaService::ListNames(const ListQuery& 
   std::map<std::string, ObjectID> names;  // matched without the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
-    names = names_;
+    for (const auto& [name, id] : names_) {
+      if (ExistsLocked(id)) names.emplace(name, id);
+    }
   }
   std::map<std::string, ObjectID> result;
   for (const auto& [name, id] : names) {
@@ -730,19 +815,178 @@ Result<std::map<std::string, ObjectID>> MetaService::ListNames(const ListQuery& 
 Status MetaService::Clear() {
   std::vector<ObjectID> ids;
   {
+    // This instance's objects only: the others' are theirs to delete.
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, rec] : objects_) ids.push_back(id);
+    for (const auto& [id, rec] : objects_) {
+      if (rec.instance_id == instance_id_ && !rec.remote_blob) ids.push_back(id);
+    }
   }
   for (ObjectID blob : store_->SealedBlobs()) ids.push_back(blob);
-  std::lock_guard<std::mutex> lock(mu_);
-  std::set<ObjectID> visiting;
-  std::vector<ObjectID> deleted;
-  for (ObjectID id : ids) DeleteLocked(id, true, true, &visiting, &deleted);
-  while (!names_.empty()) {
-    (void)backend_->DropName(names_.begin()->first);
-    EraseNameLocked(names_.begin());
+  std::vector<std::string> unpublish;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::set<ObjectID> visiting;
+    std::vector<ObjectID> deleted;
+    for (ObjectID id : ids) DeleteLocked(id, true, true, &visiting, &deleted, &unpublish);
+    for (auto n = names_.begin(); n != names_.end();) {
+      if (!ExistsLocked(n->second) && !backend_->remote()) {
+        EraseNameLocked(n++);
+      } else {
+        ++n;
+      }
+    }
   }
-  return Status::OK();
+  return WriteThrough({}, unpublish);
+}
+
+void MetaService::InsertRemoteLocked(const cluster::DecodedObject& object) {
+  if (objects_.count(object.id) > 0 || object.instance_id == instance_id_) return;
+  Record rec;
+  rec.fields = std::make_shared<const json>(object.fields);
+  rec.signature = object.signature;
+  rec.instance_id = object.instance_id;
+  rec.transient = false;
+  rec.global = object.global;
+  rec.timestamp = object.timestamp;
+  uint32_t depth = 1;
+  uint64_t nodes = 1;
+  for (const auto& m : object.members) {
+    rec.members.emplace_back(m.name, m.id);
+    if (m.blob && m.instance_id != instance_id_ && objects_.count(m.id) == 0) {
+      Record blob;
+      blob.fields = std::make_shared<const json>(json{{meta_key::kTypename, kBlobTypename}});
+      blob.instance_id = m.instance_id;
+      blob.transient = true;
+      blob.remote_blob = true;
+      blob.bytes = kRecordOverhead;
+      memory_usage_ += blob.bytes;
+      objects_.emplace(m.id, std::move(blob));
+    }
+    auto known = objects_.find(m.id);
+    uint32_t member_depth = known == objects_.end() ? 1 : known->second.depth;
+    depth = std::max<uint32_t>(depth, member_depth + 1);
+    nodes = SaturatingAdd(nodes, known == objects_.end() ? 1 : known->second.nodes);
+  }
+  rec.depth = depth;
+  rec.nodes = nodes;
+  // Charged without a check: what the cluster holds cannot be refused here.
+  rec.bytes = kRecordOverhead + SerializedSize(*rec.fields) +
+              rec.members.size() * kEntryOverhead;
+  memory_usage_ += rec.bytes;
+  for (const auto& [name, member] : rec.members) referrers_[member].insert(object.id);
+  objects_.emplace(object.id, std::move(rec));
+}
+
+void MetaService::ApplyRemote(const RemoteUpdate& update) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& object : update.objects) InsertRemoteLocked(object);
+  std::set<ObjectID> visiting;
+  std::vector<ObjectID> freed;
+  for (ObjectID id : update.deleted) {
+    auto it = objects_.find(id);
+    if (it == objects_.end() || it->second.transient) continue;
+    // Deleted elsewhere (the deleter removed the keys of what went with it):
+    // here it goes with its unheld members, and the owner frees its blobs.
+    DeleteLocked(id, true, false, &visiting, &freed);
+  }
+  for (const auto& [name, id] : update.names) {
+    auto it = names_.find(name);
+    if (it == names_.end()) {
+      memory_usage_ += kEntryOverhead + name.size();
+      names_.emplace(name, id);
+    } else {
+      it->second = id;
+    }
+  }
+  for (const auto& name : update.dropped_names) {
+    auto it = names_.find(name);
+    if (it != names_.end()) EraseNameLocked(it);
+  }
+  for (const auto& [id, field, value] : update.fields) {
+    auto it = objects_.find(id);
+    if (it == objects_.end() || it->second.instance_id == instance_id_) continue;
+    json fields = *it->second.fields;
+    fields[field] = value;
+    it->second.fields = std::make_shared<const json>(std::move(fields));
+  }
+  NotifyChangedLocked();
+}
+
+void MetaService::ResetRemote(const RemoteUpdate& listing, bool republish_all, KeyValues* puts,
+                              std::vector<std::string>* deletes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::unordered_set<ObjectID> listed;
+  for (const auto& o : listing.objects) listed.insert(o.id);
+  // Remote objects the cluster no longer has leave this view.
+  std::vector<ObjectID> gone;
+  std::vector<ObjectID> republish;
+  for (const auto& [id, rec] : objects_) {
+    if (rec.remote_blob || rec.transient) continue;
+    if (rec.instance_id != instance_id_) {
+      if (listed.count(id) == 0) gone.push_back(id);
+    } else if (republish_all || listed.count(id) == 0) {
+      republish.push_back(id);
+    }
+  }
+  std::set<ObjectID> visiting;
+  std::vector<ObjectID> freed;
+  for (ObjectID id : gone) DeleteLocked(id, true, false, &visiting, &freed);
+  // Our own objects are ours to say: keys of objects deleted here while the
+  // cluster was out of reach are removed now.
+  for (const auto& o : listing.objects) {
+    if (o.instance_id == instance_id_ && objects_.count(o.id) == 0) {
+      deletes->push_back(cluster::DataKey(o.id));
+    }
+  }
+  EncodeLocked(republish, puts);
+  std::map<std::string, ObjectID> listed_names(listing.names.begin(), listing.names.end());
+  for (auto n = names_.begin(); n != names_.end();) {
+    auto own = objects_.find(n->second);
+    bool ours = own != objects_.end() && own->second.instance_id == instance_id_ &&
+                !own->second.transient;
+    if (ours && (republish_all || listed_names.count(n->first) == 0)) {
+      puts->emplace_back(cluster::NameKey(n->first), json(n->second).dump());
+      listed_names.erase(n->first);
+      ++n;
+    } else if (listed_names.count(n->first) == 0) {
+      EraseNameLocked(n++);
+    } else {
+      ++n;
+    }
+  }
+  for (const auto& o : listing.objects) InsertRemoteLocked(o);
+  for (const auto& [name, id] : listed_names) {
+    auto it = names_.find(name);
+    if (it == names_.end()) {
+      memory_usage_ += kEntryOverhead + name.size();
+      names_.emplace(name, id);
+    } else {
+      it->second = id;
+    }
+  }
+  for (const auto& [id, field, value] : listing.fields) {
+    auto it = objects_.find(id);
+    if (it == objects_.end() || it->second.instance_id == instance_id_) continue;
+    json fields = *it->second.fields;
+    fields[field] = value;
+    it->second.fields = std::make_shared<const json>(std::move(fields));
+  }
+  NotifyChangedLocked();
+}
+
+void MetaService::DropInstance(InstanceID instance) {
+  if (instance == instance_id_) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ObjectID> ids;
+  for (const auto& [id, rec] : objects_) {
+    if (rec.instance_id == instance) ids.push_back(id);
+  }
+  // Names stay (hidden) in case the instance comes back with its objects.
+  for (ObjectID id : ids) {
+    std::vector<ObjectID> members;
+    EraseRecordLocked(id, &members, nullptr);
+  }
+  NotifyChangedLocked();
 }
 
 void MetaService::CollectLocalBlobs(const json& trees, std::vector<ObjectID>* blobs) const {

@@ -24,12 +24,14 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <tuple>
 #include <unordered_set>
 #include <vector>
 
 #include "common/ids.h"
 #include "common/protocol.h"
 #include "server/bulk_store.h"
+#include "server/cluster_codec.h"
 #include "server/meta_backend.h"
 
 namespace vineyard {
@@ -97,6 +99,29 @@ class MetaService {
   /// Deletes every object, name and sealed blob.
   Status Clear();
 
+  // --- the cluster: called by the backend, from its own threads ---------------
+  /// Changes other instances made (decoded from etcd), applied in order:
+  /// objects put, objects deleted, names put, names dropped, fields added.
+  /// Objects of this instance are never taken from the cluster: this instance
+  /// is their truth.
+  struct RemoteUpdate {
+    std::vector<cluster::DecodedObject> objects;
+    std::vector<ObjectID> deleted;
+    std::vector<std::pair<std::string, ObjectID>> names;
+    std::vector<std::string> dropped_names;
+    std::vector<std::tuple<ObjectID, std::string, json>> fields;
+  };
+  void ApplyRemote(const RemoteUpdate& update);
+  /// `listing` is the whole cluster state (after a start or a reconnection):
+  /// remote objects and names missing from it are dropped, then it is applied.
+  /// Fills `puts` with what this instance owns that the cluster lacks (all of it
+  /// with `republish_all`, after the instance's lease was lost) and `deletes`
+  /// with keys of its own objects the cluster still has but it deleted.
+  void ResetRemote(const RemoteUpdate& listing, bool republish_all, KeyValues* puts,
+                   std::vector<std::string>* deletes);
+  /// An instance left the cluster: its objects leave every view.
+  void DropInstance(InstanceID id);
+
   /// The local blob ids found in expanded trees (blob leaves, depth-first).
   void CollectLocalBlobs(const json& trees, std::vector<ObjectID>* blobs) const;
 
@@ -119,6 +144,7 @@ class MetaService {
     uint32_t depth = 1;      // nesting depth of the expanded tree
     uint64_t nodes = 1;      // nodes of the expanded tree (saturating)
     uint64_t bytes = 0;      // what this record is charged in memory_usage_
+    bool remote_blob = false;  // a blob of another instance (fields: typename only)
   };
   /// What expansion needs of one object or blob, copied under the mutex.
   struct Node {
@@ -130,6 +156,7 @@ class MetaService {
     bool global = false;
     uint64_t timestamp = 0;
     uint64_t blob_size = 0;  // local blobs only
+    bool remote_blob = false;
   };
   using Snapshot = std::unordered_map<ObjectID, Node>;
 
@@ -146,10 +173,23 @@ class MetaService {
               std::unordered_set<ObjectID>* seen = nullptr) const;
   /// Expanded nodes of `id`'s tree (1 for a blob).
   uint64_t NodesLocked(ObjectID id) const;
+  /// Deletes `id` (deep, force as in DeleteRequest). With `unpublish`, the
+  /// cluster keys of persisted objects and names it removes are appended to it.
   void DeleteLocked(ObjectID id, bool deep, bool force, std::set<ObjectID>* visiting,
-                    std::vector<ObjectID>* deleted_blobs);
+                    std::vector<ObjectID>* deleted_blobs,
+                    std::vector<std::string>* unpublish = nullptr);
+  /// Removes one record and its holdings, leaving holders that name it.
+  void EraseRecordLocked(ObjectID id, std::vector<ObjectID>* members,
+                         std::vector<std::string>* unpublish);
+  /// The cluster records of the newly persisted `ids` (objects of this instance).
+  void EncodeLocked(const std::vector<ObjectID>& ids, KeyValues* out) const;
+  /// Stores a remote object unless known; remote blob members get records.
+  void InsertRemoteLocked(const cluster::DecodedObject& object);
+  /// Writes through to the backend, without the mutex held.
+  Status WriteThrough(const KeyValues& puts, const std::vector<std::string>& deletes);
   void EraseNameLocked(std::map<std::string, ObjectID>::iterator it);
-  void PersistLocked(ObjectID id);
+  /// Marks `id` and its transient members persisted; appends those it changed.
+  void PersistLocked(ObjectID id, std::vector<ObjectID>* changed);
   Status ChargeLocked(uint64_t bytes, const char* what);
 
   void NotifyChangedLocked();

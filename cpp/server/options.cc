@@ -18,9 +18,30 @@ DEFINE_string(size, "256Mi",
               "Memory for shared objects: plain bytes or with a unit (256Mi, 4G, 1.5Gi); "
               "empty means the cgroup limit or the physical memory");
 DEFINE_bool(reserve_memory, false, "Pre-fault the whole shared memory at start");
-DEFINE_string(meta, "local", "Metadata backend: 'local' (embedded, one instance)");
+DEFINE_string(meta, "etcd",
+              "Metadata backend: 'etcd' (a cluster of instances sharing etcd; standalone "
+              "when no etcd can be found or started) or 'local' (one instance)");
+DEFINE_string(etcd_endpoint, "http://127.0.0.1:2379",
+              "etcd's client URL(s), comma-separated for an etcd cluster");
+DEFINE_string(etcd_prefix, "vineyard",
+              "Key prefix of the cluster in etcd: instances with the same prefix share objects");
+DEFINE_string(etcd_cmd, "", "The etcd executable to launch (default: etcd on PATH)");
+DEFINE_string(etcd_data_dir, "",
+              "Data directory of a launched etcd (default: a temporary one)");
+DEFINE_bool(skip_launch_etcd, false,
+            "Never launch etcd: fail when nothing answers at --etcd_endpoint");
+DEFINE_int32(meta_timeout, 10,
+             "Seconds to wait for etcd at start and for each request that needs it");
+DEFINE_int32(instance_ttl, 10,
+             "Seconds after which an instance that stopped answering etcd (killed, cut off) "
+             "leaves the cluster with its objects");
+DEFINE_string(deployment, "local",
+              "'local' or 'distributed': how the instances were deployed (reported in "
+              "instance_status)");
 DEFINE_bool(rpc, true, "Serve remote clients over TCP (--norpc turns it off)");
-DEFINE_int32(rpc_socket_port, 9600, "TCP port of the RPC endpoint (0: any free port)");
+DEFINE_int32(rpc_socket_port, 9600,
+             "TCP port of the RPC endpoint (0: any free port; when the default 9600 is "
+             "taken, a free port is used instead)");
 DEFINE_string(rpc_host, "", "Host name reported in the RPC endpoint (default: this host)");
 DEFINE_bool(compression, true,
             "Offer zstd compression of remote blob bytes to RPC clients (they choose)");
@@ -125,14 +146,32 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
   }
   o.reserve_memory = FLAGS_reserve_memory;
   o.meta = FLAGS_meta;
-  if (o.meta != "local") {
-    return Status::Invalid("--meta=", o.meta, " is not supported: use --meta=local");
+  if (o.meta != "local" && o.meta != "etcd") {
+    return Status::Invalid("--meta=", o.meta, " is not supported: use --meta=etcd or local");
+  }
+  o.etcd_endpoint = FLAGS_etcd_endpoint;
+  o.etcd_prefix = FLAGS_etcd_prefix;
+  if (o.etcd_prefix.empty() || o.etcd_prefix.find("//") != std::string::npos) {
+    return Status::Invalid("--etcd_prefix must be a non-empty key prefix such as 'vineyard'");
+  }
+  o.etcd_cmd = FLAGS_etcd_cmd;
+  o.etcd_data_dir = FLAGS_etcd_data_dir;
+  o.skip_launch_etcd = FLAGS_skip_launch_etcd;
+  if (FLAGS_meta_timeout < 1 || FLAGS_instance_ttl < 2) {
+    return Status::Invalid("--meta_timeout must be at least 1 second and --instance_ttl 2");
+  }
+  o.meta_timeout_s = FLAGS_meta_timeout;
+  o.instance_ttl_s = FLAGS_instance_ttl;
+  o.deployment = FLAGS_deployment;
+  if (o.deployment != "local" && o.deployment != "distributed") {
+    return Status::Invalid("--deployment must be 'local' or 'distributed'");
   }
   o.rpc = FLAGS_rpc;
   if (FLAGS_rpc_socket_port < 0 || FLAGS_rpc_socket_port > 65535) {
     return Status::Invalid("--rpc_socket_port must be within 0..65535");
   }
   o.rpc_port = FLAGS_rpc_socket_port;
+  o.rpc_port_is_default = gflags::GetCommandLineFlagInfoOrDie("rpc_socket_port").is_default;
   o.rpc_host = FLAGS_rpc_host;
   o.compression = FLAGS_compression;
   o.htpasswd = FLAGS_htpasswd;

@@ -22,9 +22,18 @@ struct ServerOptions {
   std::string socket;          // IPC socket path
   uint64_t size = 0;           // memory limit of the bulk store, bytes
   bool reserve_memory = false; // pre-fault the whole arena at start
-  std::string meta;            // metadata backend: "local" (or "etcd")
+  std::string meta;            // metadata backend: "etcd" or "local"
+  std::string etcd_endpoint;   // comma-separated client URLs
+  std::string etcd_prefix;
+  std::string etcd_cmd;        // etcd to launch ("" : etcd on PATH)
+  std::string etcd_data_dir;   // of a launched etcd ("" : a temporary directory)
+  bool skip_launch_etcd = false;
+  int meta_timeout_s = 10;     // each etcd call, and the wait at start
+  int instance_ttl_s = 10;     // lease of an instance's keys
+  std::string deployment = "local";
   bool rpc = true;             // serve TCP clients
   int rpc_port = 9600;
+  bool rpc_port_is_default = true;  // a taken default port moves to a free one
   std::string rpc_host;        // what register_reply reports, "host"
   bool compression = true;     // offer zstd for remote blob bytes (support_rpc_compression)
   std::string htpasswd;        // users allowed in (empty: no authentication)

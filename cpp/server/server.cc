@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/socket_io.h"
+#include "server/etcd_backend.h"
 
 namespace vineyard {
 
@@ -63,6 +64,7 @@ static bool IsLoopback(const std::string& host) {
 }
 
 Server::~Server() {
+  if (backend_) backend_->Stop();  // its threads call into meta_
   if (ipc_fd_ >= 0) ::close(ipc_fd_);
   if (rpc_fd_ >= 0) ::close(rpc_fd_);
   if (spare_fd_ >= 0) ::close(spare_fd_);
@@ -86,7 +88,7 @@ Status Server::Start() {
     ctx_.tls = std::move(tls).value();
     spdlog::info("RPC clients must speak TLS: certificate {}", options_.rpc_tls_cert);
   }
-  ids_ = std::make_unique<IdGenerator>(options_.instance_id);
+  ctx_.deployment = options_.deployment;
   ctx_.limits = options_.limits;
   uint64_t fd_limit = RaiseFdLimit();
   if (ctx_.limits.max_connections == 0) {
@@ -110,15 +112,25 @@ Status Server::Start() {
   auto arena = Arena::Create(ArenaCapacity(options_.size, options_.reserve_memory),
                              options_.reserve_memory);
   if (!arena.ok()) return arena.status().WithContext("cannot set up shared memory");
+  VY_RETURN_NOT_OK(MakeBackend());
+  json entry = {{"hostid", static_cast<uint64_t>(gethostid())},
+                {"hostname", Hostname()},
+                {"nodename", Hostname()},
+                {"ipc_socket", ctx_.ipc_socket},
+                {"rpc_endpoint", ctx_.rpc_endpoint.empty() ? "0.0.0.0:0" : ctx_.rpc_endpoint},
+                {"timestamp", static_cast<uint64_t>(time(nullptr))}};
+  VY_ASSIGN_OR_RETURN(ctx_.instance_id, backend_->Register(entry));
+  ids_ = std::make_unique<IdGenerator>(ctx_.instance_id);
   store_ = std::make_unique<BulkStore>(std::move(arena).value(), options_.size, ids_.get(),
                                       options_.unsealed_quota);
-  backend_ = std::make_unique<LocalBackend>();
   meta_ = std::make_unique<MetaService>(
       ctx_.instance_id, ids_.get(), store_.get(), backend_.get(),
       MetaLimits{options_.meta_max_depth, options_.meta_max_nodes, options_.meta_memory_limit});
   ctx_.ids = ids_.get();
   ctx_.store = store_.get();
   ctx_.meta = meta_.get();
+  migrator_ = std::make_unique<Migrator>(&ctx_);
+  ctx_.migrator = migrator_.get();
   ctx_.backend = backend_.get();
   parked_ = std::make_unique<ParkedRequests>();
   ctx_.parked = parked_.get();
@@ -126,21 +138,62 @@ Status Server::Start() {
   pool_ = std::make_unique<IoPool>(options_.io_threads, options_.worker_threads);
   ctx_.pool = pool_.get();
 
-  json entry = {{"hostid", static_cast<uint64_t>(gethostid())},
-                {"hostname", Hostname()},
-                {"nodename", Hostname()},
-                {"ipc_socket", ctx_.ipc_socket},
-                {"rpc_endpoint", ctx_.rpc_endpoint.empty() ? "0.0.0.0:0" : ctx_.rpc_endpoint},
-                {"timestamp", static_cast<uint64_t>(time(nullptr))}};
-  VY_RETURN_NOT_OK(backend_->RegisterInstance(ctx_.instance_id, entry));
+  VY_RETURN_NOT_OK(backend_->Attach(meta_.get()));
 
   spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   spdlog::info("vineyardd serving on {} ({}), rpc {}, {} of shared memory, metadata: {}, "
-               "{} event loops, {} workers, at most {} connections",
+               "instance {}, {} event loops, {} workers, at most {} connections",
                ctx_.ipc_socket, "ipc", ctx_.rpc_endpoint.empty() ? "off" : ctx_.rpc_endpoint,
-               FormatBytes(options_.size), backend_->Name(), options_.io_threads,
+               FormatBytes(options_.size), backend_->Name(), ctx_.instance_id,
+               options_.io_threads,
                options_.worker_threads, ctx_.limits.max_connections);
   guard.armed = false;
+  return Status::OK();
+}
+
+Status Server::MakeBackend() {
+  if (options_.meta == "local") {
+    backend_ = std::make_unique<LocalBackend>(options_.instance_id);
+    return Status::OK();
+  }
+  const auto timeout = std::chrono::seconds(options_.meta_timeout_s);
+  EtcdBackendOptions eo;
+  eo.endpoints = options_.etcd_endpoint;
+  eo.prefix = options_.etcd_prefix;
+  eo.timeout = timeout;
+  eo.instance_ttl_s = options_.instance_ttl_s;
+  bool may_launch = !options_.skip_launch_etcd && EtcdLauncher::IsLocal(eo.endpoints);
+  if (may_launch) {
+    auto binary = EtcdLauncher::FindBinary(options_.etcd_cmd);
+    if (binary.ok()) {
+      launcher_ = std::make_shared<EtcdLauncher>(*binary, eo.endpoints, options_.etcd_data_dir);
+      eo.launcher = launcher_;
+    } else if (!options_.etcd_cmd.empty()) {
+      return binary.status();
+    }
+  }
+  auto backend = EtcdBackend::Connect(eo);
+  if (!backend.ok() && launcher_) {
+    VY_RETURN_NOT_OK(launcher_->EnsureRunning(timeout));
+    backend = EtcdBackend::Connect(eo);
+  } else if (!backend.ok() && may_launch) {
+    spdlog::warn("no etcd answers at {} and no etcd executable was found: running standalone "
+                 "(--meta=local). Install etcd (Debian: etcd-server) to form a cluster",
+                 eo.endpoints);
+    backend_ = std::make_unique<LocalBackend>(options_.instance_id);
+    return Status::OK();
+  }
+  // A remote etcd may still be starting: wait for it up to --meta_timeout.
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!backend.ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    backend = EtcdBackend::Connect(eo);
+  }
+  if (!backend.ok()) {
+    return Status::EtcdError(backend.status().message(),
+                             "; or run standalone with --meta=local");
+  }
+  backend_ = std::move(backend).value();
   return Status::OK();
 }
 
@@ -221,7 +274,15 @@ Status Server::BindRpcSocket() {
   if (rpc_fd_ < 0) return Status::IOError("socket(): ", strerror(errno));
   int one = 1;
   setsockopt(rpc_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (::bind(rpc_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  int bound = ::bind(rpc_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  if (bound != 0 && errno == EADDRINUSE && options_.rpc_port_is_default) {
+    // The default port is taken (another instance on this host): any free one
+    // will do, since clients and the cluster are told the real endpoint.
+    addr.sin_port = 0;
+    bound = ::bind(rpc_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    if (bound == 0) spdlog::info("port {} is taken: RPC on a free port", options_.rpc_port);
+  }
+  if (bound != 0) {
     char text[INET_ADDRSTRLEN] = {};
     inet_ntop(AF_INET, &addr.sin_addr, text, sizeof(text));
     return Status::IOError("cannot listen on TCP ", text, ":", options_.rpc_port, ": ",
@@ -283,6 +344,7 @@ void Server::Run() {
     for (auto& c : conns) c->Shutdown();
   });
   pool_->StopLoops();
+  backend_->Stop();  // leaves the cluster: this instance's objects go with it
   ::unlink(options_.socket.c_str());
   spdlog::info("vineyardd stopped; removed {}", options_.socket);
 }

@@ -15,6 +15,8 @@
 #include <mutex>
 
 #include "server/connection.h"
+#include "server/etcd_launcher.h"
+#include "server/migration.h"
 #include "server/io_pool.h"
 #include "server/parked_requests.h"
 #include "server/options.h"
@@ -48,6 +50,9 @@ class Server {
 
   Status BindIpcSocket();
   Status BindRpcSocket();
+  /// --meta: the etcd backend (launching etcd when nothing answers at a local
+  /// endpoint), or the local one (asked for, or no etcd to be found).
+  Status MakeBackend();
   void ArmAccept(Listener& l);
   void AcceptReady(Listener& l);
   /// Over the limit or out of fds: tells the client why and closes it.
@@ -57,8 +62,10 @@ class Server {
   ServerOptions options_;
   std::unique_ptr<IdGenerator> ids_;
   std::unique_ptr<BulkStore> store_;
+  std::shared_ptr<EtcdLauncher> launcher_;  // an etcd this vineyardd started, if any
   std::unique_ptr<MetaBackend> backend_;
   std::unique_ptr<MetaService> meta_;
+  std::unique_ptr<Migrator> migrator_;
   std::unique_ptr<Htpasswd> users_;
   ServerContext ctx_;
 

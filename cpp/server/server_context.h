@@ -20,6 +20,7 @@
 namespace vineyard {
 
 class IoPool;
+class Migrator;
 class ParkedRequests;
 
 struct ServerContext {
@@ -34,8 +35,10 @@ struct ServerContext {
   std::shared_ptr<TlsContext> tls;   // null: plain TCP on the RPC port
   IoPool* pool = nullptr;            // the workers, for kSlow requests
   ParkedRequests* parked = nullptr;  // requests waiting for a metadata change
+  Migrator* migrator = nullptr;      // copies remote objects here
   Limits limits;
   bool compression = true;           // offered to RPC clients
+  std::string deployment = "local";  // --deployment, reported by instance_status
 
   std::atomic<bool> stopping{false};
   std::atomic<int64_t> ipc_connections{0};

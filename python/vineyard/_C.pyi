@@ -318,7 +318,9 @@ class ObjectMeta:
 
     @property
     def islocal(self) -> bool:
-        """Not global (this binding does not know the client's instance)."""
+        """
+        True if the object lives on the instance it was read from (not global).
+        """
 
     @property
     def ispersist(self) -> bool: ...
@@ -526,6 +528,16 @@ class ClientBase:
 
     def memory_trim(self) -> bool:
         """Returns unused memory to the kernel; True if any was released."""
+
+    def sync_meta(self) -> None:
+        """
+        Waits until everything persisted in the cluster before the call is visible through this instance (a read barrier); EtcdError if the cluster is out of reach.
+        """
+
+    def migrate(self, object_id: ObjectID) -> ObjectID:
+        """
+        Copies a remote object's blobs to this instance; returns the local object's id (the same id when it is local already).
+        """
 
     @property
     def status(self) -> InstanceStatus: ...

@@ -75,7 +75,7 @@ def vineyardd_socket():
     workdir = tempfile.mkdtemp(prefix="vy-compat-")
     sock = os.path.join(workdir, "vineyard.sock")
     proc, log_path = start_server(
-        [binary, f"--socket={sock}", f"--size={SIZE}", "--norpc"], sock, workdir)
+        [binary, f"--socket={sock}", f"--size={SIZE}", "--meta=local", "--norpc"], sock, workdir)
     try:
         yield sock
     finally:
@@ -103,7 +103,8 @@ def rpc_server(request):
     workdir = tempfile.mkdtemp(prefix="vy-compat-rpc-")
     sock = os.path.join(workdir, "vineyard.sock")
     proc, log_path = start_server(
-        [_vineyardd_binary(), f"--socket={sock}", f"--size={SIZE}", "--rpc_socket_port=0",
+        [_vineyardd_binary(), f"--socket={sock}", f"--size={SIZE}", "--meta=local",
+         "--rpc_socket_port=0",
          f"--{request.param}"], sock, workdir)
     try:
         c = vineyard.connect(sock)

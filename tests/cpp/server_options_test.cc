@@ -93,7 +93,8 @@ class Vineyardd {
       int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(fd, 1);
       dup2(fd, 2);
-      std::vector<char*> argv = {const_cast<char*>(VINEYARDD_PATH)};
+      std::vector<char*> argv = {const_cast<char*>(VINEYARDD_PATH),
+                                 const_cast<char*>("--meta=local")};
       for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
       execv(VINEYARDD_PATH, argv.data());

@@ -38,6 +38,8 @@ pid_t Spawn(const std::vector<std::string>& args, int out_fd,
     std::vector<char*> argv;
     for (const auto& w : wrapper) argv.push_back(const_cast<char*>(w.c_str()));
     argv.push_back(const_cast<char*>(VINEYARDD_PATH));
+    // Standalone unless a test asks for a cluster (a later --meta wins).
+    argv.push_back(const_cast<char*>("--meta=local"));
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     if (wrapper.empty()) {

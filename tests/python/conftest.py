@@ -39,7 +39,8 @@ class Server:
         net = ["--rpc_socket_port=0"] if rpc else ["--norpc"]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [vineyardd_binary(), f"--socket={self.socket}", f"--size={size}", *net, *args],
+                [vineyardd_binary(), f"--socket={self.socket}", f"--size={size}", "--meta=local",
+                 *net, *args],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         self._wait_ready()
         self.port = None

@@ -154,7 +154,7 @@ def test_python_m_vineyard_launches_a_server(tmp_path):
     sock = str(tmp_path / "vineyard.sock")
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
     proc = subprocess.Popen([sys.executable, "-m", "vineyard", "--socket", sock, "--size=64Mi",
-                             "--norpc"], env=env, stdout=subprocess.DEVNULL,
+                             "--norpc", "--meta=local"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20

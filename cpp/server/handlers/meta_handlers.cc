@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "server/dispatcher.h"
+#include "server/migration.h"
 
 namespace vineyard {
 
@@ -36,6 +37,9 @@ Status CreateDatas(Connection& conn, const json& request, Reply* reply) {
 
 Status GetData(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(GetDataRequest r, ReadGetDataRequest(request));
+  if (r.sync_remote && conn.ctx().backend->remote()) {
+    VY_RETURN_NOT_OK(conn.ctx().backend->Sync());  // on a worker (kMaySync)
+  }
   auto trees = conn.ctx().meta->Get(r.ids);
   if (r.wait && trees.status().IsObjectNotExists()) {
     reply->defer = true;  // parked until the objects appear (or the client leaves)
@@ -146,13 +150,15 @@ Status Clear(Connection& conn, const json&, Reply* reply) {
 }
 
 Status MigrateObject(Connection& conn, const json& request, Reply* reply) {
-  // Objects of this instance need no migration; remote ones arrive with the cluster.
+  // Blobs of other instances are copied here (on a worker: kSlow).
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadMigrateObjectRequest(request));
   if (!conn.ctx().meta->Exists(id)) {
     return Status::ObjectNotExists("cannot migrate ", ObjectIDToString(id),
-                                   ": it does not exist");
+                                   ": it does not exist (sync_meta() first if it was just "
+                                   "persisted elsewhere)");
   }
-  reply->body = WriteMigrateObjectReply(id);
+  VY_ASSIGN_OR_RETURN(ObjectID local, conn.ctx().migrator->Migrate(id));
+  reply->body = WriteMigrateObjectReply(local);
   return Status::OK();
 }
 
@@ -216,22 +222,22 @@ Status VyGet(Connection& conn, const json& request, Reply* reply) {
 void RegisterMetaHandlers(Dispatcher* d) {
   d->Register(req::kCreateData, CreateData, kSlow);  // sizes fields of up to a frame
   d->Register(req::kCreateDatas, CreateDatas, kSlow);
-  d->Register(req::kGetData, GetData);
+  d->Register(req::kGetData, GetData, kMaySync);
   d->Register(req::kListData, ListData, kSlow);  // matches every typename, expands
-  d->Register(req::kDelData, DelData);
-  d->Register(req::kDelDataWithFeedbacks, DelData);
+  d->Register(req::kDelData, DelData, kWritesThrough);
+  d->Register(req::kDelDataWithFeedbacks, DelData, kWritesThrough);
   d->Register(req::kExists, Exists);
-  d->Register(req::kPersist, Persist);
+  d->Register(req::kPersist, Persist, kWritesThrough);
   d->Register(req::kIfPersist, IfPersist);
   d->Register(req::kShallowCopy, ShallowCopy);
   d->Register(req::kLabel, Label);
-  d->Register(req::kPutName, PutName);
+  d->Register(req::kPutName, PutName, kWritesThrough);
   d->Register(req::kGetName, GetName);
   d->Register(req::kListName, ListName, kSlow);  // matches every name
-  d->Register(req::kDropName, DropName);
+  d->Register(req::kDropName, DropName, kWritesThrough);
   d->Register(req::kClear, Clear, kSlow);
-  d->Register(req::kMigrateObject, MigrateObject);
-  d->Register(req::kVyPut, VyPut);
+  d->Register(req::kMigrateObject, MigrateObject, kSlow);  // fetches blobs from the owner
+  d->Register(req::kVyPut, VyPut, kWritesThrough);
   d->Register(req::kVyGet, VyGet, kIpcOnly);
 }
 

@@ -47,7 +47,7 @@ Status InstanceStatusHandler(Connection& conn, const json&, Reply* reply) {
   ServerContext& ctx = conn.ctx();
   InstanceStatus s;
   s.instance_id = ctx.instance_id;
-  s.deployment = ctx.backend->Name();
+  s.deployment = ctx.deployment;
   s.memory_usage = ctx.store->usage();
   s.memory_limit = ctx.store->limit();
   s.deferred_requests = static_cast<uint64_t>(std::max<int64_t>(0, ctx.deferred_requests));

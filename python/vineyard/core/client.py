@@ -309,7 +309,9 @@ class ClientBase:
             resolver: Optional[ResolverContext] = None, fetch: bool = False, **kwargs: Any) -> Any:
         """Get the Python value of an object, by id or by name.
 
-        numpy arrays are zero-copy, read-only views of the shared memory.
+        numpy arrays are zero-copy, read-only views of the shared memory. An object of
+        another instance of the cluster needs ``fetch=True``: its blobs are then copied to
+        the connected instance first (``migrate``), and the local copy is returned.
         """
         if object_id is None and name is None:
             raise ValueError("get() needs an object_id or a name")
@@ -318,6 +320,10 @@ class ClientBase:
         oid = _as_id(object_id)
         if oid == ObjectID.empty_blob():
             return memoryview(b"")
+        if fetch and self.is_ipc:
+            meta = self._c.get_meta(oid)
+            if not meta.isglobal and meta.instance_id != self._c.instance_id:
+                oid = self._c.migrate(oid)
         obj = self.get_object(oid)
         ctx = resolver if resolver is not None else get_current_resolvers()
         return ctx.run(obj, **kwargs)
@@ -399,9 +405,15 @@ class ClientBase:
             self._c.label(_as_id(object_id), str(key), str(value))
 
     def sync_meta(self) -> None:
-        """Synchronize remote metadata to local. This implementation runs one instance with
-        local metadata, which is always in sync: checks the session is alive, else raises."""
-        self._c.status  # noqa: B018 (a request: ConnectionErrorException when closed)
+        """Waits until everything persisted anywhere in the cluster before this call is
+        visible through the connected instance (a read barrier; at once without a cluster).
+        Raises EtcdError when the cluster's etcd is out of reach."""
+        self._c.sync_meta()
+
+    def migrate(self, object_id: Any) -> "_C.ObjectID":
+        """Copies an object of another instance (its blobs, over the instances' RPC ports)
+        to the connected one; returns the local copy's id (the same id if already local)."""
+        return self._c.migrate(_as_id(object_id))
 
 
 class IPCClient(ClientBase):

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
         dup2(fileno(out), 2);
       }
       std::string s = "--socket=" + o.socket, z = "--size=" + size;
-      execl(vineyardd.c_str(), vineyardd.c_str(), s.c_str(), z.c_str(), "--rpc",
+      execl(vineyardd.c_str(), vineyardd.c_str(), s.c_str(), z.c_str(), "--meta=local", "--rpc",
             "--rpc_socket_port=0", static_cast<char*>(nullptr));
       _exit(127);
     }
