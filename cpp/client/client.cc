@@ -115,6 +115,15 @@ Result<std::vector<ObjectMeta>> Client::Attach(json trees, const std::vector<Pay
 }
 
 Result<std::vector<ObjectMeta>> Client::GetObjects(const std::vector<ObjectID>& ids) {
+  auto got = GetObjectsOnce(ids);
+  if (got.status().IsObjectNotExists() && SyncMetaData().ok()) {
+    // Maybe persisted elsewhere a moment ago: after the barrier it is here.
+    return GetObjectsOnce(ids);
+  }
+  return got;
+}
+
+Result<std::vector<ObjectMeta>> Client::GetObjectsOnce(const std::vector<ObjectID>& ids) {
   VyGetRequest r;
   r.ids = ids;
   r.release = core_->TakeReleases();

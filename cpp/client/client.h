@@ -55,6 +55,7 @@ class Client : public ClientBase {
 
  private:
   explicit Client(std::shared_ptr<ClientCore> core);
+  Result<std::vector<ObjectMeta>> GetObjectsOnce(const std::vector<ObjectID>& ids);
   Result<std::vector<ObjectMeta>> Attach(json trees, const std::vector<Payload>& payloads,
                                          const std::vector<ObjectID>& order);
 };

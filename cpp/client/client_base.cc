@@ -60,7 +60,13 @@ Result<std::vector<ObjectID>> ClientBase::CreateMetaData(std::vector<ObjectMeta>
 Result<std::vector<ObjectMeta>> ClientBase::GetMetaData(const std::vector<ObjectID>& ids,
                                                     bool sync_remote, bool wait) {
   GetDataRequest r{ids, sync_remote, wait};
-  VY_ASSIGN_OR_RETURN(json reply, core_->Request(WriteGetDataRequest(r)));
+  auto answered = core_->Request(WriteGetDataRequest(r));
+  if (answered.status().IsObjectNotExists() && !sync_remote && !wait) {
+    // Maybe persisted elsewhere a moment ago: ask again behind the barrier.
+    r.sync_remote = true;
+    answered = core_->Request(WriteGetDataRequest(r));
+  }
+  VY_ASSIGN_OR_RETURN(json reply, std::move(answered));
   VY_ASSIGN_OR_RETURN(json trees, ReadGetDataReply(reply));
   std::vector<ObjectMeta> metas;
   for (ObjectID id : ids) {

@@ -75,7 +75,11 @@ Result<std::shared_ptr<RPCClient>> RPCClient::Connect(const std::string& host, i
   }
   VY_ASSIGN_OR_RETURN(auto core,
                       ClientCore::ConnectTcp(host, port, {username, password}, std::move(tls)));
-  return std::shared_ptr<RPCClient>(new RPCClient(std::move(core)));
+  auto client = std::shared_ptr<RPCClient>(new RPCClient(std::move(core)));
+  client->username_ = username;
+  client->password_ = password;
+  client->tls_ca_ = tls_ca;
+  return client;
 }
 
 bool RPCClient::IsFetchable(const ObjectMeta& meta) const {
@@ -195,15 +199,48 @@ Result<ObjectID> RPCClient::Put(ObjectMeta& meta, bool persist, const std::strin
 
 Result<std::vector<ObjectMeta>> RPCClient::GetObjects(const std::vector<ObjectID>& ids) {
   VY_ASSIGN_OR_RETURN(std::vector<ObjectMeta> metas, GetMetaData(ids, true));
-  // Every blob of every tree that lives on this instance, in one transfer.
-  std::vector<ObjectID> blob_ids;
-  for (const auto& meta : metas) {
-    for (ObjectID id : meta.GetBlobIds()) blob_ids.push_back(id);
+  // Every blob of every tree, grouped by the instance that holds it: one
+  // transfer per instance, from that instance (found in the cluster's meta).
+  std::map<InstanceID, std::vector<ObjectID>> by_owner;
+  std::vector<const json*> pending;
+  for (const auto& meta : metas) pending.push_back(&meta.MetaData());
+  while (!pending.empty()) {
+    const json* node = pending.back();
+    pending.pop_back();
+    for (const auto& [key, value] : node->items()) {
+      if (!value.is_object()) continue;
+      if (value.value(meta_key::kTypename, "") != kBlobTypename) {
+        pending.push_back(&value);
+        continue;
+      }
+      auto id = ObjectIDFromString(value.value(meta_key::kId, ""));
+      if (!id.ok() || IsEmptyBlob(*id)) continue;
+      by_owner[value.value(meta_key::kInstanceId, remote_instance_id())].push_back(*id);
+    }
   }
-  if (blob_ids.empty()) return metas;
-  VY_ASSIGN_OR_RETURN(auto blobs, GetRemoteBlobs(blob_ids));
-  for (auto& meta : metas) {
-    for (const auto& blob : blobs) meta.SetBuffer(blob->id(), blob);
+  json cluster;
+  for (auto& [owner, blob_ids] : by_owner) {
+    std::vector<std::shared_ptr<RemoteBlob>> blobs;
+    if (owner == remote_instance_id()) {
+      VY_ASSIGN_OR_RETURN(blobs, GetRemoteBlobs(blob_ids));
+    } else {
+      if (cluster.is_null()) {
+        VY_ASSIGN_OR_RETURN(cluster, ClusterInfo());
+      }
+      auto entry = cluster.find("i" + std::to_string(owner));
+      if (entry == cluster.end() || !entry->contains("rpc_endpoint")) {
+        return Status::ObjectNotExists("instance ", owner, ", which holds blob ",
+                                       ObjectIDToString(blob_ids.front()),
+                                       ", is not in the cluster");
+      }
+      VY_ASSIGN_OR_RETURN(auto peer, Connect((*entry)["rpc_endpoint"].get<std::string>(),
+                                             username_, password_, tls_ca_));
+      peer->set_compression(compression());
+      VY_ASSIGN_OR_RETURN(blobs, peer->GetRemoteBlobs(blob_ids));
+    }
+    for (auto& meta : metas) {
+      for (const auto& blob : blobs) meta.SetBuffer(blob->id(), blob);
+    }
   }
   return metas;
 }

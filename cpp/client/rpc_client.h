@@ -88,6 +88,8 @@ class RPCClient : public ClientBase {
   explicit RPCClient(std::shared_ptr<ClientCore> core);
   Status Fetch(const std::vector<ObjectID>& ids, bool unsafe, const Placer& place);
   bool compress_ = false;
+  // What Connect() was given, to reach the other instances of the cluster.
+  std::string username_, password_, tls_ca_;
 };
 
 }  // namespace vineyard

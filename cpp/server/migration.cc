@@ -70,11 +70,8 @@ Result<ObjectID> Migrator::Migrate(ObjectID id) {
 Result<ObjectID> Migrator::MigrateOnce(ObjectID id) {
   ServerContext& ctx = *ctx_;
   VY_ASSIGN_OR_RETURN(json trees, ctx.meta->Get({id}));
+  // A global object is copied whole: every member brought here, the copy local.
   const json& tree = trees[ObjectIDToString(id)];
-  if (tree.value(meta_key::kGlobal, false)) {
-    return Status::Invalid("cannot migrate ", ObjectIDToString(id),
-                           ": it is a global object; migrate its members one by one");
-  }
   std::map<InstanceID, std::vector<ObjectID>> remote;
   RemoteBlobs(tree, ctx.instance_id, &remote);
   if (remote.empty()) return id;  // every blob is here already
@@ -173,6 +170,7 @@ Result<ObjectID> Migrator::MigrateOnce(ObjectID id) {
       }
     }
     copy[meta_key::kInstanceId] = ctx.instance_id;
+    copy[meta_key::kGlobal] = false;
     VY_ASSIGN_OR_RETURN(CreatedObject created, ctx.meta->Create(copy));
     created_objects.push_back(created.id);
     json ref = {{meta_key::kId, ObjectIDToString(created.id)},

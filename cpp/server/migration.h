@@ -5,6 +5,7 @@
 // their owners over the RPC port (get_remote_buffers, zstd when both sides
 // offer it), received straight into this instance's shared memory; then the
 // tree is rebuilt bottom-up with the new blob ids, created and persisted here.
+// A global object is copied whole, as a local object whose members are all here.
 // Concurrent migrations of one object run once (the others wait for it), and
 // a migrated object is remembered: migrating it again returns the same copy
 // while that copy exists. A migration that fails (the source killed midway,

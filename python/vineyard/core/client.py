@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .. import _C
 from .builder import BuilderContext, get_current_builders
-from .object import Object, PendingObject
+from .object import Object, PendingObject, payload_elsewhere
 from .resolver import ResolverContext, get_current_resolvers
 
 __all__ = ["ClientBase", "IPCClient", "RPCClient", "connect"]
@@ -218,7 +218,8 @@ class ClientBase:
         """Turn a builder's result into an ObjectID, creating pending metadata."""
         bare_blob = False
         if isinstance(built, PendingObject):
-            return self.put_object(built.meta, built.blobs, persist=persist, name=name)
+            return self.put_object(built.meta, built.blobs, persist=persist or built.persist,
+                                   name=name)
         if isinstance(built, ObjectMeta):
             if built.id == ObjectID.invalid() or int(built.id) == 0:
                 return self.put_object(built, [], persist=persist, name=name)
@@ -320,11 +321,13 @@ class ClientBase:
         oid = _as_id(object_id)
         if oid == ObjectID.empty_blob():
             return memoryview(b"")
-        if fetch and self.is_ipc:
-            meta = self._c.get_meta(oid)
-            if not meta.isglobal and meta.instance_id != self._c.instance_id:
-                oid = self._c.migrate(oid)
+        if fetch and self.is_ipc and not self._c.get_meta(oid).islocal:
+            oid = self._c.migrate(oid)  # its blobs copied here; the local copy's id
         obj = self.get_object(oid)
+        if payload_elsewhere(obj.meta):
+            raise _C.ObjectNotExistsException(
+                f"the blobs of {oid!r} live on instance {obj.meta.instance_id}, not on this "
+                f"one ({self._c.instance_id}): get(..., fetch=True) copies them here")
         ctx = resolver if resolver is not None else get_current_resolvers()
         return ctx.run(obj, **kwargs)
 

@@ -17,6 +17,21 @@ def member_blob(meta: "_C.ObjectMeta") -> "_C.Blob":
     return meta.get_buffer(meta.id)
 
 
+def payload_elsewhere(meta: "_C.ObjectMeta") -> bool:
+    """True for an object of another instance of the cluster whose blobs were not brought
+    to this process (``get(..., fetch=True)`` copies them to the connected instance)."""
+    if meta.isglobal or meta.islocal:
+        return False
+    for blob_id in meta.blob_ids():
+        if blob_id == _C.ObjectID.empty_blob():
+            continue
+        try:
+            meta.get_buffer(blob_id)
+        except Exception:  # noqa: BLE001 (not attached: it lives elsewhere)
+            return True
+    return False
+
+
 class Object:
     """Base class for vineyard objects: wraps the ObjectMeta returned by the server, with
     the blobs of its tree mapped (``IPCClient.get_object``)."""
@@ -126,11 +141,13 @@ class PendingObject:
     it refers to. ``IPCClient.put`` creates it (seal + create + persist + name) in one
     request; containers create their pending members first."""
 
-    __slots__ = ("meta", "blobs")
+    __slots__ = ("meta", "blobs", "persist")
 
-    def __init__(self, meta: "_C.ObjectMeta", blobs: Optional[list] = None) -> None:
+    def __init__(self, meta: "_C.ObjectMeta", blobs: Optional[list] = None,
+                 persist: bool = False) -> None:
         self.meta = meta
         self.blobs = list(blobs or [])
+        self.persist = persist  # a global object is visible to the cluster at once
 
     def __repr__(self) -> str:
         return f"PendingObject <{self.meta.typename}, {len(self.blobs)} blob(s)>"

@@ -5,7 +5,9 @@ import contextlib
 import re
 from typing import Any, Callable, Dict, Generator, Iterable, List, Mapping, Optional, Tuple, Union
 
+from .. import _C
 from .builder import _as_items, _call_with_accepted_kwargs, _ContextStack
+from .object import payload_elsewhere
 
 __all__ = [
     "ResolverContext",
@@ -142,6 +144,11 @@ class ResolverContext:
         (to resolve members), and the keyword arguments it accepts. Without a matching
         resolver the object itself is returned.
         """
+        meta = getattr(obj, "meta", None)
+        if isinstance(meta, _C.ObjectMeta) and payload_elsewhere(meta):
+            # A member on another instance of the cluster (of a global object): its
+            # payload is not here; get(..., fetch=True) brings it.
+            return None
         resolver = self.find(_typename_of(obj))
         if resolver is None:
             return obj

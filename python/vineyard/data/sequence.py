@@ -32,12 +32,21 @@ def sequence_builder(client: Any, value: Any, builder: Any = None, **kw: Any) ->
             built.append(item)
         else:
             built.append(builder.run(client, item, **kw))
+    # An element that lives on another instance of the cluster makes the sequence a
+    # global object, visible to every instance (as vineyard's distributed pair).
+    here = getattr(client, "instance_id", None)
+    remote = any(isinstance(item, (Object, _C.ObjectMeta)) and here is not None and
+                 not (item.meta if isinstance(item, Object) else item).isglobal and
+                 (item.meta if isinstance(item, Object) else item).instance_id != here
+                 for item in value)
+    if remote:
+        meta.set_global(True)
     ids = client.materialize_all(built)
     for i, oid in enumerate(ids):
         meta.add_member(f"__elements_-{i}", oid if isinstance(oid, _C.ObjectID) else _C.ObjectID(oid))
     meta["__elements_-size"] = len(value)
     meta.nbytes = 0
-    return PendingObject(meta)
+    return PendingObject(meta, persist=remote)
 
 
 def sequence_resolver(obj: Any, resolver: Any = None, **kw: Any) -> tuple:
