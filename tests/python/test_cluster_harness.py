@@ -132,8 +132,7 @@ def test_cleanup_stale_removes_what_a_killed_run_left():
         child.kill()
         child.wait()
     assert [x for x in ch.netns_names() if tag in x]
-    removed = ch.cleanup_stale()
-    assert any(tag in r for r in removed), removed
+    ch.cleanup_stale()  # (a parallel run may have removed them first: same outcome)
     assert not [x for x in ch.netns_names() if tag in x]
     assert not [x for x in ch.link_names() if tag in x]
     assert ch._wait(lambda: not ch._pid_alive(int(pid)), 5)
