@@ -518,6 +518,11 @@ def main():
                     help="50 rounds and 256 MiB instead of 200 and 1 GiB, one migration")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
+    # Paths relative to where the script was started: the processes run elsewhere.
+    args.vineyardd = os.path.abspath(args.vineyardd)
+    if args.pythonpath:
+        args.pythonpath = os.pathsep.join(os.path.abspath(p)
+                                          for p in args.pythonpath.split(os.pathsep))
     reason = ch.require_root()
     if reason:
         sys.exit(f"cluster_bench: {reason}")

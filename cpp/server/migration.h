@@ -2,8 +2,8 @@
 // and the client's get(..., fetch=True)).
 //
 // The object's tree comes from the cluster's metadata; its blobs come from
-// their owners over the RPC port (get_remote_buffers, zstd when both sides
-// offer it), received straight into this instance's shared memory; then the
+// their owners over the RPC port (get_remote_buffers; zstd with
+// --migration_compression when the source offers it), received straight into this instance's shared memory; then the
 // tree is rebuilt bottom-up with the new blob ids, created and persisted here.
 // A global object is copied whole, as a local object whose members are all here.
 // Concurrent migrations of one object run once (the others wait for it), and

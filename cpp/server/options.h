@@ -36,6 +36,7 @@ struct ServerOptions {
   bool rpc_port_is_default = true;  // a taken default port moves to a free one
   std::string rpc_host;        // what register_reply reports, "host"
   bool compression = true;     // offer zstd for remote blob bytes (support_rpc_compression)
+  bool migration_compression = false;  // ask for zstd when migrating from another instance
   std::string htpasswd;        // users allowed in (empty: no authentication)
   std::string rpc_tls_cert;    // PEM certificate (chain) for TLS on the RPC port
   std::string rpc_tls_key;     // its private key (both or neither)

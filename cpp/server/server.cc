@@ -75,6 +75,7 @@ Server::~Server() {
 Status Server::Start() {
   ctx_.instance_id = options_.instance_id;
   ctx_.compression = options_.compression;
+  ctx_.migration_compression = options_.migration_compression;
   if (!options_.htpasswd.empty()) {
     auto users = Htpasswd::Load(options_.htpasswd);
     if (!users.ok()) return users.status().WithContext("--htpasswd");

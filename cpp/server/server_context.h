@@ -38,6 +38,7 @@ struct ServerContext {
   Migrator* migrator = nullptr;      // copies remote objects here
   Limits limits;
   bool compression = true;           // offered to RPC clients
+  bool migration_compression = false;  // asked of other instances when migrating
   std::string deployment = "local";  // --deployment, reported by instance_status
 
   std::atomic<bool> stopping{false};
