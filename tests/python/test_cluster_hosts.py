@@ -1,0 +1,207 @@
+"""The cluster across hosts: each host a network namespace on one bridge, with its
+own etcd member (a 3-member etcd cluster) and its own vineyardd; the Python clients
+stay in the root namespace and reach each instance through its socket file, while the
+instances talk to etcd and to each other over the bridge.
+
+Needs root, `ip` and etcd; skipped otherwise. Every namespace, bridge and process is
+removed at the end, also on failure.
+
+Run: PYTHONPATH=python python3 -m pytest -q tests/python/test_cluster_hosts.py
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import vineyard
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(TESTS)
+sys.path.insert(0, TESTS)
+
+import cluster_harness as ch  # noqa: E402
+from conftest import vineyardd_binary  # noqa: E402
+
+_reason = ch.require_root()
+if _reason is None and not os.path.exists(ch.ETCD):
+    _reason = f"no etcd at {ch.ETCD} (apt-get install etcd-server)"
+pytestmark = pytest.mark.skipif(_reason is not None, reason=_reason or "")
+
+TTL = 3
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:  # noqa: BLE001 (etcd or an instance coming back)
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+@pytest.fixture(scope="module")
+def net():
+    n = ch.Netns(4)
+    with n:
+        yield n
+    left = n.leftovers()
+    assert not left, f"left behind: {left}"
+
+
+@pytest.fixture(scope="module")
+def hosts(net):
+    """Hosts 0..2: an etcd member and a vineyardd each; clients to each instance."""
+    etcd = ch.EtcdCluster(3, netns=net)
+    etcd.start_all()
+    servers, clients = [], []
+    try:
+        for i in range(3):
+            h = net.host(i)
+            servers.append(ch.Vineyardd(
+                vineyardd_binary(),
+                ["--meta=etcd", f"--etcd_endpoint={etcd.endpoints}", "--etcd_prefix=hosts",
+                 "--skip_launch_etcd", f"--instance_ttl={TTL}", "--meta_timeout=3",
+                 f"--rpc_host={h.ip}"],
+                host=h, size="512Mi"))
+            clients.append(vineyard.connect(servers[-1].socket))
+        yield etcd, servers, clients
+    finally:
+        for c in clients:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001
+                pass
+        for s in servers:
+            s.close()
+        etcd.close()
+
+
+def test_objects_persisted_on_one_host_are_seen_and_fetched_on_another(net, hosts):
+    _, _, (a, b, c) = hosts
+    assert {e["rpc_endpoint"] for e in c.meta.values()} == {
+        f"{net.host(i).ip}:9600" for i in range(3)}, "each host's own address and port"
+    arr = np.random.default_rng(1).random(4 << 20)  # 32 MiB
+    oid = a.put(arr)
+    a.persist(oid)
+    c.sync_meta()
+    assert c.get_meta(oid).instance_id == a.instance_id
+    assert np.array_equal(c.get(oid, fetch=True), arr), "copied over the bridge"
+
+
+def test_losing_one_of_three_etcd_members_goes_unnoticed(hosts):
+    etcd, _, clients = hosts
+    etcd.kill(0)  # the first endpoint of every instance's list
+    try:
+        for k, c in enumerate(clients):
+            oid = c.put(np.full(8, k))
+            c.persist(oid)
+            for other in clients:
+                other.sync_meta()
+                assert other.exists(oid)
+    finally:
+        etcd.start(0)
+
+
+def test_a_host_cut_off_leaves_the_cluster_and_comes_back_when_healed(net, hosts):
+    _, _, (a, b, c) = hosts
+    oid = c.put(np.arange(10))
+    c.persist(oid)
+    a.sync_meta()
+    assert a.exists(oid)
+    net.cut(2)
+    try:
+        wait_for(lambda: c.instance_id not in a.meta, TTL + 10,
+                 "a cut-off host leaves the others' view")
+        assert not a.exists(oid), "with its objects"
+        assert list(c.get(oid)) == list(range(10)), "it keeps serving its own clients"
+        fresh = a.put(np.ones(2))
+        a.persist(fresh)  # the others keep working meanwhile
+        b.sync_meta()
+        assert b.exists(fresh)
+    finally:
+        net.heal(2)
+    wait_for(lambda: c.instance_id in a.meta and (a.sync_meta() or True) and a.exists(oid),
+             30, "the healed host rejoins (same id) and publishes its objects again")
+    assert a.get_meta(oid).instance_id == c.instance_id
+
+
+def test_sharing_python_objects_example_with_only_socket_flags(net):
+    # Two `python3 -m vineyard --socket ...` on one host with no other flag: the first
+    # starts etcd (nothing answers at 127.0.0.1:2379 in the namespace), the second
+    # joins it, and finds port 9600 taken.
+    h = net.host(3)
+    env = ch.child_env({"PYTHONPATH": os.path.join(ROOT, "python"),
+                        "VINEYARDD": vineyardd_binary()})
+    workdir = ch._mkdtemp("seed")
+    socks = [os.path.join(workdir, f"vineyard.sock{i}") for i in (1, 2)]
+    procs = []
+    etcd_dir = None
+    try:
+        for sock in socks:
+            log = open(sock + ".log", "wb")
+            procs.append(h.run([sys.executable, "-m", "vineyard", "--socket", sock],
+                               env=env, stdout=log, stderr=log))
+            wait_for(lambda: os.path.exists(sock), 30, f"{sock} listens")
+            wait_for(lambda: vineyard.connect(sock).close() or True, 30, f"{sock} accepts")
+        client1 = vineyard.connect(socks[0])
+        client2 = vineyard.connect(socks[1])
+        assert client1.instance_id != client2.instance_id
+        assert client1.rpc_endpoint.endswith(":9600")
+        assert not client2.rpc_endpoint.endswith(":9600"), "a taken default port moves"
+        assert client1.meta[client2.instance_id]["rpc_endpoint"] == client2.rpc_endpoint
+
+        id1 = client1.put(np.zeros(8))
+        client1.persist(id1)
+        id2 = client2.put(np.ones(4))
+        client2.persist(id2)
+        obj1 = client1.get_object(id1)
+        obj2 = client2.get_object(id2)
+        id_pair = client1.put((obj1, obj2))
+        obj_pair = client2.get_object(id_pair)
+        assert obj_pair.meta.member("__elements_-0").typename == "vineyard::Tensor<double>"
+        value_pair = client2.get(id_pair)
+        assert value_pair[0] is None and list(value_pair[1]) == [1, 1, 1, 1]
+        first, second = client2.get(id_pair, fetch=True)
+        assert list(first) == [0] * 8 and list(second) == [1] * 4
+        client1.close()
+        client2.close()
+        with open(socks[0] + ".log", errors="replace") as f:
+            launched = re.search(r"launched etcd .* data in (\S+);", f.read())
+        assert launched, "the first instance starts etcd"
+        etcd_dir = launched.group(1)
+        assert os.path.isdir(etcd_dir)
+    finally:
+        for p in procs:  # Ctrl-C: each stops, the first with the etcd it started
+            ch._killpg(p.pid, signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                ch._killpg(p.pid)
+                p.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert all(p.returncode == 0 for p in procs), "a clean exit on Ctrl-C"
+    assert not os.path.exists(etcd_dir), "the launched etcd's data directory is removed"
+
+
+def test_without_any_etcd_binary_a_single_instance_runs_standalone(net):
+    h = net.host(3)
+    server = ch.Vineyardd(vineyardd_binary(), ["--norpc"], host=h, size="64Mi",
+                          env={"PATH": "/nonexistent"})
+    try:
+        with vineyard.connect(server.socket) as client:
+            assert list(client.get(client.put(np.arange(3)))) == [0, 1, 2]
+            assert client.status.instance_id == 0
+        assert "running standalone" in server.log()
+    finally:
+        server.close()
