@@ -76,6 +76,14 @@ Status EtcdBackend::RegisterLocked(bool reuse_id) {
     json v = ParseValue(next->kv->value);
     if (v.is_number_unsigned()) next_id = v.get<uint64_t>();
   }
+  // Above every registered instance as well, should the counter have been lost.
+  auto registered = client_->Range(keys_.Abs("/instances/"));
+  if (registered.ok()) {
+    for (const auto& kv : registered->kvs) {
+      auto k = cluster::ParseKey(kv.key.substr(keys_.root.size()));
+      if (k.kind == ParsedKey::Kind::kInstance) next_id = std::max<uint64_t>(next_id, k.instance + 1);
+    }
+  }
   InstanceID id;
   json entry;
   {
@@ -212,6 +220,12 @@ Status EtcdBackend::Resync() {
   KeyValues puts;
   std::vector<std::string> deletes;
   meta_->ResetRemote(update, lost, &puts, &deletes);
+  if (!synced_once_) {
+    // Just registered: nothing under this id can be ours to remove (only an
+    // instance that held the id before an etcd restart could have written it).
+    deletes.clear();
+    synced_once_ = true;
+  }
   if (!puts.empty() || !deletes.empty()) {
     spdlog::info("re-publishing {} keys of this instance, removing {} stale ones", puts.size(),
                  deletes.size());
@@ -243,6 +257,7 @@ void EtcdBackend::OnEvents(const std::vector<etcd::Event>& events, int64_t revis
     MetaService::RemoteUpdate update;
     std::vector<InstanceID> gone;
     std::vector<std::pair<ObjectID, const std::string*>> datas;
+    bool evicted = false;
     {
       std::lock_guard<std::mutex> guard(mu_);
       for (size_t j = i; j < end; ++j) {
@@ -262,7 +277,12 @@ void EtcdBackend::OnEvents(const std::vector<etcd::Event>& events, int64_t revis
             }
             break;
           case ParsedKey::Kind::kInstance:
-            if (k.instance == instance_id_) break;  // our own entry is ours
+            if (k.instance == instance_id_) {
+              // Our own entry is ours: removed by another (vineyard's heartbeat
+              // ring took us for dead), it is written again.
+              if (!put && k.field == "hostid") evicted = true;
+              break;
+            }
             if (put) {
               instances_[k.instance][k.field] = ParseValue(e.kv.value);
             } else if (k.field == "hostid" && instances_.erase(k.instance) > 0) {
@@ -317,6 +337,7 @@ void EtcdBackend::OnEvents(const std::vector<etcd::Event>& events, int64_t revis
       spdlog::info("instance {} left the cluster", id);
       meta_->DropInstance(id);
     }
+    if (evicted) RequestResync("this instance's entry was removed from etcd", true);
     if (!update.objects.empty() || !update.deleted.empty() || !update.names.empty() ||
         !update.dropped_names.empty() || !update.fields.empty()) {
       meta_->ApplyRemote(update);

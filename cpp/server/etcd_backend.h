@@ -99,6 +99,7 @@ class EtcdBackend : public MetaBackend {
   std::unordered_map<Signature, ObjectID> signatures_;  // guarded by mu_
   std::unique_ptr<etcd::LeaseKeeper> keeper_;  // guarded by mu_
   std::unique_ptr<etcd::Watcher> watcher_;     // touched by the backend's thread only
+  bool synced_once_ = false;                   // touched by the backend's thread only
   std::atomic<uint64_t> sync_counter_{0};
   std::thread thread_;
 };

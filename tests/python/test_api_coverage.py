@@ -88,7 +88,7 @@ def c_create_metadata(c, priv):
     assert [m.typename for m in out] == ["cov::Two"] * 2 and all(c.exists(m.id) for m in out)
     elsewhere = ObjectMeta()
     elsewhere["typename"] = "cov::Elsewhere"
-    with pytest.raises(vineyard.InvalidException, match="runs alone"):
+    with pytest.raises(vineyard.InvalidException, match="connect to that instance"):
         c.create_metadata(elsewhere, instance_id=c.instance_id + 1)
 
 

@@ -363,13 +363,13 @@ class ClientBase:
                         instance_id: Optional[int] = None,
                         ) -> Union["_C.ObjectMeta", List["_C.ObjectMeta"]]:
         """Create ``metadata`` (one ObjectMeta or a list, in one request); fills in and
-        returns it. ``instance_id`` places it on an instance: only the connected one is
-        reachable here (a single vineyardd, no cluster)."""
+        returns it. ``instance_id`` places it on an instance: metadata is created on the
+        connected one (connect to another instance's socket to create it there)."""
         if instance_id is not None and int(instance_id) != self._c.instance_id:
             raise _C.InvalidException(
-                f"cannot create metadata on instance {int(instance_id)}: this vineyardd runs "
-                f"alone as instance {self._c.instance_id}; omit instance_id or pass "
-                f"{self._c.instance_id}")
+                f"cannot create metadata on instance {int(instance_id)} through instance "
+                f"{self._c.instance_id}: connect to that instance (client.meta lists each "
+                f"one's ipc_socket and rpc_endpoint), or omit instance_id")
         out = self._c.create_metadata(metadata)
         for m in (out if isinstance(out, list) else [out]):
             self._track(m.id)
