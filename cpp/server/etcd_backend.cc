@@ -450,8 +450,16 @@ Status EtcdBackend::Write(const KeyValues& puts, const std::vector<std::string>&
 }
 
 Status EtcdBackend::Sync() {
-  // A put of our own barrier key: once the watch delivers its revision,
-  // everything committed before it has been applied here.
+  // Caught up already when the watch has applied etcd's current revision (one
+  // read); otherwise (the last changes were outside the prefix, or are on
+  // their way) a put of our own barrier key: once the watch delivers its
+  // revision, everything committed before it has been applied here.
+  auto current = client_->Revision();
+  if (!current.ok()) return Wrap(current.status(), "sync_meta");
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    if (applied_revision_ >= *current) return Status::OK();
+  }
   InstanceID id;
   int64_t lease;
   {
