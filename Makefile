@@ -51,9 +51,10 @@ $(BUILD_DIR)/build.ninja:
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# vineyardd in the foreground, on the embedded local metadata backend.
+# vineyardd in the foreground, in a cluster through etcd at 127.0.0.1:2379 (started by
+# vineyardd when none answers; standalone when there is no etcd binary).
 run: build
-	$(BUILD_DIR)/vineyardd --socket=$(SOCKET) --size=$(SIZE) --meta=local $(ARGS)
+	$(BUILD_DIR)/vineyardd --socket=$(SOCKET) --size=$(SIZE) $(ARGS)
 
 # The published vineyard 0.24.2 client, in its own virtual environment.
 compat-venv: $(COMPAT_VENV)/.done

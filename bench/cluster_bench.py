@@ -146,6 +146,10 @@ def handle(req):
     if op == "release":
         held.clear()
         return {}
+    if op == "clear":  # B's copies of migrated objects (it owns nothing else)
+        held.clear()
+        client.clear()
+        return {}
     if op == "delete":
         client.delete([oid(i) for i in req["ids"]])
         return {}
@@ -356,7 +360,7 @@ def migrations(a, b, nbytes, reps, timeout):
                              f"(client B killed): {str(e)[:800]}"}
         except RuntimeError as e:  # the error the client reported
             return {"bytes": nbytes, "error": str(e)[:1000]}
-        b.call({"op": "release"})
+        b.call({"op": "clear"})
         a.call({"op": "delete", "ids": [big["id"]]})
         if got["nbytes"] != nbytes or got["crc"] != big["crc"]:
             return {"bytes": nbytes,

@@ -483,8 +483,6 @@ void MetaService::EraseNameLocked(std::map<std::string, ObjectID>::iterator it) 
   names_.erase(it);
 }
 
-// The recursion "delete the holders first (force), then the object, then its
-// unheld members (deep)" run on an explicit stack, so no chain can overflow it.
 void MetaService::EraseRecordLocked(ObjectID id, std::vector<ObjectID>* members,
                                     std::vector<std::string>* unpublish) {
   auto it = objects_.find(id);
@@ -505,6 +503,8 @@ void MetaService::EraseRecordLocked(ObjectID id, std::vector<ObjectID>* members,
   objects_.erase(it);
 }
 
+// The recursion "delete the holders first (force), then the object, then its
+// unheld members (deep)" run on an explicit stack, so no chain can overflow it.
 void MetaService::DeleteLocked(ObjectID root, bool root_deep, bool root_force,
                                std::set<ObjectID>* visiting,
                                std::vector<ObjectID>* deleted_blobs,
@@ -649,7 +649,9 @@ Status MetaService::Persist(ObjectID id) {
     }
     if (objects_.count(id) == 0) return Status::OK();  // a bare blob: stays local
     PersistLocked(id, &changed);
-    EncodeLocked(changed, &puts);
+    // Members before their holders: an instance that sees a holder knows its members
+    // (a persist of more than 127 keys takes several transactions).
+    EncodeLocked(std::vector<ObjectID>(changed.rbegin(), changed.rend()), &puts);
   }
   Status written = WriteThrough(puts, {});
   if (!written.ok()) {
@@ -877,17 +879,31 @@ void MetaService::InsertRemoteLocked(const cluster::DecodedObject& object) {
   objects_.emplace(object.id, std::move(rec));
 }
 
+void MetaService::DropLocked(ObjectID id) {
+  // Deleted elsewhere. The deleter removed the keys of the members that went
+  // with it (their own events follow); blobs have no keys, so the blob members
+  // nothing else holds go here: the owner frees them.
+  std::vector<ObjectID> members;
+  EraseRecordLocked(id, &members, nullptr);
+  for (ObjectID member : members) {
+    if (!IsBlob(member) || referrers_.count(member) > 0) continue;
+    auto blob = objects_.find(member);
+    if (blob != objects_.end() && blob->second.remote_blob) {
+      std::vector<ObjectID> none;
+      EraseRecordLocked(member, &none, nullptr);
+    } else if (store_->Exists(member)) {
+      (void)store_->Delete(member);
+    }
+  }
+}
+
 void MetaService::ApplyRemote(const RemoteUpdate& update) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& object : update.objects) InsertRemoteLocked(object);
-  std::set<ObjectID> visiting;
-  std::vector<ObjectID> freed;
   for (ObjectID id : update.deleted) {
     auto it = objects_.find(id);
     if (it == objects_.end() || it->second.transient) continue;
-    // Deleted elsewhere (the deleter removed the keys of what went with it):
-    // here it goes with its unheld members, and the owner frees its blobs.
-    DeleteLocked(id, true, false, &visiting, &freed);
+    DropLocked(id);
   }
   for (const auto& [name, id] : update.names) {
     auto it = names_.find(name);
@@ -928,9 +944,7 @@ void MetaService::ResetRemote(const RemoteUpdate& listing, bool republish_all, K
       republish.push_back(id);
     }
   }
-  std::set<ObjectID> visiting;
-  std::vector<ObjectID> freed;
-  for (ObjectID id : gone) DeleteLocked(id, true, false, &visiting, &freed);
+  for (ObjectID id : gone) DropLocked(id);
   // Our own objects are ours to say: keys of objects deleted here while the
   // cluster was out of reach are removed now.
   for (const auto& o : listing.objects) {
@@ -938,6 +952,10 @@ void MetaService::ResetRemote(const RemoteUpdate& listing, bool republish_all, K
       deletes->push_back(cluster::DataKey(o.id));
     }
   }
+  // Shallow before deep: members reach the others before their holders.
+  std::sort(republish.begin(), republish.end(), [this](ObjectID x, ObjectID y) {
+    return objects_.at(x).depth < objects_.at(y).depth;
+  });
   EncodeLocked(republish, puts);
   std::map<std::string, ObjectID> listed_names(listing.names.begin(), listing.names.end());
   for (auto n = names_.begin(); n != names_.end();) {

@@ -178,6 +178,10 @@ class MetaService {
   void DeleteLocked(ObjectID id, bool deep, bool force, std::set<ObjectID>* visiting,
                     std::vector<ObjectID>* deleted_blobs,
                     std::vector<std::string>* unpublish = nullptr);
+  /// An object deleted elsewhere: its record, and its blob members nothing else
+  /// holds (freed here if this instance owns them). Never cascades into other
+  /// objects (their own delete events come if they were deleted too).
+  void DropLocked(ObjectID id);
   /// Removes one record and its holdings, leaving holders that name it.
   void EraseRecordLocked(ObjectID id, std::vector<ObjectID>* members,
                          std::vector<std::string>* unpublish);

@@ -355,14 +355,28 @@ def test_a_killed_instance_leaves_the_cluster_with_its_objects(cluster):
     a = cluster.clients[0]
     oid = d.put(np.ones(16))
     d.persist(oid)
+    # A global object of the dead instance holding an object of a: that one stays.
+    mine = a.put(np.arange(6))
+    a.persist(mine)
+    d.sync_meta()
+    g = _C.ObjectMeta()
+    g.typename = "vineyard::Pair"
+    g.set_global(True)
+    g.add_member("first_", mine)
+    g.add_member("second_", oid)
+    gid = d.create_metadata(g).id
+    d.persist(gid)
     a.sync_meta()
-    assert a.exists(oid) and d.instance_id in a.meta
+    assert a.exists(oid) and a.exists(gid) and d.instance_id in a.meta
     killed_at = time.monotonic()
     server.kill()
     wait_for(lambda: d.instance_id not in a.meta, TTL + 5, "the dead instance leaves meta")
-    assert not a.exists(oid), "its objects leave every view"
+    wait_for(lambda: not a.exists(oid) and not a.exists(gid), 5,
+             "its objects leave every view")
     assert time.monotonic() - killed_at < TTL + 5
+    assert list(a.get(mine)) == list(range(6)), "a's own member is untouched"
     assert (a.get(a.put(np.arange(2))) == [0, 1]).all(), "the others keep serving"
+    a.delete(mine)
 
 
 # --------------------------------------------------------------------- etcd failing

@@ -173,6 +173,20 @@ def test_sharing_python_objects_example_with_only_socket_flags(net):
         assert value_pair[0] is None and list(value_pair[1]) == [1, 1, 1, 1]
         first, second = client2.get(id_pair, fetch=True)
         assert list(first) == [0] * 8 and list(second) == [1] * 4
+
+        # The etcd they share dies: an instance starts another (empty) one, and both
+        # register again and publish what they own.
+        etcds = [pid for pid in h.pids() if _comm(pid) == "etcd"]
+        assert len(etcds) == 1
+        os.kill(etcds[0], signal.SIGKILL)
+        ids = {client1.instance_id, client2.instance_id}
+        wait_for(lambda: [p for p in h.pids() if _comm(p) == "etcd"] not in ([], etcds), 30,
+                 "a new etcd is started")
+
+        def back():
+            client2.sync_meta()
+            return set(client2.meta) == ids and client2.exists(id1) and client2.exists(id_pair)
+        wait_for(back, 30, "the cluster is whole again in the new etcd")
         client1.close()
         client2.close()
         with open(socks[0] + ".log", errors="replace") as f:
@@ -192,6 +206,14 @@ def test_sharing_python_objects_example_with_only_socket_flags(net):
         shutil.rmtree(workdir, ignore_errors=True)
     assert all(p.returncode == 0 for p in procs), "a clean exit on Ctrl-C"
     assert not os.path.exists(etcd_dir), "the launched etcd's data directory is removed"
+
+
+def _comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def test_without_any_etcd_binary_a_single_instance_runs_standalone(net):
