@@ -29,7 +29,13 @@ Result<std::shared_ptr<Client>> Client::Connect(const std::string& socket,
 }
 
 Result<std::unique_ptr<BlobWriter>> Client::CreateBlob(size_t size) {
-  VY_ASSIGN_OR_RETURN(json reply, core_->RequestWithFds(WriteCreateBufferRequest(size), "fd"));
+  auto answered = core_->RequestWithFds(WriteCreateBufferRequest(size), "fd");
+  if (answered.status().IsNotEnoughMemory() && core_->HasReleases()) {
+    // Blobs this client let go of may be what holds the memory: give them back, retry.
+    VY_RETURN_NOT_OK(core_->FlushReleases());
+    answered = core_->RequestWithFds(WriteCreateBufferRequest(size), "fd");
+  }
+  VY_ASSIGN_OR_RETURN(json reply, std::move(answered));
   int fd_sent = -1;
   VY_ASSIGN_OR_RETURN(Payload p, ReadCreateBufferReply(reply, &fd_sent));
   return core_->MakeWriter(p);
@@ -38,7 +44,12 @@ Result<std::unique_ptr<BlobWriter>> Client::CreateBlob(size_t size) {
 Result<std::vector<std::unique_ptr<BlobWriter>>> Client::CreateBlobs(
     const std::vector<size_t>& sizes) {
   std::vector<uint64_t> s(sizes.begin(), sizes.end());
-  VY_ASSIGN_OR_RETURN(json reply, core_->RequestWithFds(WriteCreateBuffersRequest(s), "fds"));
+  auto answered = core_->RequestWithFds(WriteCreateBuffersRequest(s), "fds");
+  if (answered.status().IsNotEnoughMemory() && core_->HasReleases()) {
+    VY_RETURN_NOT_OK(core_->FlushReleases());
+    answered = core_->RequestWithFds(WriteCreateBuffersRequest(s), "fds");
+  }
+  VY_ASSIGN_OR_RETURN(json reply, std::move(answered));
   std::vector<int> fds;
   VY_ASSIGN_OR_RETURN(std::vector<Payload> ps, ReadCreateBuffersReply(reply, &fds));
   std::vector<std::unique_ptr<BlobWriter>> writers;

@@ -199,6 +199,11 @@ void ClientCore::QueueRelease(ObjectID id) {
   releases_.push_back(id);
 }
 
+bool ClientCore::HasReleases() {
+  std::lock_guard<std::mutex> lock(release_mu_);
+  return !releases_.empty();
+}
+
 std::vector<ObjectID> ClientCore::TakeReleases() {
   std::lock_guard<std::mutex> lock(release_mu_);
   return std::move(releases_);

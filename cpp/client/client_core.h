@@ -62,6 +62,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   /// Queues a reference to give back with the next fused request.
   void QueueRelease(ObjectID id);
   /// Takes the queued releases (to piggyback them on a request).
+  bool HasReleases();
   std::vector<ObjectID> TakeReleases();
   /// Sends every queued release now.
   Status FlushReleases();

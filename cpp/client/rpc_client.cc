@@ -169,7 +169,7 @@ Status RPCClient::Fetch(const std::vector<ObjectID>& ids, bool unsafe, const Pla
   auto stream = [&](ByteStream& s, const json& reply) -> Status {
     bool compressed = r.compress;  // as asked, unless the reply says otherwise
     VY_ASSIGN_OR_RETURN(std::vector<Payload> ps, ReadGetRemoteBuffersReply(reply, &compressed));
-    BlobReceiver in(s, compressed, 0);
+    BlobReceiver in(s, compressed, io_timeout_ms_);
     for (const auto& p : ps) {
       VY_ASSIGN_OR_RETURN(void* dst, place(p.object_id, p.data_size));
       VY_RETURN_NOT_OK(in.Receive(dst, p.data_size));

@@ -75,6 +75,8 @@ class RPCClient : public ClientBase {
   /// Receives sealed blobs (each distinct id once) straight into the memory
   /// `place` gives, called once per blob in the order they arrive.
   Status FetchRemoteBlobs(const std::vector<ObjectID>& ids, const Placer& place);
+  /// Bounds each wait for progress of a transfer (0, the default: none).
+  void set_io_timeout(int ms) { io_timeout_ms_ = ms; }
 
   // --- objects -----------------------------------------------------------------
   /// Creates `meta` (members must exist), optionally persists and names it:
@@ -88,6 +90,7 @@ class RPCClient : public ClientBase {
   explicit RPCClient(std::shared_ptr<ClientCore> core);
   Status Fetch(const std::vector<ObjectID>& ids, bool unsafe, const Placer& place);
   bool compress_ = false;
+  int io_timeout_ms_ = 0;
   // What Connect() was given, to reach the other instances of the cluster.
   std::string username_, password_, tls_ca_;
 };

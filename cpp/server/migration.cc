@@ -145,6 +145,7 @@ Result<ObjectID> Migrator::MigrateOnce(ObjectID id) {
                              client.status().message());
     }
     (*client)->set_compression(ctx.migration_compression);
+    (*client)->set_io_timeout(ctx.limits.io_timeout_s * 1000);
     static char empty_target;
     std::vector<std::thread> prefault;
     auto place = [&](ObjectID remote_id, uint64_t size) -> Result<void*> {

@@ -145,7 +145,7 @@ def test_sharing_python_objects_example_with_only_socket_flags(net):
     workdir = ch._mkdtemp("seed")
     socks = [os.path.join(workdir, f"vineyard.sock{i}") for i in (1, 2)]
     procs = []
-    etcd_dir = None
+    launched = []
     try:
         for sock in socks:
             log = open(sock + ".log", "wb")
@@ -153,6 +153,8 @@ def test_sharing_python_objects_example_with_only_socket_flags(net):
                                env=env, stdout=log, stderr=log))
             wait_for(lambda: os.path.exists(sock), 30, f"{sock} listens")
             wait_for(lambda: vineyard.connect(sock).close() or True, 30, f"{sock} accepts")
+        launched = _launched_etcd_dirs(socks)
+        assert len(launched) == 1 and os.path.isdir(launched[0]), _logs(socks)
         client1 = vineyard.connect(socks[0])
         client2 = vineyard.connect(socks[1])
         assert client1.instance_id != client2.instance_id
@@ -187,13 +189,10 @@ def test_sharing_python_objects_example_with_only_socket_flags(net):
             client2.sync_meta()
             return set(client2.meta) == ids and client2.exists(id1) and client2.exists(id_pair)
         wait_for(back, 30, "the cluster is whole again in the new etcd")
+        # Both may have tried; one etcd won the port. Every directory goes at exit.
+        launched = _launched_etcd_dirs(socks)
         client1.close()
         client2.close()
-        with open(socks[0] + ".log", errors="replace") as f:
-            launched = re.search(r"launched etcd .* data in (\S+);", f.read())
-        assert launched, "the first instance starts etcd"
-        etcd_dir = launched.group(1)
-        assert os.path.isdir(etcd_dir)
     finally:
         for p in procs:  # Ctrl-C: each stops, the first with the etcd it started
             ch._killpg(p.pid, signal.SIGINT)
@@ -205,7 +204,25 @@ def test_sharing_python_objects_example_with_only_socket_flags(net):
                 p.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
     assert all(p.returncode == 0 for p in procs), "a clean exit on Ctrl-C"
-    assert not os.path.exists(etcd_dir), "the launched etcd's data directory is removed"
+    assert launched and not [d for d in launched if os.path.exists(d)], \
+        "every launched etcd's data directory is removed"
+
+
+def _launched_etcd_dirs(socks):
+    """The data directories of the etcds the instances started (from their logs)."""
+    dirs = []
+    for sock in socks:
+        with open(sock + ".log", errors="replace") as f:
+            dirs += re.findall(r"launched etcd .* data in (\S+);", f.read())
+    return dirs
+
+
+def _logs(socks):
+    out = []
+    for sock in socks:
+        with open(sock + ".log", errors="replace") as f:
+            out.append(f"--- {sock}.log\n{f.read()[-3000:]}")
+    return "\n".join(out)
 
 
 def _comm(pid):

@@ -308,3 +308,20 @@ def test_interop_we_read_published_client(vc, vineyardd_socket, run_published):
     assert vc.get(vineyard.ObjectID(res["n"])) == 7
     assert vc.get(vineyard.ObjectID(res["t"])) == (1, "z")
     assert vc.get(vineyard.ObjectID(res["d"])) == {"k": [1, 2]}
+
+
+def test_delete_then_put_reuses_the_memory_at_once():
+    # A client's references to what it put are given back with its next request;
+    # a delete (or a put that does not fit) sends them first, so the memory of a
+    # deleted object is free for the next put of this client.
+    from conftest import Server
+
+    server = Server(size="256Mi")
+    try:
+        with vineyard.connect(server.socket) as client:
+            for _ in range(3):
+                oid = client.put(np.ones(20 << 20))  # 160 MiB of 256
+                client.delete(oid)
+            assert client.status.memory_usage == 0
+    finally:
+        server.stop()
