@@ -209,13 +209,19 @@ Result<std::vector<ObjectMeta>> RPCClient::GetObjects(const std::vector<ObjectID
     pending.pop_back();
     for (const auto& [key, value] : node->items()) {
       if (!value.is_object()) continue;
-      if (value.value(meta_key::kTypename, "") != kBlobTypename) {
+      auto type_name = value.find(meta_key::kTypename);
+      if (type_name == value.end() || *type_name != kBlobTypename) {
         pending.push_back(&value);
         continue;
       }
-      auto id = ObjectIDFromString(value.value(meta_key::kId, ""));
+      auto text = value.find(meta_key::kId);
+      if (text == value.end() || !text->is_string()) continue;
+      auto id = ObjectIDFromString(text->get<std::string>());
       if (!id.ok() || IsEmptyBlob(*id)) continue;
-      by_owner[value.value(meta_key::kInstanceId, remote_instance_id())].push_back(*id);
+      auto owner = value.find(meta_key::kInstanceId);
+      by_owner[owner != value.end() && owner->is_number_unsigned() ? owner->get<InstanceID>()
+                                                                   : remote_instance_id()]
+          .push_back(*id);
     }
   }
   json cluster;

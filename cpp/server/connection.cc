@@ -196,9 +196,10 @@ void Connection::OnFrame(std::string frame) {
     const Dispatcher::Entry* entry = Dispatcher::Get().Find(*parsed);
     bool slow = entry != nullptr && (entry->flags & kSlow);
     if (entry != nullptr && !slow && ctx_->backend->remote()) {
+      auto sync = parsed->find("sync_remote");
       slow = (entry->flags & kWritesThrough) ||
-             ((entry->flags & kMaySync) && parsed->is_object() &&
-              parsed->value("sync_remote", false) == true);
+             ((entry->flags & kMaySync) && sync != parsed->end() && sync->is_boolean() &&
+              sync->get<bool>());
     }
     if (slow) {
       RunOnWorker(std::move(frame));

@@ -280,6 +280,32 @@ def test_four_instances_persisting_at_once_see_everything(cluster):
         c.delete(made[k])
 
 
+def test_garbage_in_etcd_is_skipped_and_the_cluster_keeps_serving(cluster):
+    a, b = cluster.clients[:2]
+    root = f"{cluster.prefix}/S0000000000000000"
+    garbage = {
+        f"{root}/data/o0000000000000abc": "not json",
+        f"{root}/data/o0000000000000abd": '{"typename": "vX", "m": "lnot-a-link"}',
+        f"{root}/data/o0000000000000abe": '{"no": "typename"}',
+        f"{root}/data/not-an-id": "{}",
+        f"{root}/names/garbage": '"not a number"',
+        f"{root}/signatures/i1/sxyz": "[]",
+        f"{root}/instances/i777/timestamp": "{",
+        f"{root}/next_instance_id_": "x",
+    }
+    for key, value in garbage.items():
+        cluster.etcd.put(key, value)
+    oid = a.put(np.arange(3))
+    a.persist(oid)
+    b.sync_meta()
+    assert b.exists(oid) and list(b.get(oid, fetch=True)) == [0, 1, 2]
+    assert not b.exists(_C.ObjectID("o0000000000000abc"))
+    assert "garbage" not in b.list_names("*", limit=1000)
+    assert 777 not in b.meta, "an instance without a hostid is no instance"
+    assert all(s.running() for s in cluster.servers)
+    a.delete(oid)
+
+
 # --------------------------------------------------------------------- migration
 
 def test_migration_of_256_mib_is_checked_by_checksum_and_happens_once(cluster):
