@@ -35,7 +35,12 @@ bool LogAllowed(std::atomic<int64_t>& last) {
 }  // namespace
 
 Result<std::unique_ptr<EtcdBackend>> EtcdBackend::Connect(EtcdBackendOptions options) {
-  VY_ASSIGN_OR_RETURN(auto client, etcd::EtcdClient::Create(options.endpoints, options.timeout));
+  // Each call to etcd gets a part of --meta_timeout, so an idempotent write that
+  // met a member without a leader (an election after a member was lost) is
+  // tried again within the timeout (Retry).
+  auto attempt = std::clamp(options.timeout / 3, std::chrono::milliseconds(500),
+                            std::chrono::milliseconds(3000));
+  VY_ASSIGN_OR_RETURN(auto client, etcd::EtcdClient::Create(options.endpoints, attempt));
   std::unique_ptr<EtcdBackend> backend(new EtcdBackend(std::move(options), std::move(client)));
   auto rev = backend->client_->Revision();
   if (!rev.ok()) return backend->Wrap(rev.status(), "connecting");
@@ -59,7 +64,7 @@ Status EtcdBackend::RegisterLocked(bool reuse_id) {
   // the fields it sets are published under mu_ at the end.
   auto lease = client_->Grant(options_.instance_ttl_s);
   if (!lease.ok()) return Wrap(lease.status(), "granting the instance's lease");
-  auto lock = client_->Lock(keys_.LockName(), *lease);
+  auto lock = client_->Lock(keys_.LockName(), *lease, options_.timeout);
   if (!lock.ok()) {
     (void)client_->Revoke(*lease);
     return Wrap(lock.status(), "taking the registration lock");
@@ -439,14 +444,34 @@ Status EtcdBackend::Write(const KeyValues& puts, const std::vector<std::string>&
     ops.push_back(etcd::Op::Put(keys_.Abs(key), value, named ? 0 : lease));
   }
   for (const auto& key : deletes) ops.push_back(etcd::Op::Delete(keys_.Abs(key)));
-  auto committed = client_->Commit(ops);
+  // Puts and deletes without conditions: applying them twice is harmless.
+  auto committed = Retry([&] { return client_->Commit(ops); });
   if (!committed.ok()) {
-    if (committed.status().message().find("lease not found") != std::string::npos) {
-      RequestResync("the instance's lease is gone", true);
-    }
+    if (LeaseGone(committed.status())) RequestResync("the instance's lease is gone", true);
     return Wrap(committed.status(), "writing through");
   }
   return Status::OK();
+}
+
+bool EtcdBackend::LeaseGone(const Status& st) {
+  return st.message().find("lease not found") != std::string::npos;
+}
+
+template <typename F>
+auto EtcdBackend::Retry(F call) -> decltype(call()) {
+  auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+  auto result = call();
+  // Another attempt only if it can end (pause + the call's own bound) in time.
+  const auto next = std::chrono::milliseconds(100) + client_->timeout();
+  while (!result.ok() && !LeaseGone(result.status()) &&
+         std::chrono::steady_clock::now() + next <= deadline) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stop_; })) break;
+    }
+    result = call();
+  }
+  return result;
 }
 
 Status EtcdBackend::Sync() {
@@ -454,7 +479,7 @@ Status EtcdBackend::Sync() {
   // read); otherwise (the last changes were outside the prefix, or are on
   // their way) a put of our own barrier key: once the watch delivers its
   // revision, everything committed before it has been applied here.
-  auto current = client_->Revision();
+  auto current = Retry([&] { return client_->Revision(); });
   if (!current.ok()) return Wrap(current.status(), "sync_meta");
   {
     std::lock_guard<std::mutex> guard(mu_);
@@ -467,8 +492,14 @@ Status EtcdBackend::Sync() {
     id = instance_id_;
     lease = lease_;
   }
-  auto rev = client_->Put(keys_.SyncKey(id), json(++sync_counter_).dump(), lease);
-  if (!rev.ok()) rev = client_->Put(keys_.SyncKey(id), json(sync_counter_.load()).dump());
+  auto rev = Retry([&] {
+    auto put = client_->Put(keys_.SyncKey(id), json(++sync_counter_).dump(), lease);
+    // Without the lease (lost a moment ago) the barrier works all the same.
+    if (!put.ok() && LeaseGone(put.status())) {
+      put = client_->Put(keys_.SyncKey(id), json(sync_counter_.load()).dump());
+    }
+    return put;
+  });
   if (!rev.ok()) return Wrap(rev.status(), "sync_meta");
   std::unique_lock<std::mutex> lock(mu_);
   bool caught_up = cv_.wait_for(lock, options_.timeout,

@@ -75,6 +75,11 @@ class EtcdBackend : public MetaBackend {
   void RequestResync(const char* why, bool lease_lost);
   void Run();
   void Heartbeat();
+  /// Calls `call` (an idempotent request) until it succeeds or --meta_timeout
+  /// has passed; a lost lease is final.
+  template <typename F>
+  auto Retry(F call) -> decltype(call());
+  static bool LeaseGone(const Status& st);
   /// "<what> failed: <error>; etcd at <endpoints>": the error a client gets.
   Status Wrap(const Status& st, const char* what) const;
 

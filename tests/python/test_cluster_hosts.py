@@ -70,7 +70,7 @@ def hosts(net):
             servers.append(ch.Vineyardd(
                 vineyardd_binary(),
                 ["--meta=etcd", f"--etcd_endpoint={etcd.endpoints}", "--etcd_prefix=hosts",
-                 "--skip_launch_etcd", f"--instance_ttl={TTL}", "--meta_timeout=3",
+                 "--skip_launch_etcd", f"--instance_ttl={TTL}", "--meta_timeout=6",
                  f"--rpc_host={h.ip}"],
                 host=h, size="512Mi"))
             clients.append(vineyard.connect(servers[-1].socket))
