@@ -238,7 +238,9 @@ Status EtcdBackend::Resync() {
   }
   {
     std::lock_guard<std::mutex> guard(mu_);
-    applied_revision_ = std::max(applied_revision_, listing->revision);
+    // The listing is the whole state at its revision (which is lower than before
+    // if etcd lost its data).
+    applied_revision_ = listing->revision;
   }
   auto watcher = client_->Watch(
       keys_.prefix + "/", listing->revision + 1,
@@ -248,6 +250,11 @@ Status EtcdBackend::Resync() {
       [this](const Status& why) { RequestResync(why.message().c_str(), false); });
   if (!watcher.ok()) return Wrap(watcher.status(), "watching the cluster");
   watcher_ = std::move(watcher).value();
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    watching_ = !resync_;
+  }
+  cv_.notify_all();
   return Status::OK();
 }
 
@@ -361,6 +368,7 @@ void EtcdBackend::RequestResync(const char* why, bool lease_lost) {
     std::lock_guard<std::mutex> guard(mu_);
     if (stop_) return;
     resync_ = true;
+    watching_ = false;
     if (lease_lost) lease_lost_ = true;
   }
   static std::atomic<int64_t> last{0};
@@ -479,11 +487,33 @@ Status EtcdBackend::Sync() {
   // read); otherwise (the last changes were outside the prefix, or are on
   // their way) a put of our own barrier key: once the watch delivers its
   // revision, everything committed before it has been applied here.
+  const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+  auto following = [&] {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_until(lock, deadline, [this] { return stop_ || watching_; });
+  };
+  if (!following()) {
+    return Status::EtcdError("sync_meta: not following the cluster (reconnecting to etcd at ",
+                             options_.endpoints, ") within --meta_timeout");
+  }
   auto current = Retry([&] { return client_->Revision(); });
   if (!current.ok()) return Wrap(current.status(), "sync_meta");
   {
     std::lock_guard<std::mutex> guard(mu_);
-    if (applied_revision_ >= *current) return Status::OK();
+    if (applied_revision_ == *current) return Status::OK();
+  }
+  bool reset = false;
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    reset = applied_revision_ > *current;
+  }
+  if (reset) {
+    // etcd's revision went back: it lost its data. List everything again first.
+    RequestResync("etcd's revision went back (its data was lost)", false);
+    if (!following()) {
+      return Status::EtcdError("sync_meta: etcd at ", options_.endpoints,
+                               " lost its data; the instance is still catching up");
+    }
   }
   InstanceID id;
   int64_t lease;

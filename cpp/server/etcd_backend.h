@@ -94,6 +94,7 @@ class EtcdBackend : public MetaBackend {
   bool resync_ = false;                    // guarded by mu_
   bool lease_lost_ = false;                // guarded by mu_
   int64_t applied_revision_ = 0;           // guarded by mu_
+  bool watching_ = false;                  // guarded by mu_: following etcd, no resync due
   InstanceID instance_id_ = 0;             // guarded by mu_ (fixed once registered)
   bool registered_ = false;                // guarded by mu_
   nlohmann::json entry_;                   // guarded by mu_: this instance's entry
