@@ -352,9 +352,9 @@ TEST(RpcExposure, RpcHostIsTheAddressTheServerListensOn) {
 
 TEST(RpcExposure, OpenPortWithoutLoginsIsWarnedAbout) {
   std::string out;
-  testing::RunVineyardd({"--socket=/tmp/vy-rpc-warn-" + std::to_string(getpid()) + ".sock",
-                         "--rpc_socket_port=0", "--size=64Mi"},
-                        &out, 1);
+  const std::string socket = "/tmp/vy-rpc-warn-" + std::to_string(getpid()) + ".sock";
+  testing::RunVineyardd({"--socket=" + socket, "--rpc_socket_port=0", "--size=64Mi"}, &out, 1);
+  ::unlink(socket.c_str());  // the server was stopped by force after a second
   EXPECT_NE(out.find("open to the network without --htpasswd"), std::string::npos) << out;
 }
 
