@@ -480,7 +480,29 @@ Status MetaService::WriteThrough(const KeyValues& puts, const std::vector<std::s
 void MetaService::EraseNameLocked(std::map<std::string, ObjectID>::iterator it) {
   uint64_t cost = kEntryOverhead + it->first.size();
   memory_usage_ -= std::min(memory_usage_, cost);
+  auto named = names_by_object_.find(it->second);
+  if (named != names_by_object_.end()) {
+    named->second.erase(it->first);
+    if (named->second.empty()) names_by_object_.erase(named);
+  }
   names_.erase(it);
+}
+
+void MetaService::SetNameLocked(const std::string& name, ObjectID id, bool charge) {
+  auto it = names_.find(name);
+  if (it == names_.end()) {
+    if (charge) memory_usage_ += kEntryOverhead + name.size();
+    names_.emplace(name, id);
+  } else {
+    if (it->second == id) return;
+    auto named = names_by_object_.find(it->second);
+    if (named != names_by_object_.end()) {
+      named->second.erase(name);
+      if (named->second.empty()) names_by_object_.erase(named);
+    }
+    it->second = id;
+  }
+  names_by_object_[id].insert(name);
 }
 
 void MetaService::EraseRecordLocked(ObjectID id, std::vector<ObjectID>* members,
@@ -558,12 +580,13 @@ void MetaService::DeleteLocked(ObjectID root, bool root_deep, bool root_force,
         std::vector<ObjectID> members;
         EraseRecordLocked(id, &members, unpublish);
         referrers_.erase(id);
-        for (auto n = names_.begin(); n != names_.end();) {
-          if (n->second == id) {
-            if (unpublish != nullptr) unpublish->push_back(cluster::NameKey(n->first));
-            EraseNameLocked(n++);
-          } else {
-            ++n;
+        // The object's names through the reverse index: no scan of every name.
+        auto named = names_by_object_.find(id);
+        if (named != names_by_object_.end()) {
+          std::vector<std::string> gone(named->second.begin(), named->second.end());
+          for (const auto& name : gone) {
+            if (unpublish != nullptr) unpublish->push_back(cluster::NameKey(name));
+            EraseNameLocked(names_.find(name));
           }
         }
         if (IsBlob(id) && store_->Exists(id) && store_->Delete(id).ok()) {
@@ -754,7 +777,7 @@ Status MetaService::PutName(ObjectID id, const std::string& name) {
     if (names_.count(name) == 0) {
       VY_RETURN_NOT_OK(ChargeLocked(kEntryOverhead + name.size(), "the name"));
     }
-    names_[name] = id;
+    SetNameLocked(name, id, /*charge=*/false);
     NotifyChangedLocked();
     return Status::OK();
   }
@@ -764,7 +787,7 @@ Status MetaService::PutName(ObjectID id, const std::string& name) {
   if (names_.count(name) == 0) {
     VY_RETURN_NOT_OK(ChargeLocked(kEntryOverhead + name.size(), "the name"));
   }
-  names_[name] = id;
+  SetNameLocked(name, id, /*charge=*/false);
   NotifyChangedLocked();
   return Status::OK();
 }
@@ -905,15 +928,8 @@ void MetaService::ApplyRemote(const RemoteUpdate& update) {
     if (it == objects_.end() || it->second.transient) continue;
     DropLocked(id);
   }
-  for (const auto& [name, id] : update.names) {
-    auto it = names_.find(name);
-    if (it == names_.end()) {
-      memory_usage_ += kEntryOverhead + name.size();
-      names_.emplace(name, id);
-    } else {
-      it->second = id;
-    }
-  }
+  // Charged without a check: what the cluster holds cannot be refused here.
+  for (const auto& [name, id] : update.names) SetNameLocked(name, id, /*charge=*/true);
   for (const auto& name : update.dropped_names) {
     auto it = names_.find(name);
     if (it != names_.end()) EraseNameLocked(it);
@@ -973,15 +989,7 @@ void MetaService::ResetRemote(const RemoteUpdate& listing, bool republish_all, K
     }
   }
   for (const auto& o : listing.objects) InsertRemoteLocked(o);
-  for (const auto& [name, id] : listed_names) {
-    auto it = names_.find(name);
-    if (it == names_.end()) {
-      memory_usage_ += kEntryOverhead + name.size();
-      names_.emplace(name, id);
-    } else {
-      it->second = id;
-    }
-  }
+  for (const auto& [name, id] : listed_names) SetNameLocked(name, id, /*charge=*/true);
   for (const auto& [id, field, value] : listing.fields) {
     auto it = objects_.find(id);
     if (it == objects_.end() || it->second.instance_id == instance_id_) continue;

@@ -192,6 +192,9 @@ class MetaService {
   /// Writes through to the backend, without the mutex held.
   Status WriteThrough(const KeyValues& puts, const std::vector<std::string>& deletes);
   void EraseNameLocked(std::map<std::string, ObjectID>::iterator it);
+  /// Puts or moves a name in both maps; `charge`: count a new name's memory
+  /// here (PutName charged it with a check already).
+  void SetNameLocked(const std::string& name, ObjectID id, bool charge);
   /// Marks `id` and its transient members persisted; appends those it changed.
   void PersistLocked(ObjectID id, std::vector<ObjectID>* changed);
   Status ChargeLocked(uint64_t bytes, const char* what);
@@ -210,6 +213,8 @@ class MetaService {
   /// member id -> ids of the objects that hold it (one entry per holding).
   std::unordered_map<ObjectID, std::multiset<ObjectID>> referrers_;  // guarded by mu_
   std::map<std::string, ObjectID> names_;  // guarded by mu_
+  /// object -> its names (the reverse of names_: a delete finds them directly).
+  std::unordered_map<ObjectID, std::set<std::string>> names_by_object_;  // guarded by mu_
   uint64_t memory_usage_ = 0;  // guarded by mu_: sum of Record::bytes and names' costs
 };
 

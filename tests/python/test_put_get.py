@@ -325,3 +325,25 @@ def test_delete_then_put_reuses_the_memory_at_once():
             assert client.status.memory_usage == 0
     finally:
         server.stop()
+
+
+def test_names_follow_their_object_through_moves_and_deletes(vc):
+    a, b, c = (vc.put(i) for i in range(3))
+    for oid in (a, b, c):
+        vc.persist(oid)
+    vc.put_name(a, "follow-1")
+    vc.put_name(a, "follow-2")
+    vc.put_name(b, "follow-3")
+    vc.put_name(b, "follow-2")  # moves from a to b
+    many = [f"follow-many-{i}" for i in range(10000)]
+    for name in many:
+        vc.put_name(c, name)
+    vc.delete(a)
+    names = vc.list_names("follow-*", limit=20000)
+    assert "follow-1" not in names
+    assert names["follow-2"] == b and names["follow-3"] == b
+    assert sum(1 for n in names if n.startswith("follow-many-")) == 10000
+    vc.delete(b)
+    assert set(vc.list_names("follow-*", limit=20000)) == set(many)
+    vc.delete(c)
+    assert vc.list_names("follow-*", limit=20000) == {}
