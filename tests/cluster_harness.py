@@ -161,6 +161,21 @@ def _wait(predicate, timeout, interval=0.05):
         time.sleep(interval)
 
 
+def wait_for(predicate, timeout, what):
+    """Polls ``predicate`` until it is true; an AssertionError naming ``what`` after
+    ``timeout`` seconds. An exception from ``predicate`` counts as not yet (an
+    instance or etcd coming back)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:  # noqa: BLE001
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
 def netns_names():
     """Names of all named network namespaces (``ip netns list``)."""
     out = _ip("netns", "list", check=False)

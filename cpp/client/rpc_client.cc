@@ -202,26 +202,11 @@ Result<std::vector<ObjectMeta>> RPCClient::GetObjects(const std::vector<ObjectID
   // Every blob of every tree, grouped by the instance that holds it: one
   // transfer per instance, from that instance (found in the cluster's meta).
   std::map<InstanceID, std::vector<ObjectID>> by_owner;
-  std::vector<const json*> pending;
-  for (const auto& meta : metas) pending.push_back(&meta.MetaData());
-  while (!pending.empty()) {
-    const json* node = pending.back();
-    pending.pop_back();
-    for (const auto& [key, value] : node->items()) {
-      if (!value.is_object()) continue;
-      auto type_name = value.find(meta_key::kTypename);
-      if (type_name == value.end() || *type_name != kBlobTypename) {
-        pending.push_back(&value);
-        continue;
+  for (const auto& meta : metas) {
+    for (auto& [owner, ids] : BlobsByOwner(meta.MetaData(), remote_instance_id())) {
+      for (ObjectID id : ids) {
+        if (!IsEmptyBlob(id)) by_owner[owner].push_back(id);
       }
-      auto text = value.find(meta_key::kId);
-      if (text == value.end() || !text->is_string()) continue;
-      auto id = ObjectIDFromString(text->get<std::string>());
-      if (!id.ok() || IsEmptyBlob(*id)) continue;
-      auto owner = value.find(meta_key::kInstanceId);
-      by_owner[owner != value.end() && owner->is_number_unsigned() ? owner->get<InstanceID>()
-                                                                   : remote_instance_id()]
-          .push_back(*id);
     }
   }
   json cluster;

@@ -1029,4 +1029,31 @@ Status ResolveSharedMembers(json* trees) {
   return Status::OK();
 }
 
+std::map<InstanceID, std::vector<ObjectID>> BlobsByOwner(const json& trees,
+                                                         InstanceID default_owner) {
+  std::map<InstanceID, std::vector<ObjectID>> owners;
+  std::vector<const json*> pending{&trees};
+  while (!pending.empty()) {
+    const json* tree = pending.back();
+    pending.pop_back();
+    for (const auto& [key, value] : tree->items()) {
+      if (!value.is_object()) continue;
+      auto type_name = value.find(meta_key::kTypename);
+      if (type_name == value.end() || *type_name != kBlobTypename) {
+        pending.push_back(&value);
+        continue;
+      }
+      auto text = value.find(meta_key::kId);
+      if (text == value.end() || !text->is_string()) continue;
+      auto id = ObjectIDFromString(text->get<std::string>());
+      if (!id.ok()) continue;
+      auto owner = value.find(meta_key::kInstanceId);
+      owners[owner != value.end() && owner->is_number_unsigned() ? owner->get<InstanceID>()
+                                                                 : default_owner]
+          .push_back(*id);
+    }
+  }
+  return owners;
+}
+
 }  // namespace vineyard

@@ -347,4 +347,10 @@ constexpr const char* kLabels = "__labels";
 }  // namespace meta_key
 constexpr const char* kBlobTypename = "vineyard::Blob";
 
+/// The blob leaves of expanded trees (members at any depth, each occurrence),
+/// grouped by the instance that holds them: a leaf without an instance_id is
+/// `default_owner`'s. Malformed leaves are skipped.
+std::map<InstanceID, std::vector<ObjectID>> BlobsByOwner(const json& trees,
+                                                         InstanceID default_owner);
+
 }  // namespace vineyard

@@ -54,9 +54,12 @@ EtcdBackend::~EtcdBackend() { Stop(); }
 
 Status EtcdBackend::Wrap(const Status& st, const char* what) const {
   if (st.ok()) return st;
-  return Status::EtcdError("the cluster's metadata is out of reach (", what,
-                           "): ", st.message(),
-                           ". Check that etcd runs at --etcd_endpoint=", options_.endpoints);
+  // The client's message names the endpoints it tried and, for a connection that
+  // failed, what to check; this adds the request and the flag to change.
+  std::string message = st.message();
+  while (!message.empty() && (message.back() == '.' || message.back() == ' ')) message.pop_back();
+  return Status::EtcdError("the cluster's metadata is out of reach (", what, "): ", message,
+                           " (--etcd_endpoint=", options_.endpoints, ")");
 }
 
 Status EtcdBackend::RegisterLocked(bool reuse_id) {
@@ -345,6 +348,7 @@ void EtcdBackend::OnEvents(const std::vector<etcd::Event>& events, int64_t revis
         }
       }
     }
+    update.own_lease_expired = evicted;
     for (InstanceID id : gone) {
       spdlog::info("instance {} left the cluster", id);
       meta_->DropInstance(id);

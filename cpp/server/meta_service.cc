@@ -926,6 +926,7 @@ void MetaService::ApplyRemote(const RemoteUpdate& update) {
   for (ObjectID id : update.deleted) {
     auto it = objects_.find(id);
     if (it == objects_.end() || it->second.transient) continue;
+    if (update.own_lease_expired && it->second.instance_id == instance_id_) continue;
     DropLocked(id);
   }
   // Charged without a check: what the cluster holds cannot be refused here.
@@ -934,6 +935,11 @@ void MetaService::ApplyRemote(const RemoteUpdate& update) {
     auto it = names_.find(name);
     if (it != names_.end()) EraseNameLocked(it);
   }
+  ApplyFieldsLocked(update);
+  NotifyChangedLocked();
+}
+
+void MetaService::ApplyFieldsLocked(const RemoteUpdate& update) {
   for (const auto& [id, field, value] : update.fields) {
     auto it = objects_.find(id);
     if (it == objects_.end() || it->second.instance_id == instance_id_) continue;
@@ -941,7 +947,6 @@ void MetaService::ApplyRemote(const RemoteUpdate& update) {
     fields[field] = value;
     it->second.fields = std::make_shared<const json>(std::move(fields));
   }
-  NotifyChangedLocked();
 }
 
 void MetaService::ResetRemote(const RemoteUpdate& listing, bool republish_all, KeyValues* puts,
@@ -990,13 +995,7 @@ void MetaService::ResetRemote(const RemoteUpdate& listing, bool republish_all, K
   }
   for (const auto& o : listing.objects) InsertRemoteLocked(o);
   for (const auto& [name, id] : listed_names) SetNameLocked(name, id, /*charge=*/true);
-  for (const auto& [id, field, value] : listing.fields) {
-    auto it = objects_.find(id);
-    if (it == objects_.end() || it->second.instance_id == instance_id_) continue;
-    json fields = *it->second.fields;
-    fields[field] = value;
-    it->second.fields = std::make_shared<const json>(std::move(fields));
-  }
+  ApplyFieldsLocked(listing);
   NotifyChangedLocked();
 }
 
@@ -1016,23 +1015,9 @@ void MetaService::DropInstance(InstanceID instance) {
 }
 
 void MetaService::CollectLocalBlobs(const json& trees, std::vector<ObjectID>* blobs) const {
-  std::vector<const json*> pending{&trees};
-  while (!pending.empty()) {
-    const json* tree = pending.back();
-    pending.pop_back();
-    for (const auto& [key, value] : tree->items()) {
-      if (!value.is_object()) continue;
-      auto tn = value.find(meta_key::kTypename);
-      if (tn != value.end() && tn->is_string() && tn->get<std::string>() == kBlobTypename) {
-        auto id = TreeId(value);
-        if (id.ok() && value.value(meta_key::kInstanceId, instance_id_) == instance_id_) {
-          blobs->push_back(*id);
-        }
-        continue;
-      }
-      pending.push_back(&value);
-    }
-  }
+  auto owners = BlobsByOwner(trees, instance_id_);
+  auto local = owners.find(instance_id_);
+  if (local != owners.end()) blobs->insert(blobs->end(), local->second.begin(), local->second.end());
 }
 
 size_t MetaService::num_objects() {

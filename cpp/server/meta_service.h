@@ -110,6 +110,10 @@ class MetaService {
     std::vector<std::pair<std::string, ObjectID>> names;
     std::vector<std::string> dropped_names;
     std::vector<std::tuple<ObjectID, std::string, json>> fields;
+    /// The revision that expired this instance's own lease (it was cut off): the
+    /// deletes of its own objects in it are etcd's, not another instance's, and
+    /// the objects stay (they are published again when it rejoins).
+    bool own_lease_expired = false;
   };
   void ApplyRemote(const RemoteUpdate& update);
   /// `listing` is the whole cluster state (after a start or a reconnection):
@@ -182,6 +186,8 @@ class MetaService {
   /// holds (freed here if this instance owns them). Never cascades into other
   /// objects (their own delete events come if they were deleted too).
   void DropLocked(ObjectID id);
+  /// Fields another implementation added to a remote object (vineyard's __name).
+  void ApplyFieldsLocked(const RemoteUpdate& update);
   /// Removes one record and its holdings, leaving holders that name it.
   void EraseRecordLocked(ObjectID id, std::vector<ObjectID>* members,
                          std::vector<std::string>* unpublish);

@@ -38,26 +38,6 @@ void PrefaultAhead(uintptr_t address, uint64_t size) {
   }
 }
 
-// Blob leaves of an expanded tree that live on other instances: owner -> ids.
-void RemoteBlobs(const json& tree, InstanceID self,
-                 std::map<InstanceID, std::vector<ObjectID>>* out) {
-  std::vector<const json*> pending{&tree};
-  while (!pending.empty()) {
-    const json* node = pending.back();
-    pending.pop_back();
-    for (const auto& [key, value] : node->items()) {
-      if (!value.is_object()) continue;
-      if (value.value(meta_key::kTypename, "") == kBlobTypename) {
-        auto id = ObjectIDFromString(value.value(meta_key::kId, ""));
-        InstanceID owner = value.value(meta_key::kInstanceId, self);
-        if (id.ok() && !IsEmptyBlob(*id) && owner != self) (*out)[owner].push_back(*id);
-        continue;
-      }
-      pending.push_back(&value);
-    }
-  }
-}
-
 }  // namespace
 
 Result<ObjectID> Migrator::Migrate(ObjectID id) {
@@ -97,8 +77,13 @@ Result<ObjectID> Migrator::MigrateOnce(ObjectID id) {
   VY_ASSIGN_OR_RETURN(json trees, ctx.meta->Get({id}));
   // A global object is copied whole: every member brought here, the copy local.
   const json& tree = trees[ObjectIDToString(id)];
-  std::map<InstanceID, std::vector<ObjectID>> remote;
-  RemoteBlobs(tree, ctx.instance_id, &remote);
+  auto remote = BlobsByOwner(tree, ctx.instance_id);
+  remote.erase(ctx.instance_id);
+  for (auto it = remote.begin(); it != remote.end();) {
+    auto& ids = it->second;
+    ids.erase(std::remove_if(ids.begin(), ids.end(), IsEmptyBlob), ids.end());
+    it = ids.empty() ? remote.erase(it) : std::next(it);
+  }
   if (remote.empty()) return id;  // every blob is here already
 
   VY_ASSIGN_OR_RETURN(json cluster, ctx.backend->ClusterMeta());

@@ -15,6 +15,7 @@ TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TESTS)
 
 import cluster_harness as ch  # noqa: E402
+from cluster_harness import wait_for  # noqa: E402
 from conftest import _vineyardd_binary  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.exists(ch.ETCD),
@@ -30,13 +31,6 @@ def ours(etcd, prefix, size="512Mi"):
                          "--rpc_socket_port=0", "--rpc_host=127.0.0.1"], size=size)
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @pytest.fixture(scope="module")

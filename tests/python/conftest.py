@@ -146,3 +146,30 @@ def run_published():
         assert out.returncode == 0, out.stderr[-3000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
     return run
+
+
+def sharing_python_objects_example(client1, client2):
+    """The example of ../shared/seeds, "Sharing Python Objects with Vineyard", on two
+    instances of a cluster, checked as it describes; returns (id1, id2, id_pair)."""
+    import numpy as np
+
+    id1 = client1.put(np.zeros(8))
+    client1.persist(id1)
+    id2 = client2.put(np.ones(4))
+    client2.persist(id2)
+    obj1 = client1.get_object(id1)
+    obj2 = client2.get_object(id2)
+    id_pair = client1.put((obj1, obj2))
+    obj_pair = client2.get_object(id_pair)
+    assert obj_pair.meta.isglobal
+    first = obj_pair.meta.member("__elements_-0")
+    second = obj_pair.meta.member("__elements_-1")
+    assert first.typename == "vineyard::Tensor<double>"
+    assert first.instance_id == client1.instance_id
+    assert second.instance_id == client2.instance_id
+    value_pair = client2.get(id_pair)
+    assert value_pair[0] is None  # its payload stays on the first instance
+    assert list(value_pair[1]) == [1, 1, 1, 1]
+    fetched = client2.get(id_pair, fetch=True)
+    assert list(fetched[0]) == [0] * 8 and list(fetched[1]) == [1] * 4
+    return id1, id2, id_pair

@@ -25,7 +25,8 @@ TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TESTS)
 
 import cluster_harness as ch  # noqa: E402
-from conftest import vineyardd_binary  # noqa: E402
+from cluster_harness import wait_for  # noqa: E402
+from conftest import sharing_python_objects_example, vineyardd_binary  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.exists(ch.ETCD),
                                 reason=f"no etcd at {ch.ETCD} (apt-get install etcd-server)")
@@ -40,13 +41,6 @@ def cluster_args(etcd, prefix, *extra):
             "--rpc_socket_port=0", "--rpc_host=127.0.0.1", *extra]
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 class Cluster:
@@ -188,24 +182,7 @@ def test_deleting_a_persisted_object_elsewhere_frees_its_blobs_on_the_owner(clus
 
 def test_the_sharing_python_objects_example(cluster):
     # ../shared/seeds: "Sharing Python Objects with Vineyard", on two instances.
-    client1, client2 = cluster.clients[:2]
-    id1 = client1.put(np.zeros(8))
-    client1.persist(id1)
-    id2 = client2.put(np.ones(4))
-    client2.persist(id2)
-    obj1 = client1.get_object(id1)
-    obj2 = client2.get_object(id2)
-    id_pair = client1.put((obj1, obj2))
-    obj_pair = client2.get_object(id_pair)
-    assert obj_pair.meta.isglobal
-    first, second = obj_pair.meta.member("__elements_-0"), obj_pair.meta.member("__elements_-1")
-    assert first.instance_id == client1.instance_id
-    assert second.instance_id == client2.instance_id
-    value_pair = client2.get(id_pair)
-    assert value_pair[0] is None  # its payload stays on the first instance
-    assert list(value_pair[1]) == [1, 1, 1, 1]
-    fetched = client2.get(id_pair, fetch=True)
-    assert list(fetched[0]) == [0] * 8 and list(fetched[1]) == [1] * 4
+    sharing_python_objects_example(*cluster.clients[:2])
 
 
 def test_a_global_object_of_10000_members_is_persisted_past_the_txn_limit(cluster):

@@ -27,7 +27,8 @@ ROOT = os.path.dirname(TESTS)
 sys.path.insert(0, TESTS)
 
 import cluster_harness as ch  # noqa: E402
-from conftest import vineyardd_binary  # noqa: E402
+from cluster_harness import wait_for  # noqa: E402
+from conftest import sharing_python_objects_example, vineyardd_binary  # noqa: E402
 
 _reason = ch.require_root()
 if _reason is None and not os.path.exists(ch.ETCD):
@@ -37,16 +38,6 @@ pytestmark = pytest.mark.skipif(_reason is not None, reason=_reason or "")
 TTL = 3
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:  # noqa: BLE001 (etcd or an instance coming back)
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +104,7 @@ def test_losing_one_of_three_etcd_members_goes_unnoticed(hosts):
 
 
 def test_a_host_cut_off_leaves_the_cluster_and_comes_back_when_healed(net, hosts):
-    _, _, (a, b, c) = hosts
+    _, servers, (a, b, c) = hosts
     oid = c.put(np.arange(10))
     c.persist(oid)
     a.sync_meta()
@@ -130,9 +121,13 @@ def test_a_host_cut_off_leaves_the_cluster_and_comes_back_when_healed(net, hosts
         assert b.exists(fresh)
     finally:
         net.heal(2)
-    wait_for(lambda: c.instance_id in a.meta and (a.sync_meta() or True) and a.exists(oid),
-             30, "the healed host rejoins (same id) and publishes its objects again")
+    try:
+        wait_for(lambda: c.instance_id in a.meta and (a.sync_meta() or True) and a.exists(oid),
+                 30, "the healed host rejoins (same id) and publishes its objects again")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n--- the healed host's log\n{servers[2].log()}") from None
     assert a.get_meta(oid).instance_id == c.instance_id
+    assert list(c.get(oid)) == list(range(10)), "the healed host kept its own object"
 
 
 def test_sharing_python_objects_example_with_only_socket_flags(net):
@@ -162,19 +157,7 @@ def test_sharing_python_objects_example_with_only_socket_flags(net):
         assert not client2.rpc_endpoint.endswith(":9600"), "a taken default port moves"
         assert client1.meta[client2.instance_id]["rpc_endpoint"] == client2.rpc_endpoint
 
-        id1 = client1.put(np.zeros(8))
-        client1.persist(id1)
-        id2 = client2.put(np.ones(4))
-        client2.persist(id2)
-        obj1 = client1.get_object(id1)
-        obj2 = client2.get_object(id2)
-        id_pair = client1.put((obj1, obj2))
-        obj_pair = client2.get_object(id_pair)
-        assert obj_pair.meta.member("__elements_-0").typename == "vineyard::Tensor<double>"
-        value_pair = client2.get(id_pair)
-        assert value_pair[0] is None and list(value_pair[1]) == [1, 1, 1, 1]
-        first, second = client2.get(id_pair, fetch=True)
-        assert list(first) == [0] * 8 and list(second) == [1] * 4
+        id1, _, id_pair = sharing_python_objects_example(client1, client2)
 
         # The etcd they share dies: an instance starts another (empty) one, and both
         # register again and publish what they own.
