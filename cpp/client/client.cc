@@ -80,10 +80,46 @@ Result<std::shared_ptr<Blob>> Client::GetBlob(ObjectID id, bool unsafe) {
   return blobs[0];
 }
 
+namespace {
+
+// Replaces the inline placeholders of `tree` by the blobs the server made.
+void FillInlineBlobs(json* tree, const std::vector<ObjectID>& made) {
+  std::vector<json*> pending{tree};
+  while (!pending.empty()) {
+    json* n = pending.back();
+    pending.pop_back();
+    for (auto& [key, value] : n->items()) {
+      if (!value.is_object()) continue;
+      auto k = value.find(kInlineBlobKey);
+      if (k != value.end() && k->is_number_unsigned() && k->get<uint64_t>() < made.size()) {
+        value[meta_key::kId] = ObjectIDToString(made[k->get<uint64_t>()]);
+        value.erase(kInlineBlobKey);
+        continue;
+      }
+      pending.push_back(&value);
+    }
+  }
+}
+
+}  // namespace
+
 Result<ObjectID> Client::Put(ObjectMeta& meta, const std::vector<BlobWriter*>& blobs,
-                             bool persist, const std::string& name) {
-  PrepareForCreate(meta);
+                             bool persist, const std::string& name,
+                             const std::vector<std::string_view>& inline_blobs) {
+  std::string attachment;
   VyPutRequest r;
+  uint64_t total = 0;
+  for (const auto& bytes : inline_blobs) total += bytes.size();
+  if (total > kMaxInlineBytes) {
+    return Status::Invalid("inline blobs of ", total, " bytes: at most ", kMaxInlineBytes,
+                           " go in one put; create larger blobs with CreateBlob");
+  }
+  attachment.reserve(total);
+  for (const auto& bytes : inline_blobs) {
+    r.inline_sizes.push_back(bytes.size());
+    attachment.append(bytes);
+  }
+  PrepareForCreate(meta);
   for (BlobWriter* w : blobs) {
     if (w == nullptr) continue;
     if (w->sealed()) return Status::ObjectSealed("blob ", ObjectIDToString(w->id()),
@@ -94,10 +130,20 @@ Result<ObjectID> Client::Put(ObjectMeta& meta, const std::vector<BlobWriter*>& b
   r.persist = persist;
   r.name = name;
   r.release = core_->TakeReleases();
-  VY_ASSIGN_OR_RETURN(json reply, core_->Request(WriteVyPutRequest(r)));
+  VY_ASSIGN_OR_RETURN(json reply, core_->Request(WriteVyPutRequest(r), attachment));
   VY_ASSIGN_OR_RETURN(CreatedObject c, ReadCreateDataReply(reply));
   for (BlobWriter* w : blobs) {
     if (w != nullptr) w->MarkSealed();
+  }
+  if (!inline_blobs.empty()) {
+    std::vector<ObjectID> made;
+    auto it = reply.find("inline");
+    if (it != reply.end() && it->is_array()) {
+      for (const auto& v : *it) {
+        if (v.is_number_unsigned()) made.push_back(v.get<ObjectID>());
+      }
+    }
+    FillInlineBlobs(&meta.MutableMetaData(), made);
   }
   ApplyCreated(meta, c);
   if (persist || !name.empty()) meta.MutableMetaData()[meta_key::kTransient] = false;

@@ -44,8 +44,13 @@ class Client : public ClientBase {
 
   // --- objects -----------------------------------------------------------------
   /// Seals `blobs`, creates `meta`, optionally persists and names it: one round trip.
+  /// `meta` may hold new members (ObjectMeta without an id: created with it) and
+  /// inline blobs (ObjectMeta::AddInlineBlob(name, k): a blob made of
+  /// `inline_blobs[k]`, whose bytes travel in the request; at most
+  /// kMaxInlineBytes in all).
   Result<ObjectID> Put(ObjectMeta& meta, const std::vector<BlobWriter*>& blobs,
-                       bool persist = false, const std::string& name = "");
+                       bool persist = false, const std::string& name = "",
+                       const std::vector<std::string_view>& inline_blobs = {});
   /// The metadata with every local blob of the tree mapped: one round trip.
   Result<ObjectMeta> GetObject(ObjectID id);
   Result<std::vector<ObjectMeta>> GetObjects(const std::vector<ObjectID>& ids);

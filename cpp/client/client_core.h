@@ -42,6 +42,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   /// Sends one request and reads its reply (an error reply becomes the Status).
   Result<json> Request(const json& request);
+  /// Request() with `attachment` after the JSON text in the same frame (vy_put's
+  /// inline blobs; only our server reads it).
+  Result<json> Request(const json& request, std::string_view attachment);
   /// Like Request(), then receives the fds the reply lists in `fds_key`.
   Result<json> RequestWithFds(const json& request, const char* fds_key);
 
@@ -74,16 +77,19 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   /// The UNIX socket path or "host:port" this session talks to.
   const std::string& endpoint() const { return endpoint_; }
   bool is_ipc() const { return is_ipc_; }
+  static int SpinUs();
 
  private:
   ClientCore() = default;
   static Result<std::shared_ptr<ClientCore>> Register(std::shared_ptr<ClientCore> core,
                                                       const Login& login);
-  Status SendAndReceive(const json& request, json* reply);
+  Status SendAndReceive(const json& request, json* reply, std::string_view attachment = {});
   Status Broken(const std::string& what, const Status& cause);  // closes fd_; needs mu_
 
   std::string endpoint_;
   bool is_ipc_ = true;
+  /// $VINEYARD_SPIN_US (default 50): how long a reply is polled for before recv sleeps.
+  const int spin_us_ = SpinUs();
   RegisterReply info_;
 
   mutable std::mutex mu_;

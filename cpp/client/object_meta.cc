@@ -146,6 +146,13 @@ void ObjectMeta::AddMember(const std::string& name, const BlobWriter& blob) {
   tree_[name] = std::move(t);
 }
 
+void ObjectMeta::AddInlineBlob(const std::string& name, size_t index, uint64_t size) {
+  tree_[name] = json{{meta_key::kTypename, kBlobTypename},
+                     {kInlineBlobKey, index},
+                     {meta_key::kLength, size},
+                     {meta_key::kNBytes, size}};
+}
+
 bool ObjectMeta::HasMember(const std::string& name) const {
   auto it = tree_.find(name);
   return it != tree_.end() && it->is_object();

@@ -74,6 +74,8 @@ class ObjectMeta {
   void AddMember(const std::string& name, const ObjectMeta& member);
   void AddMember(const std::string& name, ObjectID id);
   void AddMember(const std::string& name, const Blob& blob);
+  /// A blob member made by Client::Put from its `index`-th inline byte run.
+  void AddInlineBlob(const std::string& name, size_t index, uint64_t size);
   void AddMember(const std::string& name, const BlobWriter& blob);
   bool HasMember(const std::string& name) const;
   Result<ObjectMeta> GetMember(const std::string& name) const;

@@ -177,7 +177,7 @@ namespace {
 // Deeper JSON is refused: copying or dumping it recurses and would overflow the stack.
 constexpr int kMaxJsonDepth = 1000;
 
-bool TooDeep(const std::string& text) {
+bool TooDeep(std::string_view text) {
   int depth = 0;
   bool in_string = false, escaped = false;
   for (char c : text) {
@@ -201,15 +201,37 @@ bool TooDeep(const std::string& text) {
 }
 }  // namespace
 
-Result<json> ParseMessage(const std::string& text) {
+Result<json> ParseMessage(const std::string& frame) {
+  std::string_view text(frame);
+  std::string_view attachment;
+  size_t nul = text.find('\0');
+  if (nul != std::string_view::npos) {
+    attachment = text.substr(nul + 1);
+    text = text.substr(0, nul);
+  }
   if (TooDeep(text)) {
     return Status::Invalid("malformed message: JSON nested deeper than ", kMaxJsonDepth,
                            " levels");
   }
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::Invalid("malformed message: not valid JSON");
   if (!j.is_object()) return Status::Invalid("malformed message: not a JSON object");
+  if (nul != std::string_view::npos) {
+    j[kAttachmentKey] = json::binary(json::binary_t::container_type(
+        reinterpret_cast<const uint8_t*>(attachment.data()),
+        reinterpret_cast<const uint8_t*>(attachment.data()) + attachment.size()));
+  }
   return j;
+}
+
+std::string FrameText(const json& request, std::string_view attachment) {
+  std::string text = request.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (!attachment.empty()) {
+    text.reserve(text.size() + 1 + attachment.size());
+    text.push_back('\0');
+    text.append(attachment);
+  }
+  return text;
 }
 
 Result<std::string> ReadMessageType(const json& msg) {
@@ -923,6 +945,7 @@ json WriteVyPutRequest(const VyPutRequest& r) {
   j["persist"] = r.persist;
   if (!r.name.empty()) j["name"] = r.name;
   if (!r.release.empty()) j["release"] = r.release;
+  if (!r.inline_sizes.empty()) j["inline"] = r.inline_sizes;
   return j;
 }
 
@@ -936,6 +959,28 @@ Result<VyPutRequest> ReadVyPutRequest(const json& j) {
   VY_RETURN_NOT_OK(Field(j, "name", &r.name, false));
   if (j.contains("release")) {
     VY_ASSIGN_OR_RETURN(r.release, IdListField(j, "release"));
+  }
+  auto att = j.find(kAttachmentKey);
+  if (att != j.end() && att->is_binary()) {
+    const auto& bytes = att->get_binary();
+    r.attachment = std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  }
+  if (j.contains("inline")) {
+    VY_RETURN_NOT_OK(Field(j, "inline", &r.inline_sizes));
+    uint64_t total = 0;
+    for (uint64_t n : r.inline_sizes) {
+      if (n > r.attachment.size() - total) {
+        return Status::Invalid("vy_put_request: 'inline' sizes add up to more than the ",
+                               r.attachment.size(), " bytes the frame carries");
+      }
+      total += n;
+    }
+    if (total != r.attachment.size()) {
+      return Status::Invalid("vy_put_request: 'inline' sizes add up to ", total,
+                             " bytes but the frame carries ", r.attachment.size());
+    }
+  } else if (!r.attachment.empty()) {
+    return Status::Invalid("vy_put_request: the frame carries bytes but no 'inline' sizes");
   }
   return r;
 }

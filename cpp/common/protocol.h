@@ -87,7 +87,13 @@ json WritePayload(const Payload& p);
 Result<Payload> ReadPayload(const json& j);
 
 /// Parses a frame into a JSON object; Invalid with a clear message otherwise.
+/// A frame of ours may carry binary bytes after its JSON text and a NUL (a NUL
+/// never appears in JSON text): they are kept under kAttachmentKey as a binary
+/// value (see VyPutRequest::inline_sizes).
 Result<json> ParseMessage(const std::string& text);
+constexpr const char* kAttachmentKey = "__attachment";
+/// The frame of `request` with `attachment` after its JSON text and a NUL.
+std::string FrameText(const json& request, std::string_view attachment = {});
 /// The "type" of a request; Invalid if missing or not a string.
 Result<std::string> ReadMessageType(const json& msg);
 
@@ -298,13 +304,23 @@ Result<InstanceStatus> ReadInstanceStatus(const json& meta);
 // --- fused requests (ours) ----------------------------------------------------
 /// Seal `seal` blobs, create the metadata `tree`, optionally persist it and
 /// name it, and release `release` references: one round trip.
+/// The tree may hold new members (objects without an "id"): they are created
+/// first, innermost first, all or nothing. A blob member {"typename":
+/// "vineyard::Blob", "__vy_inline": k} is made from the k-th of `inline_sizes`
+/// byte runs that follow the request's JSON text in its frame: a small put is
+/// then one round trip, allocation included.
 struct VyPutRequest {
   std::vector<ObjectID> seal;
   json tree;
   bool persist = false;
   std::string name;  // empty: no name
   std::vector<ObjectID> release;
+  std::vector<uint64_t> inline_sizes;
+  std::string_view attachment;  // read: the bytes after the JSON text (in the request)
 };
+constexpr const char* kInlineBlobKey = "__vy_inline";
+/// Bytes a client sends inline at most in one vy_put (more go through create_buffer).
+constexpr uint64_t kMaxInlineBytes = 64 << 10;
 json WriteVyPutRequest(const VyPutRequest& r);
 Result<VyPutRequest> ReadVyPutRequest(const json& j);
 

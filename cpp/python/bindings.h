@@ -15,6 +15,11 @@
 #include "common/protocol.h"
 #include "common/result.h"
 
+namespace vineyard {
+class Client;
+class ClientBase;
+}  // namespace vineyard
+
 namespace vineyard::py {
 
 namespace nb = nanobind;
@@ -87,5 +92,7 @@ void BindBlobs(nb::module_& m);
 void BindMeta(nb::module_& m);
 void BindClient(nb::module_& m);
 void BindRpcClient(nb::module_& m);
+/// put_ndarray / get_fast on IPCClient (fast_path.cc).
+void BindFastPath(nb::class_<Client, ClientBase>& c);
 
 }  // namespace vineyard::py

@@ -312,6 +312,7 @@ void BindClient(nb::module_& m) {
             return out;
           },
           "Cluster metadata: {instance_id: {field: value}}.");
+  BindFastPath(c);
   c.def("flush_releases", [](Client& self) { Check(self.FlushReleases()); }, Gil(),
         "Gives back blob references released locally but not yet sent.");
 }

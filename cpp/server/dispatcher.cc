@@ -33,6 +33,10 @@ Status Dispatcher::Dispatch(Connection& conn, const json& request, Reply* reply)
                                   "': this server does not support it");
   }
   const Entry& e = it->second;
+  if (type != req::kVyPut && request.contains(kAttachmentKey)) {
+    return Status::Invalid("'", type, "' carries bytes after its JSON text (a NUL and more): "
+                           "only vy_put_request takes inline bytes");
+  }
   if (!(e.flags & kBeforeRegister) && !conn.registered()) {
     return Status::Invalid("'", type, "' before register_request: a session must start with "
                            "register_request");

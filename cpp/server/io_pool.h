@@ -44,7 +44,8 @@ struct EventLoop {
 
 class IoPool {
  public:
-  IoPool(int loops, int workers);
+  /// `spin_us`: how long a loop polls after its last event before it sleeps.
+  IoPool(int loops, int workers, int spin_us = 0);
   ~IoPool();
   IoPool(const IoPool&) = delete;
   IoPool& operator=(const IoPool&) = delete;
@@ -71,6 +72,7 @@ class IoPool {
   asio::thread_pool workers_;
   const int num_workers_;
   std::function<void(EventLoop&)> sweep_;
+  const int spin_us_;
   std::atomic<uint64_t> next_{0};
 };
 

@@ -307,6 +307,147 @@ Result<CreatedObject> MetaService::Create(const json& tree) {
   return created;
 }
 
+namespace {
+
+constexpr const char* kShareKey = "__vy_share";
+
+// A member that names an object to create: an object with a typename and no id.
+bool IsNewMember(const json& node) {
+  if (node.contains(meta_key::kId)) return false;
+  auto tn = node.find(meta_key::kTypename);
+  return tn != node.end() && tn->is_string() && tn->get<std::string>() != kBlobTypename;
+}
+
+json ReferenceTo(ObjectID id, const std::string& type_name, InstanceID instance) {
+  return json{{meta_key::kId, ObjectIDToString(id)},
+              {meta_key::kTypename, type_name},
+              {meta_key::kInstanceId, instance}};
+}
+
+}  // namespace
+
+Status MetaService::CreateMembers(json* root, const std::vector<ObjectID>& inline_blobs,
+                                  std::map<std::string, json>* shared,
+                                  std::vector<ObjectID>* made) {
+  // Post-order without recursion: a node is created once its members are.
+  struct Frame {
+    json* node;
+    bool expanded;
+  };
+  std::vector<Frame> stack{{root, false}};
+  while (!stack.empty()) {
+    Frame f = stack.back();
+    stack.pop_back();
+    if (!f.expanded) {
+      stack.push_back({f.node, true});
+      for (auto& [key, value] : f.node->items()) {
+        if (!value.is_object()) continue;
+        auto inl = value.find(kInlineBlobKey);
+        if (inl != value.end()) {
+          if (!inl->is_number_unsigned() || inl->get<uint64_t>() >= inline_blobs.size()) {
+            return Status::Invalid("member '", key, "': '", kInlineBlobKey, "' must be an index "
+                                   "below ", inline_blobs.size(), ", the inline blobs sent");
+          }
+          ObjectID blob = inline_blobs[inl->get<uint64_t>()];
+          value = ReferenceTo(blob, kBlobTypename, instance_id_);
+          continue;
+        }
+        auto share = value.find(kShareKey);
+        if (share != value.end() && !IsNewMember(value)) {
+          auto ref = share->is_string() ? shared->find(share->get<std::string>()) : shared->end();
+          if (ref == shared->end()) {
+            return Status::Invalid("member '", key, "' refers to the shared member ",
+                                   share->dump(), " that the tree does not define");
+          }
+          value = ref->second;
+          continue;
+        }
+        if (IsNewMember(value)) stack.push_back({&value, false});
+      }
+      continue;
+    }
+    if (f.node == root) continue;  // the caller creates the root
+    json& node = *f.node;
+    if (!node.contains(meta_key::kInstanceId)) node[meta_key::kInstanceId] = instance_id_;
+    std::string token;
+    auto share = node.find(kShareKey);
+    if (share != node.end()) {
+      if (!share->is_string()) {
+        return Status::Invalid("'", kShareKey, "' must be a string, not ", share->type_name());
+      }
+      token = share->get<std::string>();
+      node.erase(share);
+    }
+    std::string type_name = node[meta_key::kTypename].get<std::string>();
+    auto created = Create(node);
+    if (!created.ok()) {
+      return Status(created.status().code(),
+                    "a new member of type " + type_name + ": " + created.status().message());
+    }
+    made->push_back(created->id);
+    node = ReferenceTo(created->id, type_name, instance_id_);
+    node[meta_key::kSignature] = created->signature;
+    if (!token.empty()) (*shared)[token] = node;
+  }
+  return Status::OK();
+}
+
+Result<CreatedObject> MetaService::CreateTree(json tree, const std::vector<ObjectID>& inline_blobs,
+                                              std::vector<ObjectID>* made) {
+  if (!tree.is_object()) return Status::Invalid("metadata must be a JSON object");
+  // Shared definitions (a member with "__vy_share" and a typename) move out of
+  // the tree and are created first, so every reference finds them.
+  std::vector<std::pair<std::string, json>> definitions;
+  {
+    std::vector<json*> pending{&tree};
+    while (!pending.empty()) {
+      json* n = pending.back();
+      pending.pop_back();
+      for (auto& [key, value] : n->items()) {
+        if (!value.is_object()) continue;
+        auto share = value.find(kShareKey);
+        if (share != value.end() && IsNewMember(value)) {
+          if (!share->is_string()) {
+            return Status::Invalid("'", kShareKey, "' must be a string, not ",
+                                   share->type_name());
+          }
+          json token = *share;
+          definitions.emplace_back(token.get<std::string>(), std::move(value));
+          value = json{{kShareKey, std::move(token)}};
+          continue;
+        }
+        pending.push_back(&value);
+      }
+    }
+  }
+  auto undo = [&](const Status& cause) -> Status {
+    DeleteRequest r;
+    r.deep = false;
+    for (auto it = made->rbegin(); it != made->rend(); ++it) {
+      r.ids = {*it};
+      std::vector<ObjectID> unused;
+      (void)Delete(r, &unused);
+    }
+    made->clear();
+    return cause;
+  };
+  std::map<std::string, json> shared;
+  for (auto& [token, definition] : definitions) {
+    if (shared.count(token) > 0) {
+      return undo(Status::Invalid("the shared member '", token, "' is defined twice"));
+    }
+    json holder = json{{"member", std::move(definition)}};
+    holder["member"][kShareKey] = token;
+    Status st = CreateMembers(&holder, inline_blobs, &shared, made);
+    if (!st.ok()) return undo(st);
+  }
+  Status st = CreateMembers(&tree, inline_blobs, &shared, made);
+  if (!st.ok()) return undo(st);
+  auto created = Create(tree);
+  if (!created.ok()) return undo(created.status());
+  return created;
+}
+
 void MetaService::SnapshotLocked(const std::vector<ObjectID>& roots, Snapshot* out) const {
   std::vector<ObjectID> pending(roots.begin(), roots.end());
   while (!pending.empty()) {

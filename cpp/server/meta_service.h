@@ -70,6 +70,13 @@ class MetaService {
 
   /// Validates and stores a new object tree; members must exist already.
   Result<CreatedObject> Create(const json& tree);
+  /// Create() for a whole tree of new objects (vy_put): a member without an
+  /// "id" is created first (innermost first); a {"__vy_inline": k} blob member
+  /// is `inline_blobs[k]`; a new member with "__vy_share": "t" is created once,
+  /// and members that are just {"__vy_share": "t"} refer to it. All or nothing:
+  /// on failure what was made is deleted again. `made` gets the members created.
+  Result<CreatedObject> CreateTree(json tree, const std::vector<ObjectID>& inline_blobs,
+                                   std::vector<ObjectID>* made);
   /// Expanded trees, "o…" -> tree. ObjectNotExists names the first unknown id.
   /// Never blocks: a waiting request parks (see SetChangeListener).
   /// `share_members`: an object met again in the same reply is sent as
@@ -164,6 +171,10 @@ class MetaService {
   };
   using Snapshot = std::unordered_map<ObjectID, Node>;
 
+  /// The new members of `*root` created (innermost first) and replaced by
+  /// references; `shared` maps "__vy_share" tokens to the references made.
+  Status CreateMembers(json* root, const std::vector<ObjectID>& inline_blobs,
+                       std::map<std::string, json>* shared, std::vector<ObjectID>* made);
   Result<ObjectID> ResolveMemberLocked(const std::string& name, const json& subtree,
                                        bool parent_global);
   bool ExistsLocked(ObjectID id) const;

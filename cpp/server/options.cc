@@ -71,6 +71,11 @@ DEFINE_string(rpc_tls_cert, "",
 DEFINE_string(rpc_tls_key, "", "PEM private key of --rpc_tls_cert");
 DEFINE_int32(io_threads, 0,
              "Event-loop threads that own the client sockets (0: one per core)");
+DEFINE_int32(spin_us, 50,
+             "Microseconds an event loop keeps polling its sockets after its last event "
+             "before it sleeps (0: sleep at once). A request arriving within that time is "
+             "served without a wake-up, which costs 10-40 us on many virtual machines; the "
+             "price is up to that much CPU time after each burst of requests");
 DEFINE_int32(worker_threads, 0,
              "Worker threads for slow requests: logins, remote blob transfers, store-wide "
              "sweeps, large messages (0: one per core, at least 2)");
@@ -192,6 +197,10 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
     return Status::Invalid("--io_threads must be within 0..256 and --worker_threads 0..1024");
   }
   o.io_threads = FLAGS_io_threads > 0 ? FLAGS_io_threads : cores;
+  if (FLAGS_spin_us < 0 || FLAGS_spin_us > 100000) {
+    return Status::Invalid("--spin_us must be within 0..100000 microseconds");
+  }
+  o.spin_us = FLAGS_spin_us;
   o.worker_threads = FLAGS_worker_threads > 0 ? FLAGS_worker_threads : std::max(2, cores);
   if (FLAGS_handshake_timeout < 0 || FLAGS_io_timeout < 0 || FLAGS_idle_timeout < 0) {
     return Status::Invalid("--handshake_timeout, --io_timeout and --idle_timeout are seconds "

@@ -44,6 +44,7 @@ struct ServerOptions {
   uint64_t instance_id = 0;
   int io_threads = 2;          // event loops
   int worker_threads = 2;      // workers for slow requests
+  int spin_us = 50;            // event loops poll this long before sleeping
   Limits limits;
   // Metadata bounds (MetaLimits): nesting depth, expanded nodes of one tree, bytes.
   uint64_t meta_max_depth = 256;

@@ -136,7 +136,8 @@ Status Server::Start() {
   parked_ = std::make_unique<ParkedRequests>();
   ctx_.parked = parked_.get();
   meta_->SetChangeListener([parked = parked_.get()] { parked->WakeAll(); });
-  pool_ = std::make_unique<IoPool>(options_.io_threads, options_.worker_threads);
+  pool_ = std::make_unique<IoPool>(options_.io_threads, options_.worker_threads,
+                                   options_.spin_us);
   ctx_.pool = pool_.get();
 
   VY_RETURN_NOT_OK(backend_->Attach(meta_.get()));

@@ -586,6 +586,16 @@ class IPCClient(ClientBase):
 
     def get_object_metas(self, object_ids: Sequence[ObjectID]) -> list[ObjectMeta]: ...
 
+    def put_ndarray(self, array: object, persist: bool = False, name: str | None = None) -> object:
+        """
+        Puts a C-contiguous numeric numpy array as vineyard::Tensor<T> in one call (a small one in one round trip); None when the array needs the Python builder.
+        """
+
+    def get_fast(self, object_id: ObjectID) -> object:
+        """
+        (meta, array, blob): the object's metadata in one round trip and, for a C-ordered numeric tensor, its zero-copy read-only array (else None).
+        """
+
     def flush_releases(self) -> None:
         """Gives back blob references released locally but not yet sent."""
 

@@ -1,5 +1,6 @@
 // Handlers for metadata: objects, names, deletion, and our fused put/get.
 #include <algorithm>
+#include <cstring>
 
 #include "server/dispatcher.h"
 #include "server/migration.h"
@@ -162,7 +163,8 @@ Status MigrateObject(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-// Ours: seal + create (+ persist + name) in one round trip, undone on failure.
+// Ours: allocate the inline blobs + seal + create the whole tree (+ persist +
+// name) in one round trip, undone on failure.
 Status VyPut(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(VyPutRequest r, ReadVyPutRequest(request));
   for (ObjectID id : r.release) conn.Release(id);
@@ -173,6 +175,27 @@ Status VyPut(Connection& conn, const json& request, Reply* reply) {
       (void)conn.ctx().store->Delete(id);
     }
   };
+  std::vector<ObjectID> inline_blobs;
+  size_t offset = 0;
+  for (uint64_t size : r.inline_sizes) {
+    auto p = conn.ctx().store->Create(size, conn.serial());
+    if (!p.ok()) {
+      undo_seals();
+      return p.status();
+    }
+    if (size > 0) {
+      std::memcpy(reinterpret_cast<void*>(p->pointer), r.attachment.data() + offset, size);
+    }
+    offset += size;
+    Status st = conn.Seal(p->object_id);
+    if (!st.ok()) {
+      (void)conn.Abort(p->object_id);
+      undo_seals();
+      return st;
+    }
+    if (!IsEmptyBlob(p->object_id)) sealed.push_back(p->object_id);
+    inline_blobs.push_back(p->object_id);
+  }
   for (ObjectID id : r.seal) {
     Status st = conn.Seal(id);
     if (!st.ok()) {
@@ -181,7 +204,8 @@ Status VyPut(Connection& conn, const json& request, Reply* reply) {
     }
     sealed.push_back(id);
   }
-  auto created = conn.ctx().meta->Create(r.tree);
+  std::vector<ObjectID> made;
+  auto created = conn.ctx().meta->CreateTree(std::move(r.tree), inline_blobs, &made);
   if (!created.ok()) {
     undo_seals();
     return created.status();
@@ -195,10 +219,16 @@ Status VyPut(Connection& conn, const json& request, Reply* reply) {
     undo.deep = true;
     std::vector<ObjectID> unused;
     (void)conn.ctx().meta->Delete(undo, &unused);
+    undo.deep = false;
+    for (auto it = made.rbegin(); it != made.rend(); ++it) {
+      undo.ids = {*it};
+      if (conn.ctx().meta->Exists(*it)) (void)conn.ctx().meta->Delete(undo, &unused);
+    }
     undo_seals();
     return st;
   }
   reply->body = WriteCreateDataReply(*created);
+  if (!inline_blobs.empty()) reply->body["inline"] = inline_blobs;
   return Status::OK();
 }
 

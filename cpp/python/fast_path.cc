@@ -1,0 +1,211 @@
+// The fast path of put and get for numpy arrays: one native call each.
+//
+// put_ndarray writes the layout tensor.py writes (vineyard::Tensor<T>, the
+// reference's), so what it puts reads back everywhere; a small payload travels
+// inside the put request (one round trip, allocation included), a larger one
+// goes to a blob created first. get_fast fetches an object in one round trip
+// and, for a C-ordered numeric tensor, makes the zero-copy read-only array
+// here. Anything else (object/str arrays, Fortran order, non-contiguous
+// arrays) returns None / no value and the Python builders and resolvers do it.
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+
+#include <cstring>
+#include <string>
+#include <unordered_map>
+
+#include "client/client.h"
+#include "python/bindings.h"
+
+namespace vineyard::py {
+
+namespace {
+
+struct DtypeInfo {
+  bool fast = false;
+  std::string type_name;  // vineyard::Tensor<T>
+  std::string name;       // dtype.name
+  std::string spec;       // dtype.str
+};
+
+// dtype objects of the built-in types are singletons: cache by identity, and
+// hold a reference so that the key is never reused by another object.
+const DtypeInfo& InfoOf(nb::handle dtype) {
+  static auto& cache = *new std::unordered_map<PyObject*, DtypeInfo>();
+  auto it = cache.find(dtype.ptr());
+  if (it != cache.end()) return it->second;
+  DtypeInfo info;
+  std::string kind = nb::cast<std::string>(dtype.attr("kind"));
+  bool plain = !nb::cast<bool>(dtype.attr("hasobject")) && dtype.attr("fields").is_none() &&
+               dtype.attr("subdtype").is_none();
+  // datetime64/timedelta64 export no buffer: tensor.py puts those.
+  info.fast = plain && kind.size() == 1 && std::strchr("biufc", kind[0]) != nullptr;
+  info.name = nb::cast<std::string>(dtype.attr("name"));
+  info.spec = nb::cast<std::string>(dtype.attr("str"));
+  static const std::unordered_map<std::string, std::string> kCpp = {
+      {"int32", "int"},       {"uint32", "uint32"}, {"int64", "int64"},
+      {"uint64", "uint64"},   {"float32", "float"}, {"float64", "double"}};
+  auto cpp = kCpp.find(info.name);
+  info.type_name = "vineyard::Tensor<" + (cpp == kCpp.end() ? info.name : cpp->second) + ">";
+  dtype.inc_ref();
+  return cache.emplace(dtype.ptr(), std::move(info)).first->second;
+}
+
+// json.dumps of a list of ints, as the reference writes shapes: "[2, 3]".
+std::string ShapeText(const Py_ssize_t* shape, int ndim) {
+  std::string s = "[";
+  for (int i = 0; i < ndim; ++i) {
+    if (i > 0) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+class BufferView {
+ public:
+  bool Get(nb::handle obj) {
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_C_CONTIGUOUS | PyBUF_ND) != 0) {
+      PyErr_Clear();
+      return false;
+    }
+    held_ = true;
+    return true;
+  }
+  ~BufferView() {
+    if (held_) PyBuffer_Release(&view_);
+  }
+  const Py_buffer& view() const { return view_; }
+
+ private:
+  Py_buffer view_{};
+  bool held_ = false;
+};
+
+nb::object PutNdarray(Client& self, nb::handle array, bool persist,
+                      const std::optional<std::string>& name) {
+  nb::object dtype = array.attr("dtype");
+  const DtypeInfo& info = InfoOf(dtype);
+  if (!info.fast) return nb::none();
+  BufferView buffer;
+  if (!buffer.Get(array)) return nb::none();  // not C-contiguous: tensor.py copies it
+  const Py_buffer& view = buffer.view();
+  const uint64_t nbytes = static_cast<uint64_t>(view.len);
+
+  ObjectMeta meta;
+  meta.SetTypeName(info.type_name);
+  json& tree = meta.MutableMetaData();
+  tree["shape_"] = ShapeText(view.shape, view.ndim);
+  tree["partition_index_"] = "[]";
+  tree["order_"] = "\"C\"";
+  tree["value_type_"] = info.name;
+  tree["value_type_meta_"] = info.spec;
+  meta.SetNBytes(nbytes);
+  const std::string label = name.value_or("");
+
+  ObjectID id;
+  if (nbytes == 0) {
+    meta.AddMember("buffer_", *Blob::MakeEmpty());
+    id = Unwrap(NoGil([&] { return self.Put(meta, {}, persist, label); }));
+  } else if (nbytes <= kMaxInlineBytes) {
+    meta.AddInlineBlob("buffer_", 0, nbytes);
+    std::string_view bytes(static_cast<const char*>(view.buf), nbytes);
+    id = Unwrap(NoGil([&] { return self.Put(meta, {}, persist, label, {bytes}); }));
+  } else {
+    id = Unwrap(NoGil([&]() -> Result<ObjectID> {
+      VY_ASSIGN_OR_RETURN(auto writer, self.CreateBlob(nbytes));
+      VY_RETURN_NOT_OK(writer->Copy(0, view.buf, nbytes));
+      meta.AddMember("buffer_", *writer);
+      return self.Put(meta, {writer.get()}, persist, label);
+    }));
+  }
+  return nb::cast(PyObjectID(id));
+}
+
+// The dtype of a value_type_meta_ string, or None when get_fast leaves it to
+// tensor.py (object, str, bytes, void and structured types).
+// The cached objects are never released: they live as long as the interpreter
+// (releasing them from static destructors would run after it finalized).
+nb::object FastDtype(const std::string& spec) {
+  static auto& cache = *new std::unordered_map<std::string, nb::handle>();
+  auto it = cache.find(spec);
+  if (it != cache.end()) return nb::borrow(it->second);
+  static nb::handle np_dtype = nb::object(nb::module_::import_("numpy").attr("dtype")).release();
+  nb::object dtype;
+  try {
+    dtype = np_dtype(spec);
+  } catch (nb::python_error&) {
+    dtype = nb::none();
+  }
+  if (!dtype.is_none()) {
+    std::string kind = nb::cast<std::string>(dtype.attr("kind"));
+    bool plain = !nb::cast<bool>(dtype.attr("hasobject")) && dtype.attr("fields").is_none();
+    if (!plain || kind.size() != 1 || std::strchr("biufcmM", kind[0]) == nullptr) {
+      dtype = nb::none();
+    }
+  }
+  if (cache.size() < 1024) cache.emplace(spec, nb::object(dtype).release());
+  return dtype;
+}
+
+// (meta, array, blob) for a C-ordered numeric tensor; (meta, None, None) otherwise.
+nb::object GetFast(Client& self, const PyObjectID& id) {
+  ObjectMeta meta = Unwrap(NoGil([&] { return self.GetObject(id.value); }));
+  const json& tree = meta.MetaData();
+  nb::object value = nb::none();
+  nb::object blob_py = nb::none();
+  auto field = [&](const char* key) -> const std::string* {
+    auto it = tree.find(key);
+    return it != tree.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
+  };
+  const std::string* type_name = field(meta_key::kTypename);
+  const std::string* spec = field("value_type_meta_");
+  const std::string* shape_text = field("shape_");
+  const std::string* order = field("order_");
+  auto member = tree.find("buffer_");
+  if (type_name != nullptr && type_name->rfind("vineyard::Tensor<", 0) == 0 && spec != nullptr &&
+      shape_text != nullptr && (order == nullptr || *order == "\"C\"") && member != tree.end() &&
+      member->is_object() && meta.IsLocal()) {
+    nb::object dtype = FastDtype(*spec);
+    json shape = json::parse(*shape_text, nullptr, false);
+    auto blob_id = member->find(meta_key::kId);
+    if (!dtype.is_none() && shape.is_array() && blob_id != member->end() && blob_id->is_string()) {
+      int64_t count = 1;
+      nb::list dims;
+      bool ok = true;
+      for (const auto& d : shape) {
+        if (!d.is_number_integer() || d.get<int64_t>() < 0) {
+          ok = false;
+          break;
+        }
+        count *= d.get<int64_t>();
+        dims.append(d.get<int64_t>());
+      }
+      auto bid = ObjectIDFromString(blob_id->get<std::string>());
+      if (ok && count > 0 && bid.ok()) {
+        auto blob = meta.GetBuffer(*bid);
+        int64_t itemsize = nb::cast<int64_t>(dtype.attr("itemsize"));
+        if (blob.ok() && static_cast<uint64_t>(count * itemsize) <= (*blob)->size()) {
+          static nb::handle frombuffer = nb::object(nb::module_::import_("numpy").attr("frombuffer")).release();
+          blob_py = nb::cast(*blob);
+          value = frombuffer(blob_py, dtype, count).attr("reshape")(nb::tuple(dims));
+        }
+      }
+    }
+  }
+  return nb::make_tuple(nb::cast(std::move(meta)), value, blob_py);
+}
+
+}  // namespace
+
+void BindFastPath(nb::class_<Client, ClientBase>& c) {
+  c.def("put_ndarray", &PutNdarray, nb::arg("array"), nb::arg("persist") = false,
+        nb::arg("name").none() = nb::none(),
+        "Puts a C-contiguous numeric numpy array as vineyard::Tensor<T> in one call (a small "
+        "one in one round trip); None when the array needs the Python builder.")
+      .def("get_fast", &GetFast, nb::arg("object_id"),
+           "(meta, array, blob): the object's metadata in one round trip and, for a "
+           "C-ordered numeric tensor, its zero-copy read-only array (else None).");
+}
+
+}  // namespace vineyard::py
