@@ -82,8 +82,9 @@ Result<std::shared_ptr<Blob>> Client::GetBlob(ObjectID id, bool unsafe) {
 
 namespace {
 
-// Replaces the inline placeholders of `tree` by the blobs the server made.
-void FillInlineBlobs(json* tree, const std::vector<ObjectID>& made) {
+// The inline placeholders of `tree` ({"__vy_inline": k}), in the order met.
+std::vector<json*> InlinePlaceholders(json* tree) {
+  std::vector<json*> found;
   std::vector<json*> pending{tree};
   while (!pending.empty()) {
     json* n = pending.back();
@@ -91,40 +92,75 @@ void FillInlineBlobs(json* tree, const std::vector<ObjectID>& made) {
     for (auto& [key, value] : n->items()) {
       if (!value.is_object()) continue;
       auto k = value.find(kInlineBlobKey);
-      if (k != value.end() && k->is_number_unsigned() && k->get<uint64_t>() < made.size()) {
-        value[meta_key::kId] = ObjectIDToString(made[k->get<uint64_t>()]);
-        value.erase(kInlineBlobKey);
+      if (k != value.end()) {
+        found.push_back(&value);
         continue;
       }
       pending.push_back(&value);
     }
   }
+  return found;
+}
+
+json BlobMember(ObjectID id, uint64_t size, InstanceID instance) {
+  return json{{meta_key::kId, ObjectIDToString(id)},
+              {meta_key::kTypename, kBlobTypename},
+              {meta_key::kLength, size},
+              {meta_key::kNBytes, size},
+              {meta_key::kInstanceId, instance}};
 }
 
 }  // namespace
 
 Result<ObjectID> Client::Put(ObjectMeta& meta, const std::vector<BlobWriter*>& blobs,
                              bool persist, const std::string& name,
-                             const std::vector<std::string_view>& inline_blobs) {
-  std::string attachment;
-  VyPutRequest r;
-  uint64_t total = 0;
-  for (const auto& bytes : inline_blobs) total += bytes.size();
-  if (total > kMaxInlineBytes) {
-    return Status::Invalid("inline blobs of ", total, " bytes: at most ", kMaxInlineBytes,
-                           " go in one put; create larger blobs with CreateBlob");
-  }
-  attachment.reserve(total);
-  for (const auto& bytes : inline_blobs) {
-    r.inline_sizes.push_back(bytes.size());
-    attachment.append(bytes);
-  }
+                             const std::vector<std::string_view>& inline_blobs,
+                             std::vector<ObjectID>* made_out) {
   PrepareForCreate(meta);
+  VyPutRequest r;
   for (BlobWriter* w : blobs) {
     if (w == nullptr) continue;
     if (w->sealed()) return Status::ObjectSealed("blob ", ObjectIDToString(w->id()),
                                                  " is already sealed");
     if (!IsEmptyBlob(w->id())) r.seal.push_back(w->id());
+  }
+  // The byte runs the tree refers to: small ones travel in the request, the
+  // others go to blobs created for them first (one request for all).
+  std::vector<json*> placeholders = InlinePlaceholders(&meta.MutableMetaData());
+  std::string attachment;
+  std::vector<std::unique_ptr<BlobWriter>> created;
+  std::vector<size_t> big_sizes;
+  std::vector<std::pair<json*, std::string_view>> big;
+  std::map<uint64_t, uint64_t> sent;  // index in inline_blobs -> index in the request
+  for (json* p : placeholders) {
+    const json& k = (*p)[kInlineBlobKey];
+    if (!k.is_number_unsigned() || k.get<uint64_t>() >= inline_blobs.size()) {
+      return Status::Invalid("an inline blob member names byte run ", k.dump(), " of ",
+                             inline_blobs.size());
+    }
+    const uint64_t index = k.get<uint64_t>();
+    std::string_view bytes = inline_blobs[index];
+    auto seen = sent.find(index);
+    if (seen != sent.end()) {
+      (*p)[kInlineBlobKey] = seen->second;
+    } else if (bytes.size() <= kMaxInlineBlob &&
+               attachment.size() + bytes.size() <= kMaxInlineTotal) {
+      sent.emplace(index, r.inline_sizes.size());
+      (*p)[kInlineBlobKey] = r.inline_sizes.size();
+      r.inline_sizes.push_back(bytes.size());
+      attachment.append(bytes);
+    } else {
+      big.emplace_back(p, bytes);
+      big_sizes.push_back(bytes.size());
+    }
+  }
+  if (!big.empty()) {
+    VY_ASSIGN_OR_RETURN(created, CreateBlobs(big_sizes));
+    for (size_t i = 0; i < big.size(); ++i) {
+      VY_RETURN_NOT_OK(created[i]->Copy(0, big[i].second.data(), big[i].second.size()));
+      *big[i].first = BlobMember(created[i]->id(), big[i].second.size(), instance_id());
+      if (!IsEmptyBlob(created[i]->id())) r.seal.push_back(created[i]->id());
+    }
   }
   r.tree = meta.MetaData();
   r.persist = persist;
@@ -135,7 +171,22 @@ Result<ObjectID> Client::Put(ObjectMeta& meta, const std::vector<BlobWriter*>& b
   for (BlobWriter* w : blobs) {
     if (w != nullptr) w->MarkSealed();
   }
-  if (!inline_blobs.empty()) {
+  for (auto& w : created) w->MarkSealed();
+  if (made_out != nullptr) {
+    for (auto& w : created) {
+      if (!IsEmptyBlob(w->id())) made_out->push_back(w->id());
+    }
+    for (const char* key : {"inline", "members"}) {
+      auto it = reply.find(key);
+      if (it == reply.end() || !it->is_array()) continue;
+      for (const auto& v : *it) {
+        if (v.is_number_unsigned() && !IsEmptyBlob(v.get<ObjectID>())) {
+          made_out->push_back(v.get<ObjectID>());
+        }
+      }
+    }
+  }
+  if (!r.inline_sizes.empty()) {
     std::vector<ObjectID> made;
     auto it = reply.find("inline");
     if (it != reply.end() && it->is_array()) {
@@ -143,7 +194,11 @@ Result<ObjectID> Client::Put(ObjectMeta& meta, const std::vector<BlobWriter*>& b
         if (v.is_number_unsigned()) made.push_back(v.get<ObjectID>());
       }
     }
-    FillInlineBlobs(&meta.MutableMetaData(), made);
+    for (json* p : placeholders) {
+      if (!p->contains(kInlineBlobKey)) continue;
+      uint64_t k = (*p)[kInlineBlobKey].get<uint64_t>();
+      if (k < made.size()) *p = BlobMember(made[k], r.inline_sizes[k], instance_id());
+    }
   }
   ApplyCreated(meta, c);
   if (persist || !name.empty()) meta.MutableMetaData()[meta_key::kTransient] = false;

@@ -45,12 +45,15 @@ class Client : public ClientBase {
   // --- objects -----------------------------------------------------------------
   /// Seals `blobs`, creates `meta`, optionally persists and names it: one round trip.
   /// `meta` may hold new members (ObjectMeta without an id: created with it) and
-  /// inline blobs (ObjectMeta::AddInlineBlob(name, k): a blob made of
-  /// `inline_blobs[k]`, whose bytes travel in the request; at most
-  /// kMaxInlineBytes in all).
+  /// blobs made of byte runs (ObjectMeta::AddInlineBlob(name, k): a blob of
+  /// `inline_blobs[k]`): small runs travel in the put request itself, larger ones
+  /// are copied to blobs created first (one more request for all of them).
+  /// `made` gets the ids of what the put made besides the root: the blobs of
+  /// the byte runs and the new members (to undo it all if a caller must).
   Result<ObjectID> Put(ObjectMeta& meta, const std::vector<BlobWriter*>& blobs,
                        bool persist = false, const std::string& name = "",
-                       const std::vector<std::string_view>& inline_blobs = {});
+                       const std::vector<std::string_view>& inline_blobs = {},
+                       std::vector<ObjectID>* made = nullptr);
   /// The metadata with every local blob of the tree mapped: one round trip.
   Result<ObjectMeta> GetObject(ObjectID id);
   Result<std::vector<ObjectMeta>> GetObjects(const std::vector<ObjectID>& ids);

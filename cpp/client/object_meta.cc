@@ -45,65 +45,84 @@ void CollectBlobs(const json& tree, std::vector<ObjectID>* out, std::set<ObjectI
 
 }  // namespace
 
-ObjectMeta::ObjectMeta() : tree_(json::object()), buffers_(std::make_shared<BufferSet>()) {
-  tree_[meta_key::kTransient] = true;
-  tree_[meta_key::kGlobal] = false;
-  tree_[meta_key::kNBytes] = 0;
+ObjectMeta::ObjectMeta()
+    : root_(std::make_shared<json>(json::object())),
+      node_(root_.get()),
+      buffers_(std::make_shared<BufferSet>()) {
+  (*root_)[meta_key::kTransient] = true;
+  (*root_)[meta_key::kGlobal] = false;
+  (*root_)[meta_key::kNBytes] = 0;
 }
 
 ObjectMeta::ObjectMeta(json tree, std::shared_ptr<BufferSet> buffers)
-    : tree_(std::move(tree)), buffers_(std::move(buffers)) {}
+    : root_(std::make_shared<json>(std::move(tree))),
+      node_(root_.get()),
+      buffers_(std::move(buffers)) {}
+
+ObjectMeta::ObjectMeta(std::shared_ptr<json> root, const json* node,
+                       std::shared_ptr<BufferSet> buffers)
+    : root_(std::move(root)), node_(node), buffers_(std::move(buffers)) {}
+
+json& ObjectMeta::mut() {
+  // Copy on write: a tree shared with another ObjectMeta (a copy, a holder, a
+  // member) is copied before it changes, so that no other one sees the change.
+  if (root_.use_count() > 1 || node_ != root_.get()) {
+    root_ = std::make_shared<json>(*node_);
+    node_ = root_.get();
+  }
+  return *root_;
+}
 
 ObjectMeta ObjectMeta::FromJSON(json tree) {
   return ObjectMeta(std::move(tree), std::make_shared<BufferSet>());
 }
 
 void ObjectMeta::SetTypeName(const std::string& type_name) {
-  tree_[meta_key::kTypename] = type_name;
+  mut()[meta_key::kTypename] = type_name;
 }
 
 std::string ObjectMeta::GetTypeName() const {
-  return tree_.value(meta_key::kTypename, std::string());
+  return tree().value(meta_key::kTypename, std::string());
 }
 
-ObjectID ObjectMeta::GetId() const { return IdOf(tree_); }
-void ObjectMeta::SetId(ObjectID id) { tree_[meta_key::kId] = ObjectIDToString(id); }
+ObjectID ObjectMeta::GetId() const { return IdOf(tree()); }
+void ObjectMeta::SetId(ObjectID id) { mut()[meta_key::kId] = ObjectIDToString(id); }
 
 Signature ObjectMeta::GetSignature() const {
-  auto it = tree_.find(meta_key::kSignature);
-  return (it != tree_.end() && it->is_number_unsigned()) ? it->get<Signature>() : 0;
+  auto it = tree().find(meta_key::kSignature);
+  return (it != tree().end() && it->is_number_unsigned()) ? it->get<Signature>() : 0;
 }
 
 InstanceID ObjectMeta::GetInstanceId() const {
-  auto it = tree_.find(meta_key::kInstanceId);
-  return (it != tree_.end() && it->is_number_unsigned()) ? it->get<InstanceID>() : 0;
+  auto it = tree().find(meta_key::kInstanceId);
+  return (it != tree().end() && it->is_number_unsigned()) ? it->get<InstanceID>() : 0;
 }
 
-void ObjectMeta::SetInstanceId(InstanceID id) { tree_[meta_key::kInstanceId] = id; }
+void ObjectMeta::SetInstanceId(InstanceID id) { mut()[meta_key::kInstanceId] = id; }
 
 uint64_t ObjectMeta::GetNBytes() const {
-  auto it = tree_.find(meta_key::kNBytes);
-  return (it != tree_.end() && it->is_number_unsigned()) ? it->get<uint64_t>() : 0;
+  auto it = tree().find(meta_key::kNBytes);
+  return (it != tree().end() && it->is_number_unsigned()) ? it->get<uint64_t>() : 0;
 }
 
-void ObjectMeta::SetNBytes(uint64_t nbytes) { tree_[meta_key::kNBytes] = nbytes; }
+void ObjectMeta::SetNBytes(uint64_t nbytes) { mut()[meta_key::kNBytes] = nbytes; }
 
-bool ObjectMeta::IsGlobal() const { return tree_.value(meta_key::kGlobal, false); }
-void ObjectMeta::SetGlobal(bool global) { tree_[meta_key::kGlobal] = global; }
-bool ObjectMeta::IsTransient() const { return tree_.value(meta_key::kTransient, true); }
+bool ObjectMeta::IsGlobal() const { return tree().value(meta_key::kGlobal, false); }
+void ObjectMeta::SetGlobal(bool global) { mut()[meta_key::kGlobal] = global; }
+bool ObjectMeta::IsTransient() const { return tree().value(meta_key::kTransient, true); }
 
 void ObjectMeta::AddKeyValue(const std::string& key, const json& value) {
-  tree_[key] = value.is_object() ? json(value.dump()) : value;
+  mut()[key] = value.is_object() ? json(value.dump()) : value;
 }
 
 bool ObjectMeta::HasKey(const std::string& key) const {
-  auto it = tree_.find(key);
-  return it != tree_.end() && !it->is_object();
+  auto it = tree().find(key);
+  return it != tree().end() && !it->is_object();
 }
 
 Result<json> ObjectMeta::GetKeyValue(const std::string& key) const {
-  auto it = tree_.find(key);
-  if (it == tree_.end() || it->is_object()) {
+  auto it = tree().find(key);
+  if (it == tree().end() || it->is_object()) {
     return Status::KeyError("metadata of ", GetTypeName(), " has no field '", key, "'");
   }
   if (it->is_string()) {
@@ -119,51 +138,57 @@ Result<json> ObjectMeta::GetKeyValue(const std::string& key) const {
 
 std::vector<std::string> ObjectMeta::FieldNames() const {
   std::vector<std::string> names;
-  for (const auto& [key, value] : tree_.items()) {
+  for (const auto& [key, value] : tree().items()) {
     if (!value.is_object() && !IsStandardKey(key)) names.push_back(key);
   }
   return names;
 }
 
 void ObjectMeta::AddMember(const std::string& name, const ObjectMeta& member) {
-  tree_[name] = member.tree_;
+  mut()[name] = member.tree();
   for (const auto& [id, blob] : *member.buffers_) (*buffers_)[id] = blob;
 }
 
 void ObjectMeta::AddMember(const std::string& name, ObjectID id) {
-  tree_[name] = json{{meta_key::kId, ObjectIDToString(id)}};
+  mut()[name] = json{{meta_key::kId, ObjectIDToString(id)}};
 }
 
 void ObjectMeta::AddMember(const std::string& name, const Blob& blob) {
   json t = BlobTree(blob.id(), blob.size());
-  if (tree_.contains(meta_key::kInstanceId)) t[meta_key::kInstanceId] = tree_[meta_key::kInstanceId];
-  tree_[name] = std::move(t);
+  if (tree().contains(meta_key::kInstanceId)) t[meta_key::kInstanceId] = tree().at(meta_key::kInstanceId);
+  mut()[name] = std::move(t);
 }
 
 void ObjectMeta::AddMember(const std::string& name, const BlobWriter& blob) {
   json t = BlobTree(blob.id(), blob.size());
-  if (tree_.contains(meta_key::kInstanceId)) t[meta_key::kInstanceId] = tree_[meta_key::kInstanceId];
-  tree_[name] = std::move(t);
+  if (tree().contains(meta_key::kInstanceId)) t[meta_key::kInstanceId] = tree().at(meta_key::kInstanceId);
+  mut()[name] = std::move(t);
 }
 
 void ObjectMeta::AddInlineBlob(const std::string& name, size_t index, uint64_t size) {
-  tree_[name] = json{{meta_key::kTypename, kBlobTypename},
+  mut()[name] = json{{meta_key::kTypename, kBlobTypename},
                      {kInlineBlobKey, index},
                      {meta_key::kLength, size},
                      {meta_key::kNBytes, size}};
 }
 
+void ObjectMeta::AddSharedMember(const std::string& name, const std::string& token) {
+  mut()[name] = json{{"__vy_share", token}};
+}
+
+void ObjectMeta::Share(const std::string& token) { mut()["__vy_share"] = token; }
+
 bool ObjectMeta::HasMember(const std::string& name) const {
-  auto it = tree_.find(name);
-  return it != tree_.end() && it->is_object();
+  auto it = tree().find(name);
+  return it != tree().end() && it->is_object();
 }
 
 Result<ObjectMeta> ObjectMeta::GetMember(const std::string& name) const {
-  auto it = tree_.find(name);
-  if (it == tree_.end() || !it->is_object()) {
+  auto it = tree().find(name);
+  if (it == tree().end() || !it->is_object()) {
     return Status::KeyError("metadata of ", GetTypeName(), " has no member '", name, "'");
   }
-  ObjectMeta member(*it, buffers_);
+  ObjectMeta member(root_, &*it, buffers_);  // shares the tree: no copy
   member.viewer_ = viewer_;
   return member;
 }
@@ -180,7 +205,7 @@ Result<ObjectID> ObjectMeta::GetMemberId(const std::string& name) const {
 
 std::vector<std::string> ObjectMeta::MemberNames() const {
   std::vector<std::string> names;
-  for (const auto& [key, value] : tree_.items()) {
+  for (const auto& [key, value] : tree().items()) {
     if (value.is_object()) names.push_back(key);
   }
   return names;
@@ -203,14 +228,14 @@ void ObjectMeta::SetBuffer(ObjectID id, std::shared_ptr<Blob> blob) {
 std::vector<ObjectID> ObjectMeta::GetBlobIds() const {
   std::vector<ObjectID> ids;
   std::set<ObjectID> seen;
-  CollectBlobs(tree_, &ids, &seen);
+  CollectBlobs(tree(), &ids, &seen);
   return ids;
 }
 
 uint64_t ObjectMeta::MemoryUsage() const {
   uint64_t total = 0;
   std::set<ObjectID> seen;
-  std::vector<const json*> stack{&tree_};
+  std::vector<const json*> stack{node_};
   while (!stack.empty()) {
     const json* t = stack.back();
     stack.pop_back();
@@ -236,7 +261,7 @@ uint64_t ObjectMeta::MemoryUsage() const {
 }
 
 std::string ObjectMeta::ToString(int indent) const {
-  return tree_.dump(indent, ' ', false, json::error_handler_t::replace);
+  return tree().dump(indent, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace vineyard

@@ -57,8 +57,8 @@ class ObjectMeta {
   template <typename T>
   Result<T> GetKeyValueAs(const std::string& key) const {
     if constexpr (std::is_same_v<T, std::string>) {
-      auto it = tree_.find(key);
-      if (it != tree_.end() && it->is_string()) return it->template get<std::string>();
+      auto it = tree().find(key);
+      if (it != tree().end() && it->is_string()) return it->template get<std::string>();
     }
     VY_ASSIGN_OR_RETURN(json v, GetKeyValue(key));
     try {
@@ -76,6 +76,10 @@ class ObjectMeta {
   void AddMember(const std::string& name, const Blob& blob);
   /// A blob member made by Client::Put from its `index`-th inline byte run.
   void AddInlineBlob(const std::string& name, size_t index, uint64_t size);
+  /// A member that is the new object marked Share(token) in the same put tree.
+  void AddSharedMember(const std::string& name, const std::string& token);
+  /// Marks this new (id-less) object as shared under `token` within one put.
+  void Share(const std::string& token);
   void AddMember(const std::string& name, const BlobWriter& blob);
   bool HasMember(const std::string& name) const;
   Result<ObjectMeta> GetMember(const std::string& name) const;
@@ -90,15 +94,23 @@ class ObjectMeta {
   /// Bytes of the blobs in the tree: a mapped blob's size, else the size its tree records.
   uint64_t MemoryUsage() const;
 
-  const json& MetaData() const { return tree_; }
-  json& MutableMetaData() { return tree_; }
+  const json& MetaData() const { return *node_; }
+  /// The tree to change in place (copied first when shared: copy on write).
+  json& MutableMetaData() { return mut(); }
   std::string ToString(int indent = 2) const;
 
  private:
   using BufferSet = std::map<ObjectID, std::shared_ptr<Blob>>;
   ObjectMeta(json tree, std::shared_ptr<BufferSet> buffers);
+  ObjectMeta(std::shared_ptr<json> root, const json* node, std::shared_ptr<BufferSet> buffers);
+  const json& tree() const { return *node_; }
+  json& mut();
 
-  json tree_;
+  // The tree is shared between copies and with members got from it (GetMember
+  // points into its holder's tree): `node_` lies inside `*root_`, which never
+  // changes while shared (mut() copies first).
+  std::shared_ptr<json> root_;
+  const json* node_;
   std::shared_ptr<BufferSet> buffers_;
   InstanceID viewer_ = kUnknownViewer;  // the instance that returned the tree
   static constexpr InstanceID kUnknownViewer = ~InstanceID{0};

@@ -319,8 +319,11 @@ struct VyPutRequest {
   std::string_view attachment;  // read: the bytes after the JSON text (in the request)
 };
 constexpr const char* kInlineBlobKey = "__vy_inline";
-/// Bytes a client sends inline at most in one vy_put (more go through create_buffer).
-constexpr uint64_t kMaxInlineBytes = 64 << 10;
+/// Our client sends a byte run inline when it is at most kMaxInlineBlob bytes and
+/// the request's inline bytes stay within kMaxInlineTotal; larger runs go to
+/// blobs created first (create_buffers), which the client writes in place.
+constexpr uint64_t kMaxInlineBlob = 64 << 10;
+constexpr uint64_t kMaxInlineTotal = 64 << 20;
 json WriteVyPutRequest(const VyPutRequest& r);
 Result<VyPutRequest> ReadVyPutRequest(const json& j);
 

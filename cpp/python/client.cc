@@ -6,6 +6,7 @@
 // ConnectionError) from every request.
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/unique_ptr.h>
@@ -154,19 +155,57 @@ void BindClient(nb::module_& m) {
           nb::arg("pattern"), nb::arg("regex") = false, nb::arg("limit") = 5, Gil(),
           "Metadata of objects whose typename matches the glob (or regex).");
 
+  auto put_object = [](Client& self, ObjectMeta& meta, nb::list builders, bool persist,
+                       const std::optional<std::string>& name, nb::list buffers,
+                       std::vector<ObjectID>* made) {
+    std::vector<BlobWriter*> writers;
+    for (nb::handle h : builders) writers.push_back(&Cast<BlobWriter>(h, "BlobBuilder"));
+    // The byte runs stay pinned (buffer views held) until the put returns.
+    std::vector<Py_buffer> views(buffers.size());
+    size_t held = 0;
+    auto release = [&] {
+      for (size_t i = 0; i < held; ++i) PyBuffer_Release(&views[i]);
+    };
+    std::vector<std::string_view> runs;
+    for (nb::handle h : buffers) {
+      if (PyObject_GetBuffer(h.ptr(), &views[held], PyBUF_C_CONTIGUOUS) != 0) {
+        release();
+        throw nb::python_error();
+      }
+      runs.emplace_back(static_cast<const char*>(views[held].buf),
+                        static_cast<size_t>(views[held].len));
+      ++held;
+    }
+    Result<ObjectID> id = NoGil([&] {
+      return self.Put(meta, writers, persist, name.value_or(""), runs, made);
+    });
+    release();
+    return PyObjectID(Unwrap(std::move(id)));
+  };
   c.def(
        "put_object",
-          [](Client& self, ObjectMeta& meta, nb::list builders, bool persist,
-             const std::optional<std::string>& name) {
-            std::vector<BlobWriter*> writers;
-            for (nb::handle h : builders) writers.push_back(&Cast<BlobWriter>(h, "BlobBuilder"));
-            return PyObjectID(
-                Unwrap(NoGil([&] { return self.Put(meta, writers, persist, name.value_or("")); })));
+          [put_object](Client& self, ObjectMeta& meta, nb::list builders, bool persist,
+                       const std::optional<std::string>& name, nb::list buffers) {
+            return put_object(self, meta, builders, persist, name, buffers, nullptr);
           },
           nb::arg("meta"), nb::arg("builders") = nb::list(), nb::arg("persist") = false,
-          nb::arg("name").none() = nb::none(),
-          "Seals `builders`, creates `meta` (filling in its id), and optionally persists and "
-          "names it: one round trip. Returns the ObjectID.")
+          nb::arg("name").none() = nb::none(), nb::arg("buffers") = nb::list(),
+          "Seals `builders`, makes blobs of the byte runs `buffers` that the tree names "
+          "(add_inline_blob), creates `meta` with its new members (filling in its id), and "
+          "optionally persists and names it: one round trip (two when a run is large). "
+          "Returns the ObjectID.")
+      .def(
+          "put_tree",
+          [put_object](Client& self, ObjectMeta& meta, nb::list builders, bool persist,
+                       const std::optional<std::string>& name, nb::list buffers) {
+            std::vector<ObjectID> made;
+            PyObjectID id = put_object(self, meta, builders, persist, name, buffers, &made);
+            std::vector<PyObjectID> made_ids(made.begin(), made.end());
+            return std::make_pair(id, made_ids);
+          },
+          nb::arg("meta"), nb::arg("builders") = nb::list(), nb::arg("persist") = false,
+          nb::arg("name").none() = nb::none(), nb::arg("buffers") = nb::list(),
+          "put_object(), returning (id, [ids of the blobs and new members it made]).")
       .def(
           "get_object_meta",
           [](Client& self, const PyObjectID& id) { return Unwrap(self.GetObject(id.value)); },

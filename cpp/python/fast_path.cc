@@ -107,17 +107,11 @@ nb::object PutNdarray(Client& self, nb::handle array, bool persist,
   if (nbytes == 0) {
     meta.AddMember("buffer_", *Blob::MakeEmpty());
     id = Unwrap(NoGil([&] { return self.Put(meta, {}, persist, label); }));
-  } else if (nbytes <= kMaxInlineBytes) {
+  } else {
+    // Small: in the put request itself; large: into a blob created first.
     meta.AddInlineBlob("buffer_", 0, nbytes);
     std::string_view bytes(static_cast<const char*>(view.buf), nbytes);
     id = Unwrap(NoGil([&] { return self.Put(meta, {}, persist, label, {bytes}); }));
-  } else {
-    id = Unwrap(NoGil([&]() -> Result<ObjectID> {
-      VY_ASSIGN_OR_RETURN(auto writer, self.CreateBlob(nbytes));
-      VY_RETURN_NOT_OK(writer->Copy(0, view.buf, nbytes));
-      meta.AddMember("buffer_", *writer);
-      return self.Put(meta, {writer.get()}, persist, label);
-    }));
   }
   return nb::cast(PyObjectID(id));
 }

@@ -84,6 +84,12 @@ json PyToJson(nb::handle h) {
 
 namespace {
 
+/// vineyard._C.InlineBlob: byte run `index` of a put's buffers, as a blob member.
+struct InlineBlobRef {
+  size_t index = 0;
+  uint64_t size = 0;
+};
+
 /// meta[key]: a field's value, or the member's ObjectMeta.
 nb::object GetItem(const ObjectMeta& meta, const std::string& key) {
   if (meta.HasMember(key)) return nb::cast(Unwrap(meta.GetMember(key)));
@@ -109,6 +115,16 @@ void SetItem(ObjectMeta& meta, const std::string& key, nb::handle value) {
 }  // namespace
 
 void BindMeta(nb::module_& m) {
+  nb::class_<InlineBlobRef>(m, "InlineBlob",
+                            "A blob member to be made by the put in progress from byte run "
+                            "`index` of its buffers (vineyard.data.utils.build_buffer).")
+      .def(nb::init<size_t, uint64_t>(), nb::arg("index"), nb::arg("size"))
+      .def_ro("index", &InlineBlobRef::index)
+      .def_ro("size", &InlineBlobRef::size)
+      .def("__repr__", [](const InlineBlobRef& b) {
+        return "InlineBlob <index=" + std::to_string(b.index) + ", size=" +
+               std::to_string(b.size) + ">";
+      });
   nb::class_<ObjectMeta>(m, "ObjectMeta",
                          "The metadata of a vineyard object: typename, fields, members, and "
                          "(from IPCClient.get_object_meta) its mapped blobs.")
@@ -194,6 +210,20 @@ void BindMeta(nb::module_& m) {
              meta.AddMember(key, id.value);
            },
            nb::arg("key"), nb::arg("value"))
+      .def("add_member",
+           [](ObjectMeta& meta, const std::string& key, const InlineBlobRef& blob) {
+             meta.AddInlineBlob(key, blob.index, blob.size);
+           },
+           nb::arg("key"), nb::arg("value"))
+      .def("add_inline_blob", &ObjectMeta::AddInlineBlob, nb::arg("key"), nb::arg("index"),
+           nb::arg("size"),
+           "A blob member made by the put from byte run `index` of its `buffers` (sent in "
+           "the put request when small).")
+      .def("add_shared_member", &ObjectMeta::AddSharedMember, nb::arg("key"), nb::arg("token"),
+           "A member that is the new object marked share(token) elsewhere in the same "
+           "put: one object, held in several places.")
+      .def("share", &ObjectMeta::Share, nb::arg("token"),
+           "Marks this new object as the one add_shared_member(key, token) refers to.")
       .def(
           "get_member",
           [](const ObjectMeta& meta, const std::string& key) -> nb::object {

@@ -229,6 +229,7 @@ Status VyPut(Connection& conn, const json& request, Reply* reply) {
   }
   reply->body = WriteCreateDataReply(*created);
   if (!inline_blobs.empty()) reply->body["inline"] = inline_blobs;
+  if (!made.empty()) reply->body["members"] = made;
   return Status::OK();
 }
 

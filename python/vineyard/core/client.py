@@ -223,13 +223,37 @@ class ClientBase:
             pass
 
     # ------------------------------------------------------------------ put
+    def deferred_buffers(self) -> Optional[List[Any]]:
+        """The byte runs the ``put`` in progress (in this thread) sends with the request
+        that creates its tree, or None when blobs must be made at once (no put in
+        progress, or an RPC client)."""
+        return getattr(self._txn, "buffers", None)
+
     def put_object(self, meta: "_C.ObjectMeta", builders: Optional[List["_C.BlobBuilder"]] = None,
                    persist: bool = False, name: Optional[str] = None) -> "_C.ObjectID":
-        """Seal ``builders``, create ``meta``, optionally persist and name it: one request."""
-        oid = self._c.put_object(meta, list(builders or []), persist=persist,
-                                 name=None if name is None else str(name))
+        """Seal ``builders``, create ``meta`` with its new members, optionally persist and
+        name it: one request (two when deferred byte runs are large)."""
+        name = None if name is None else str(name)
+        runs = getattr(self._txn, "buffers", None)
+        if runs:
+            oid, made = self._c.put_tree(meta, list(builders or []), persist=persist, name=name,
+                                         buffers=runs)
+            for member in made:  # blobs and members made with it: undone with it
+                self._track(member)
+        else:
+            oid = self._c.put_object(meta, list(builders or []), persist=persist, name=name)
         self._track(oid)
         return oid
+
+    def nest_all(self, built: List[Any]) -> List[Any]:
+        """Members for a container being built: inside an IPC ``put`` a built-in builder's
+        pending object stays pending (its metadata is created with the container's, in the
+        same request); anything else is created now (``materialize_all``). The results go
+        to ``meta.add_member``."""
+        if getattr(self._txn, "buffers", None) is None:
+            return self.materialize_all(built)
+        return [b.meta if isinstance(b, PendingObject) and not b.blobs and not b.persist
+                else self._materialize(b) for b in built]
 
     def _materialize(self, built: Any, persist: bool = False, name: Optional[str] = None):
         """Turn a builder's result into an ObjectID, creating pending metadata."""
@@ -271,8 +295,9 @@ class ClientBase:
         """Create several builder results; pending ones without blobs go in one request."""
         out: List[Any] = [None] * len(built)
         batch = []
+        deferring = getattr(self._txn, "buffers", None) is not None  # metas may name byte runs
         for i, b in enumerate(built):
-            if isinstance(b, PendingObject) and not b.blobs:
+            if isinstance(b, PendingObject) and not b.blobs and not deferring:
                 batch.append((i, b.meta))
             else:
                 out[i] = self._materialize(b)
@@ -305,17 +330,21 @@ class ClientBase:
             return self._materialize(ctx.run(self, value, **kwargs), persist=persist, name=name)
         log: List[Any] = []
         self._txn.log = log
+        if self._fast:
+            self._txn.buffers = []  # byte runs sent with the request that creates the tree
         try:
             built = ctx.run(self, value, **kwargs)
             return self._materialize(built, persist=persist, name=name)
         except BaseException as e:
             self._txn.log = None
+            self._txn.buffers = None
             if e.__traceback__ is not None and e.__traceback__.tb_next is not None:
                 traceback.clear_frames(e.__traceback__.tb_next)  # the builders' locals
             self._rollback(log)
             raise
         finally:
             self._txn.log = None
+            self._txn.buffers = None
 
     # ------------------------------------------------------------------ get
     def get_object(self, object_id: Any) -> Object:

@@ -17,6 +17,7 @@
 """
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 from typing import Any, Optional
@@ -143,24 +144,38 @@ def _build_column(client: Any, column: pa.Array, builder: Any) -> Any:
     return _ARRAY_BUILDERS(column)(client, column)
 
 
-def record_batch_builder(client: Any, batch: pa.RecordBatch, builder: Any = None,
-                         **kw: Any) -> PendingObject:
+_schema_tokens = itertools.count()
+
+
+def _record_batch(client: Any, batch: pa.RecordBatch, builder: Any, schema: Any) -> PendingObject:
+    """A RecordBatch whose member ``schema_`` is ``schema``: an ObjectID, a pending
+    ObjectMeta, or a str token of a schema shared within the same put."""
     meta = _C.ObjectMeta()
     meta.typename = "vineyard::RecordBatch"
     meta["row_num_"] = batch.num_rows
     meta["column_num_"] = batch.num_columns
     meta["__columns_-size"] = batch.num_columns
-    built = [schema_builder(client, batch.schema)]
-    built += [_build_column(client, batch.column(i), builder) for i in range(batch.num_columns)]
-    ids = client.materialize_all(built)
-    meta.add_member("schema_", ids[0])
-    for i, oid in enumerate(ids[1:]):
-        meta.add_member("__columns_-%d" % i, oid)
+    columns = client.nest_all([_build_column(client, batch.column(i), builder)
+                               for i in range(batch.num_columns)])
+    if isinstance(schema, str):
+        meta.add_shared_member("schema_", schema)
+    else:
+        meta.add_member("schema_", schema)
+    for i, member in enumerate(columns):
+        meta.add_member("__columns_-%d" % i, member)
     meta.nbytes = int(batch.nbytes)
     return PendingObject(meta)
 
 
+def record_batch_builder(client: Any, batch: pa.RecordBatch, builder: Any = None,
+                         **kw: Any) -> PendingObject:
+    schema = client.nest_all([schema_builder(client, batch.schema)])[0]
+    return _record_batch(client, batch, builder, schema)
+
+
 def table_builder(client: Any, table: pa.Table, builder: Any = None, **kw: Any) -> PendingObject:
+    """One schema object for the table and all its batches; inside an IPC put the whole
+    table (batches, columns, bytes) is created by one request (two with large chunks)."""
     meta = _C.ObjectMeta()
     meta.typename = "vineyard::Table"
     meta["num_rows_"] = table.num_rows
@@ -168,11 +183,17 @@ def table_builder(client: Any, table: pa.Table, builder: Any = None, **kw: Any) 
     batches = table.to_batches()
     meta["batch_num_"] = len(batches)
     meta["partitions_-size"] = len(batches)
-    schema_id = client.materialize_all([schema_builder(client, table.schema)])[0]
-    ids = client.materialize_all([record_batch_builder(client, b, builder) for b in batches])
-    meta.add_member("schema_", schema_id)
-    for i, oid in enumerate(ids):
-        meta.add_member("partitions_-%d" % i, oid)
+    schema = client.nest_all([schema_builder(client, table.schema)])[0]
+    if isinstance(schema, _C.ObjectMeta):  # created with the table: shared by token
+        token = "arrow-schema-%d" % next(_schema_tokens)
+        schema.share(token)
+        meta.add_member("schema_", schema)
+        schema = token
+    else:
+        meta.add_member("schema_", schema)
+    parts = client.nest_all([_record_batch(client, b, builder, schema) for b in batches])
+    for i, member in enumerate(parts):
+        meta.add_member("partitions_-%d" % i, member)
     meta.nbytes = int(table.nbytes)
     return PendingObject(meta)
 
@@ -213,7 +234,7 @@ def string_tensor_builder(client: Any, value: np.ndarray, **kw: Any) -> Optional
     meta["value_type_"] = "string"
     meta["value_type_meta_"] = "str"
     meta.nbytes = int(value.nbytes)
-    meta.add_member("buffer_", client.materialize_all([string_array_builder(client, array)])[0])
+    meta.add_member("buffer_", client.nest_all([string_array_builder(client, array)])[0])
     return PendingObject(meta)
 
 
@@ -271,24 +292,43 @@ def schema_resolver(obj: Any, **kw: Any) -> pa.Schema:
     return pa.ipc.read_schema(_arrow_buffer(obj.member("buffer_")))
 
 
-def record_batch_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pa.RecordBatch:
-    meta = obj.meta
-    schema = resolver.run(obj.member("schema_"))
+def _schema_of(obj: Any, resolver: Any, schemas: dict) -> pa.Schema:
+    """The schema member of ``obj``, resolved once per schema object (a table's batches
+    share one)."""
+    member = obj.member("schema_")
+    key = int(member.id)
+    schema = schemas.get(key)
+    if schema is None:
+        schema = schemas[key] = resolver.run(member)
+    return schema
+
+
+def _record_batch_of(obj: Any, resolver: Any, schemas: dict) -> pa.RecordBatch:
+    schema = _schema_of(obj, resolver, schemas)
     columns = [resolver.run(obj.member("__columns_-%d" % i))
-               for i in range(int(meta["__columns_-size"]))]
+               for i in range(int(obj.meta["__columns_-size"]))]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def record_batch_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pa.RecordBatch:
+    return _record_batch_of(obj, resolver, {})
 
 
 def table_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pa.Table:
     meta = obj.meta
-    batches = [resolver.run(obj.member("partitions_-%d" % i))
-               for i in range(int(meta["batch_num_"]))]
-    schema = resolver.run(obj.member("schema_")) if "schema_" in meta.member_names() else None
+    schemas: dict = {}
+    batch_resolver = resolver.find("vineyard::RecordBatch")
+    batches = []
+    for i in range(int(meta["batch_num_"])):
+        member = obj.member("partitions_-%d" % i)
+        if batch_resolver is record_batch_resolver:  # the built-in one: schemas shared
+            batches.append(_record_batch_of(member, resolver, schemas))
+        else:
+            batches.append(resolver.run(member))
+    schema = _schema_of(obj, resolver, schemas) if "schema_" in meta.member_names() else None
     if schema is None:
         return pa.Table.from_batches(batches)
     return pa.Table.from_batches(batches, schema=schema)
-
-
 
 
 def object_tensor_resolver(obj: Any, **kw: Any) -> Any:

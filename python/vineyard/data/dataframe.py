@@ -82,7 +82,7 @@ def pandas_index_builder(client: Any, value: pd.Index, **kw: Any) -> PendingObje
     meta.typename = "vineyard::Index"
     meta["name"] = name_to_json(value.name)
     meta["value_type_"] = value.dtype.name
-    meta.add_member("value_", client.materialize_all([build_array(client, value.to_numpy())])[0])
+    meta.add_member("value_", client.nest_all([build_array(client, value.to_numpy())])[0])
     meta.nbytes = 0
     return PendingObject(meta)
 
@@ -93,8 +93,8 @@ def pandas_series_builder(client: Any, value: pd.Series, **kw: Any) -> Any:
     meta = _C.ObjectMeta()
     meta.typename = "vineyard::Series"
     meta["name"] = name_to_json(value.name)
-    ids = client.materialize_all([pandas_index_builder(client, value.index),
-                                  build_array(client, _column_values(value), **kw)])
+    ids = client.nest_all([pandas_index_builder(client, value.index),
+                           build_array(client, _column_values(value), **kw)])
     meta.add_member("index_", ids[0])
     meta.add_member("value_", ids[1])
     meta.nbytes = 0
@@ -111,7 +111,7 @@ def pandas_dataframe_builder(client: Any, value: pd.DataFrame, **kw: Any) -> Any
     built = [pandas_index_builder(client, value.index)]
     built += [build_array(client, _column_values(value.iloc[:, i]))
               for i in range(value.shape[1])]
-    ids = client.materialize_all(built)
+    ids = client.nest_all(built)
     meta.add_member("index_", ids[0])
     for i, name in enumerate(names):
         meta["__values_-key-%d" % i] = name_to_json(name)

@@ -10,7 +10,7 @@ from .utils import build_buffer
 
 def bytes_builder(client: Any, value: Any, **kw: Any) -> Any:
     """A sealed blob; ``put`` returns the blob's id (no metadata object)."""
-    buffer = build_buffer(client, value)
+    buffer = build_buffer(client, value, defer=False)  # a bare blob: no tree to carry it
     if isinstance(buffer, _C.BlobBuilder):
         return buffer.seal(client.native if hasattr(client, "native") else client)
     return buffer
