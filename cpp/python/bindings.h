@@ -92,7 +92,7 @@ void BindBlobs(nb::module_& m);
 void BindMeta(nb::module_& m);
 void BindClient(nb::module_& m);
 void BindRpcClient(nb::module_& m);
-/// put_ndarray / get_fast on IPCClient (fast_path.cc).
-void BindFastPath(nb::class_<Client, ClientBase>& c);
+/// put_ndarray / get_fast on IPCClient, encode_str_array (fast_path.cc).
+void BindFastPath(nb::module_& m, nb::class_<Client, ClientBase>& c);
 
 }  // namespace vineyard::py

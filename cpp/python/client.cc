@@ -351,7 +351,7 @@ void BindClient(nb::module_& m) {
             return out;
           },
           "Cluster metadata: {instance_id: {field: value}}.");
-  BindFastPath(c);
+  BindFastPath(m, c);
   c.def("flush_releases", [](Client& self) { Check(self.FlushReleases()); }, Gil(),
         "Gives back blob references released locally but not yet sent.");
 }

@@ -190,9 +190,77 @@ nb::object GetFast(Client& self, const PyObjectID& id) {
   return nb::make_tuple(nb::cast(std::move(meta)), value, blob_py);
 }
 
+// A 1-d object array of str/None as the buffers of an Arrow large_string array:
+// (validity bytes or None, int64 offsets, UTF-8 data, null count); None when an
+// element is neither str nor None (or is not valid UTF-8). One pass to size,
+// one to copy, with the bytes each str object already holds.
+nb::object EncodeStrArray(nb::handle array) {
+  Py_buffer view;
+  if (PyObject_GetBuffer(array.ptr(), &view, PyBUF_RECORDS_RO) != 0) {
+    PyErr_Clear();
+    return nb::none();
+  }
+  struct Release {
+    Py_buffer* v;
+    ~Release() { PyBuffer_Release(v); }
+  } release{&view};
+  if (view.ndim != 1 || view.format == nullptr || std::strcmp(view.format, "O") != 0 ||
+      view.itemsize != static_cast<Py_ssize_t>(sizeof(PyObject*)) ||
+      (view.strides != nullptr && view.strides[0] != view.itemsize)) {
+    return nb::none();
+  }
+  const Py_ssize_t n = view.shape[0];
+  PyObject* const* items = static_cast<PyObject* const*>(view.buf);
+  Py_ssize_t total = 0, nulls = 0;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* o = items[i];
+    if (o == Py_None) {
+      ++nulls;
+      continue;
+    }
+    if (!PyUnicode_Check(o)) return nb::none();
+    Py_ssize_t size = 0;
+    if (PyUnicode_AsUTF8AndSize(o, &size) == nullptr) {
+      PyErr_Clear();
+      return nb::none();
+    }
+    total += size;
+  }
+  nb::object offsets = nb::steal(PyBytes_FromStringAndSize(nullptr, (n + 1) * 8));
+  nb::object data = nb::steal(PyBytes_FromStringAndSize(nullptr, total));
+  nb::object validity = nb::none();
+  if (!offsets.is_valid() || !data.is_valid()) throw nb::python_error();
+  uint8_t* bits = nullptr;
+  if (nulls > 0) {
+    validity = nb::steal(PyBytes_FromStringAndSize(nullptr, (n + 7) / 8));
+    if (!validity.is_valid()) throw nb::python_error();
+    bits = reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(validity.ptr()));
+    std::memset(bits, 0, (n + 7) / 8);
+  }
+  auto* off = reinterpret_cast<int64_t*>(PyBytes_AS_STRING(offsets.ptr()));
+  char* out = PyBytes_AS_STRING(data.ptr());
+  int64_t at = 0;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    off[i] = at;
+    PyObject* o = items[i];
+    if (o == Py_None) continue;
+    if (bits != nullptr) bits[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+    Py_ssize_t size = 0;
+    const char* utf8 = PyUnicode_AsUTF8AndSize(o, &size);
+    std::memcpy(out + at, utf8, size);
+    at += size;
+  }
+  off[n] = at;
+  return nb::make_tuple(validity, offsets, data, nulls);
+}
+
 }  // namespace
 
-void BindFastPath(nb::class_<Client, ClientBase>& c) {
+void BindFastPath(nb::module_& m, nb::class_<Client, ClientBase>& c) {
+  m.def("encode_str_array", &EncodeStrArray, nb::arg("array"),
+        "A 1-d numpy object array of str/None as the buffers of an Arrow large_string "
+        "array: (validity bytes or None, int64 offsets, UTF-8 data, null count); None when "
+        "an element is neither str nor None.");
   c.def("put_ndarray", &PutNdarray, nb::arg("array"), nb::arg("persist") = false,
         nb::arg("name").none() = nb::none(),
         "Puts a C-contiguous numeric numpy array as vineyard::Tensor<T> in one call (a small "

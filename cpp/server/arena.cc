@@ -11,6 +11,14 @@
 #include <cstring>
 #include <string>
 
+// Read by jemalloc at start-up. lg_extent_max_active_fit: a free extent up to
+// 2^N times the size asked for may be split to serve it (jemalloc's default, 6,
+// allows 64x). Blobs freed together merge into one large free extent; with the
+// default, later blobs much smaller than it would not reuse those pages and
+// would fault fresh ones in instead (a put of 100 columns of 8 MiB after a
+// delete of the same: 222k faults, 1.4-1.9 s instead of 0.8 s).
+extern "C" const char* malloc_conf = "lg_extent_max_active_fit:30";
+
 namespace vineyard {
 
 namespace {

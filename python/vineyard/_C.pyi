@@ -282,6 +282,21 @@ class BlobBuilder:
 
     def __repr__(self) -> str: ...
 
+class InlineBlob:
+    """
+    A blob member to be made by the put in progress from byte run `index` of its buffers (vineyard.data.utils.build_buffer).
+    """
+
+    def __init__(self, index: int, size: int) -> None: ...
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def __repr__(self) -> str: ...
+
 class ObjectMeta:
     """
     The metadata of a vineyard object: typename, fields, members, and (from IPCClient.get_object_meta) its mapped blobs.
@@ -367,6 +382,24 @@ class ObjectMeta:
 
     @overload
     def add_member(self, key: str, value: ObjectID) -> None: ...
+
+    @overload
+    def add_member(self, key: str, value: InlineBlob) -> None: ...
+
+    def add_inline_blob(self, key: str, index: int, size: int) -> None:
+        """
+        A blob member made by the put from byte run `index` of its `buffers` (sent in the put request when small).
+        """
+
+    def add_shared_member(self, key: str, token: str) -> None:
+        """
+        A member that is the new object marked share(token) elsewhere in the same put: one object, held in several places.
+        """
+
+    def share(self, token: str) -> None:
+        """
+        Marks this new object as the one add_shared_member(key, token) refers to.
+        """
 
     def get_member(self, key: str) -> object:
         """
@@ -574,9 +607,14 @@ class IPCClient(ClientBase):
 
     def get_blobs(self, object_ids: Sequence[ObjectID], unsafe: bool = False) -> list[Blob]: ...
 
-    def put_object(self, meta: ObjectMeta, builders: list = [], persist: bool = False, name: str | None = None) -> ObjectID:
+    def put_object(self, meta: ObjectMeta, builders: list = [], persist: bool = False, name: str | None = None, buffers: list = []) -> ObjectID:
         """
-        Seals `builders`, creates `meta` (filling in its id), and optionally persists and names it: one round trip. Returns the ObjectID.
+        Seals `builders`, makes blobs of the byte runs `buffers` that the tree names (add_inline_blob), creates `meta` with its new members (filling in its id), and optionally persists and names it: one round trip (two when a run is large). Returns the ObjectID.
+        """
+
+    def put_tree(self, meta: ObjectMeta, builders: list = [], persist: bool = False, name: str | None = None, buffers: list = []) -> tuple[ObjectID, list[ObjectID]]:
+        """
+        put_object(), returning (id, [ids of the blobs and new members it made]).
         """
 
     def get_object_meta(self, object_id: ObjectID) -> ObjectMeta:
@@ -602,6 +640,11 @@ class IPCClient(ClientBase):
 def connect_ipc(socket: str = '', username: str = '', password: str = '') -> IPCClient:
     """
     Connects to vineyardd at `socket` (empty: $VINEYARD_IPC_SOCKET). ConnectionFailedException if nobody answers there.
+    """
+
+def encode_str_array(array: object) -> object:
+    """
+    A 1-d numpy object array of str/None as the buffers of an Arrow large_string array: (validity bytes or None, int64 offsets, UTF-8 data, null count); None when an element is neither str nor None.
     """
 
 class RemoteBlob(Blob):

@@ -219,13 +219,21 @@ def string_tensor_builder(client: Any, value: np.ndarray, **kw: Any) -> Optional
     a large-string array, as the reference writes it; None when not representable."""
     if value.ndim != 1:
         return None
-    try:
-        array = pa.array(value, type=pa.large_string())
-    except (pa.ArrowException, TypeError, ValueError):
-        return None
-    if array.null_count and value.dtype.hasobject \
-            and any(v is not None for v in value[np.asarray(array.is_null())]):
-        return None  # NaN etc. would not come back as themselves
+    encoded = _C.encode_str_array(value) if value.dtype.hasobject else None
+    if encoded is not None:  # str/None objects, straight to the arrow buffers
+        validity, offsets, data, nulls = encoded
+        array = pa.Array.from_buffers(
+            pa.large_string(), len(value),
+            [None if validity is None else pa.py_buffer(validity), pa.py_buffer(offsets),
+             pa.py_buffer(data)], nulls)
+    else:
+        try:
+            array = pa.array(value, type=pa.large_string())
+        except (pa.ArrowException, TypeError, ValueError):
+            return None
+        if array.null_count and value.dtype.hasobject \
+                and any(v is not None for v in value[np.asarray(array.is_null())]):
+            return None  # NaN etc. would not come back as themselves
     meta = _C.ObjectMeta()
     meta.typename = "vineyard::Tensor<std::string>"
     meta["shape_"] = to_json([int(d) for d in value.shape])

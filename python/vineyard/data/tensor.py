@@ -118,7 +118,9 @@ def string_tensor_resolver(obj: Any, **kw: Any) -> np.ndarray:
         array = binary_array_resolver(member)
     else:
         array = string_array_resolver(member)
-    result = array.to_numpy(zero_copy_only=False)
+    # to_pandas makes one str object per distinct value (a column of repeated words
+    # costs a fraction of to_numpy's one object per row).
+    result = array.to_pandas().to_numpy()
     shape = tuple(from_json(meta["shape_"])) if "shape_" in meta else result.shape
     if int(np.prod(shape, dtype=np.int64)) == result.size:
         result = result.reshape(shape)
