@@ -19,14 +19,17 @@ namespace {
 
 }  // namespace
 
-// $VINEYARD_SPIN_US, else 50: how long an IPC client polls for a reply before
-// it sleeps in recv().
+// $VINEYARD_SPIN_US, else 0: how long an IPC client polls for a reply before
+// it sleeps in recv(). Off by default: on a machine whose cores are all busy a
+// spinning client keeps the scheduler from moving the server's thread to its
+// core (measured: a small request's p99 from 0.08 to 1.7-2 ms next to a
+// CPU-bound process on 2 cores).
 int ClientCore::SpinUs() {
   const char* v = std::getenv("VINEYARD_SPIN_US");
-  if (v == nullptr || *v == '\0') return 50;
+  if (v == nullptr || *v == '\0') return 0;
   char* end = nullptr;
   long us = std::strtol(v, &end, 10);
-  if (end == v || *end != '\0' || us < 0) return 50;
+  if (end == v || *end != '\0' || us < 0) return 0;
   return static_cast<int>(std::min<long>(us, 100000));
 }
 

@@ -243,6 +243,11 @@ Reply Connection::Handle(const std::string& frame, const json* parsed) {
 
 void Connection::RunFast(const json& request) {
   Reply reply = Handle(std::string(), &request);
+  if (reply.to_worker) {
+    // A large reply is built on a worker: the loop's other clients keep being served.
+    RunOnWorker(request.dump(-1, ' ', false, json::error_handler_t::replace));
+    return;
+  }
   if (reply.defer) {
     Park(request);
     return;

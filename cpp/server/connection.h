@@ -39,6 +39,7 @@ struct Reply {
   std::vector<int> fds;       // passed after the body, in order
   bool close_after = false;   // end the session once sent (exit_request, failed login)
   bool defer = false;         // not yet: park until the metadata changes, then retry
+  bool to_worker = false;     // too large for the event loop: run it again on a worker
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -51,6 +52,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   /// Starts serving (on its loop): reads requests until the session ends.
   void Start();
+  /// True while a worker (not the event loop) handles this connection's request.
+  bool on_worker() const { return on_worker_; }
   /// Ends the session soon. Thread-safe.
   void Shutdown();
   /// A parked request may now succeed: retry it. Thread-safe.

@@ -154,6 +154,15 @@ Status MetaService::ChargeLocked(uint64_t bytes, const char* what) {
   return Status::OK();
 }
 
+uint64_t MetaService::ExpandedNodes(const std::vector<ObjectID>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t nodes = 0;
+  for (ObjectID id : ids) {
+    if (ExistsLocked(id)) nodes = SaturatingAdd(nodes, NodesLocked(id));
+  }
+  return nodes;
+}
+
 uint64_t MetaService::NodesLocked(ObjectID id) const {
   auto it = objects_.find(id);
   return it == objects_.end() ? 1 : it->second.nodes;

@@ -88,6 +88,8 @@ class MetaService {
   /// Deletes objects (see DeleteRequest: deep, force); appends the blobs freed.
   Status Delete(const DeleteRequest& request, std::vector<ObjectID>* deleted_blobs);
   bool Exists(ObjectID id);
+  /// Nodes the expanded trees of `ids` have (unknown ids count 0): what a get costs.
+  uint64_t ExpandedNodes(const std::vector<ObjectID>& ids);
   /// Makes an object and its members non-transient, visible to the cluster.
   Status Persist(ObjectID id);
   Result<bool> IsPersisted(ObjectID id);

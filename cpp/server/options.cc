@@ -74,8 +74,9 @@ DEFINE_int32(io_threads, 0,
 DEFINE_int32(spin_us, 50,
              "Microseconds an event loop keeps polling its sockets after its last event "
              "before it sleeps (0: sleep at once). A request arriving within that time is "
-             "served without a wake-up, which costs 10-40 us on many virtual machines; the "
-             "price is up to that much CPU time after each burst of requests");
+             "served without a wake-up, which costs 10-40 us on many virtual machines. A "
+             "loop whose spins go unused 3 times in a row sleeps at once for its next 512 "
+             "waits, so a server of clients that pause gives its core back");
 DEFINE_int32(worker_threads, 0,
              "Worker threads for slow requests: logins, remote blob transfers, store-wide "
              "sweeps, large messages (0: one per core, at least 2)");

@@ -236,6 +236,13 @@ Status VyPut(Connection& conn, const json& request, Reply* reply) {
 // Ours: metadata trees and every local payload in one round trip.
 Status VyGet(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(VyGetRequest r, ReadVyGetRequest(request));
+  // Trees this large take milliseconds to build: not on the event loop, whose
+  // other clients would wait behind it.
+  constexpr uint64_t kLoopNodes = 4096;
+  if (!conn.on_worker() && conn.ctx().meta->ExpandedNodes(r.ids) > kLoopNodes) {
+    reply->to_worker = true;
+    return Status::OK();
+  }
   for (ObjectID id : r.release) conn.Release(id);
   VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->Get(r.ids, r.share_members));
   std::vector<ObjectID> blobs;
