@@ -42,6 +42,7 @@ import base64
 import ipaddress
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -149,6 +150,27 @@ def _free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def free_listen_port(host="0.0.0.0"):
+    """A free port below the kernel's ephemeral range, for a server that binds it later:
+    a port of that range (what binding port 0 gives) may meanwhile become the local port
+    of some outgoing connection, and the server's bind then fails."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    return _free_port(host)
 
 
 def _wait(predicate, timeout, interval=0.05):

@@ -71,7 +71,7 @@ def test_published_vineyardd_and_ours_form_one_cluster(etcd):
     prefix = "mixed-" + uuid.uuid4().hex[:8]
     theirs = ch.Vineyardd(PUBLISHED, ["--meta=etcd", f"--etcd_endpoint={etcd.endpoints}",
                                       f"--etcd_prefix={prefix}",
-                                      f"--rpc_socket_port={ch._free_port()}"], size="512Mi")
+                                      f"--rpc_socket_port={ch.free_listen_port()}"], size="512Mi")
     try:
         with ours(etcd, prefix) as mine:
             p, o = vineyard.connect(theirs.socket), vineyard.connect(mine.socket)
