@@ -108,9 +108,9 @@ Status ClientBase::Delete(const std::vector<ObjectID>& ids, bool force, bool dee
   r.force = force;
   r.deep = deep;
   r.memory_trim = memory_trim;
-  // References this client dropped go first, so what is deleted is freed now
-  // (and a put right after finds the memory).
-  VY_RETURN_NOT_OK(core_->FlushReleases());
+  // References this client dropped go first (in the same request), so what is
+  // deleted is freed now (and a put right after finds the memory).
+  if (core_->is_ipc()) r.release = core_->TakeReleases();
   return core_->Request(WriteDeleteRequest(r)).status();
 }
 

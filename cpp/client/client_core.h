@@ -88,7 +88,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   std::string endpoint_;
   bool is_ipc_ = true;
-  /// $VINEYARD_SPIN_US (default 0): how long a reply is polled for before recv sleeps.
+  /// $VINEYARD_SPIN_US (default 30): how long a reply is polled for before recv
+  /// sleeps, when the machine has a core to spare.
   const int spin_us_ = SpinUs();
   RegisterReply info_;
 

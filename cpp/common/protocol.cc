@@ -696,6 +696,7 @@ json WriteDeleteRequest(const DeleteRequest& r) {
   j["deep"] = r.deep;
   j["fastpath"] = r.fastpath;
   j["memory_trim"] = r.memory_trim;
+  if (!r.release.empty()) j["release"] = r.release;
   return j;
 }
 
@@ -707,6 +708,9 @@ Result<DeleteRequest> ReadDeleteRequest(const json& j) {
   VY_RETURN_NOT_OK(Field(j, "fastpath", &r.fastpath, false));
   VY_RETURN_NOT_OK(Field(j, "memory_trim", &r.memory_trim, false));
   r.with_feedbacks = j.value("type", "") == req::kDelDataWithFeedbacks;
+  if (j.contains("release")) {
+    VY_ASSIGN_OR_RETURN(r.release, IdListField(j, "release"));
+  }
   return r;
 }
 

@@ -234,6 +234,9 @@ struct DeleteRequest {
   bool fastpath = false;
   bool memory_trim = false;
   bool with_feedbacks = false;  // del_data_with_feedbacks_request
+  /// Ours: blob references this client gives back first (as in vy_get), so
+  /// that what the delete frees is freed at once, in the same round trip.
+  std::vector<ObjectID> release;
 };
 json WriteDeleteRequest(const DeleteRequest& r);
 Result<DeleteRequest> ReadDeleteRequest(const json& j);

@@ -1,7 +1,6 @@
 #include "server/io_pool.h"
 
 #include <pthread.h>
-#include <sched.h>
 
 #include <chrono>
 #include <string>
@@ -38,10 +37,7 @@ void RunLoop(asio::io_context& io, int spin_us) {
       continue;
     }
     idle = true;
-    if (skip == 0 && Clock::now() - last < spin) {
-      sched_yield();  // a client waiting on this CPU gets to run
-      continue;
-    }
+    if (skip == 0 && Clock::now() - last < spin) continue;
     if (skip > 0) {
       --skip;
     } else if (++wasted >= kWastedSpins) {

@@ -60,6 +60,7 @@ Status ListData(Connection& conn, const json& request, Reply* reply) {
 
 Status DelData(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(DeleteRequest r, ReadDeleteRequest(request));
+  for (ObjectID id : r.release) conn.Release(id);
   for (ObjectID id : r.ids) VY_RETURN_NOT_OK(conn.ctx().store->CheckDeletable(id));
   std::vector<ObjectID> deleted_blobs;
   VY_RETURN_NOT_OK(conn.ctx().meta->Delete(r, &deleted_blobs));
