@@ -3,9 +3,9 @@
 A volume is a directory that holds the socket of a vineyardd: either ``vineyard.sock``
 itself or a ``vineyard-config.yaml`` whose ``Vineyard.IPCSocket`` names it (the file the
 CSI driver writes). An object's path is a path under that directory; the object is
-persisted under the name ``<path relative to the directory>`` (``/mnt/v/a/b`` with
-``/mnt/v/vineyard.sock`` is the name ``a/b``), so every pod that mounts the volume
-reads it back by the same path.
+persisted under a name made of the path relative to that directory, with ``/`` written
+as ``:`` since names cannot hold ``/`` (``/mnt/v/a/b`` with ``/mnt/v/vineyard.sock`` is
+the name ``a:b``), so every pod that mounts the volume reads it back by the same path.
 """
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ __all__ = ["read", "write"]
 
 _SOCKET = "vineyard.sock"
 _CONFIG = "vineyard-config.yaml"
+
+
+def _name(full: str, directory: str) -> str:
+    return os.path.relpath(full, directory).replace(os.sep, ":")
 
 
 def _resolve(path: str) -> Tuple[str, str]:
@@ -30,11 +34,11 @@ def _resolve(path: str) -> Tuple[str, str]:
         sock = os.path.join(directory, _SOCKET)
         conf = os.path.join(directory, _CONFIG)
         if os.path.exists(sock):
-            return sock, os.path.relpath(full, directory)
+            return sock, _name(full, directory)
         if os.path.exists(conf):
             from .core.client import _socket_from_config
 
-            return _socket_from_config(conf), os.path.relpath(full, directory)
+            return _socket_from_config(conf), _name(full, directory)
         looked.append(directory)
         parent = os.path.dirname(directory)
         if parent == directory:
