@@ -288,7 +288,9 @@ def _scalar(v: Any) -> Any:
 def _print_preview(p: Dict[str, Any], title: str) -> None:
     console = _console()
     if "columns" in p:
-        table = Table(title=f"{title}  ({p['shape'][0]} rows)")
+        console.print(f"{title}: {p['type']} {p['shape'][0]} rows x {len(p['columns'])} "
+                      f"columns", markup=False, highlight=False)
+        table = Table()
         table.add_column("", style="dim")
         for col, dtype in zip(p["columns"], p["dtypes"]):
             table.add_column(f"{col}\n{dtype}", justify="right")

@@ -25,8 +25,9 @@ def _check_socket(socket: str) -> None:
     if socket_in_use(socket):
         raise DeployError(f"the socket {socket} is already served by another vineyardd: stop "
                           f"it, or pass another socket= (None: a fresh temporary one)")
-    if os.path.exists(socket) and not os.path.isdir(os.path.dirname(socket) or "."):
-        raise DeployError(f"the directory of socket {socket} does not exist")
+    if not os.path.isdir(os.path.dirname(socket)):
+        raise DeployError(f"the directory of the socket {socket} does not exist: create it, "
+                          f"or pass socket=None for a fresh temporary one")
 
 
 def _vineyardd_argv(binary: str, socket: str, meta: str, etcd_endpoint: Optional[str],
@@ -155,6 +156,8 @@ class _DefaultInstance:
         self.proc, self.socket, self.rpc_endpoint = self._cm.__enter__()
 
     def alive(self) -> bool:
+        if os.getpid() != self.owner:  # a forked child: not its own child process
+            return socket_in_use(self.socket)
         return self.proc.poll() is None
 
     def stop(self) -> None:
