@@ -44,7 +44,8 @@ class RemoteProcess:
                  ssh: str = "ssh", ssh_options: Optional[List[str]] = None,
                  prologue: str = "", raw_args: str = "") -> None:
         self.host, self.what = host, what
-        self.ssh = [ssh, *SSH_DEFAULTS, *(ssh_options or [])]
+        # ssh keeps the first value of an option: the caller's come first.
+        self.ssh = [ssh, *(ssh_options or []), *SSH_DEFAULTS]
         self.pid: Optional[int] = None
         self.extra: List[str] = []  # words after the pid on the marker line
         self.log_path = os.path.join(workdir, f"{what}-{_address(host)}.log")
