@@ -16,12 +16,13 @@ APT_PACKAGES := build-essential pkg-config cmake ninja-build \
 	libgtest-dev libgmock-dev libbenchmark-dev \
 	libspdlog-dev nlohmann-json3-dev libgflags-dev libjemalloc-dev libzstd-dev \
 	libcrypt-dev apache2-utils libasio-dev libssl-dev openssl libre2-dev \
-	libcurl4-openssl-dev etcd-server etcd-client
+	libcurl4-openssl-dev etcd-server etcd-client prometheus-cpp-dev openssh-server
 # Debian's Python headers only when this Python has none (pyenv builds ship their own).
 HAVE_PY_HEADERS := $(shell $(PYTHON) -c "import os, sysconfig; \
 	print(int(os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))))" 2>/dev/null)
 APT_PACKAGES += $(if $(filter 1,$(HAVE_PY_HEADERS)),,python3-dev)
-PIP_PACKAGES := pytest numpy nanobind "pandas<3" pyarrow
+PIP_PACKAGES := pytest numpy nanobind "pandas<3" pyarrow pyyaml click rich kubernetes \
+	prometheus_client
 
 .PHONY: all deps deps-apt deps-pip build run test test-cpp test-python test-compat bench bench-smoke baseline compat-venv clean
 .PHONY: fuzz test-asan test-tsan
@@ -41,7 +42,7 @@ deps-apt:
 	fi
 
 deps-pip:
-	@$(PYTHON) -c "import pytest, numpy, nanobind, pandas, pyarrow" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
+	@$(PYTHON) -c "import pytest, numpy, nanobind, pandas, pyarrow, yaml, click, rich, kubernetes, prometheus_client" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -280,6 +280,11 @@ std::vector<ObjectID> BulkStore::SealedBlobs() const {
 
 uint64_t BulkStore::Trim() { return arena_->Trim(); }
 
+size_t BulkStore::num_blobs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return blobs_.size();
+}
+
 uint64_t BulkStore::usage() const {
   std::lock_guard<std::mutex> lock(mu_);
   return usage_;

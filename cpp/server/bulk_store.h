@@ -95,6 +95,8 @@ class BulkStore {
   uint64_t Trim();
 
   uint64_t usage() const;
+  /// Blobs in the table (sealed or not, deleted ones still referenced included).
+  size_t num_blobs() const;
   uint64_t limit() const { return limit_; }
   int fd() const { return arena_->fd(); }
   /// The arena opened read-only: the store fd our readers receive.

@@ -1,5 +1,7 @@
 #include "server/dispatcher.h"
 
+#include "server/metrics.h"
+
 namespace vineyard {
 
 const Dispatcher& Dispatcher::Get() {
@@ -45,7 +47,16 @@ Status Dispatcher::Dispatch(Connection& conn, const json& request, Reply* reply)
     return Status::Invalid("'", type, "' needs shared memory and is only served over the IPC "
                            "socket; over TCP use the remote blob requests");
   }
-  return e.handler(conn, request, reply);
+  RequestTimer timer(conn.ctx().metrics, it->first);
+  Status st = e.handler(conn, request, reply);
+  timer.Done(st.ok());
+  return st;
+}
+
+std::vector<std::string> Dispatcher::Types() const {
+  std::vector<std::string> types;
+  for (const auto& [type, entry] : table_) types.push_back(type);
+  return types;
 }
 
 }  // namespace vineyard

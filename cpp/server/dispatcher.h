@@ -7,6 +7,7 @@
 
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "server/connection.h"
 
@@ -37,8 +38,11 @@ class Dispatcher {
   void Register(const char* type, Handler handler, unsigned flags = kNone);
   /// The entry of the request's type, or null (Dispatch then answers the error).
   const Entry* Find(const json& request) const;
-  /// Runs the handler of the request's type after the central checks.
+  /// Runs the handler of the request's type after the central checks (counted and
+  /// timed when the server serves metrics).
   Status Dispatch(Connection& conn, const json& request, Reply* reply) const;
+  /// Every request type in the table.
+  std::vector<std::string> Types() const;
 
  private:
   std::unordered_map<std::string, Entry> table_;

@@ -7,6 +7,7 @@
 #include <gflags/gflags.h>
 #include <spdlog/spdlog.h>
 
+#include "server/logging.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
@@ -23,10 +24,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "vineyardd: %s\n", options.status().message().c_str());
     return 2;
   }
-  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
-  if (const char* level = getenv("VINEYARD_LOG_LEVEL")) {
-    spdlog::set_level(spdlog::level::from_str(level));
-  }
+  vineyard::ConfigureLogging(options->log_level, options->log_format);
 
   vineyard::Server server(std::move(options).value());
   vineyard::Status st = server.Start();

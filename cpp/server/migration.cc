@@ -63,6 +63,11 @@ Result<ObjectID> Migrator::Migrate(ObjectID id) {
   }
   if (running.valid()) return running.get();  // another request is migrating it
   Result<ObjectID> result = MigrateOnce(id);
+  if (!result.ok()) {
+    failed_.fetch_add(1, std::memory_order_relaxed);
+  } else if (*result != id) {
+    migrated_.fetch_add(1, std::memory_order_relaxed);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     running_.erase(id);
@@ -211,6 +216,7 @@ Result<ObjectID> Migrator::MigrateOnce(ObjectID id) {
     spdlog::warn("migrated {} to {} but could not persist it: {}", ObjectIDToString(id),
                  ObjectIDToString(local), persisted.message());
   }
+  bytes_.fetch_add(fetched_bytes, std::memory_order_relaxed);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
                        .count();
   spdlog::info("migrated {} to {}: {} blobs, {} in {:.3f} s", ObjectIDToString(id),

@@ -14,6 +14,7 @@
 // Thread-safety: Migrate() is thread-safe and blocks (run it on a worker).
 #pragma once
 
+#include <atomic>
 #include <future>
 #include <map>
 #include <mutex>
@@ -32,6 +33,12 @@ class Migrator {
   /// The local copy of `id` (or `id` itself when all its blobs are here).
   Result<ObjectID> Migrate(ObjectID id);
 
+  /// Counters since start, for the metrics: objects copied here, migrations that
+  /// failed, and blob bytes received.
+  uint64_t migrated() const { return migrated_.load(std::memory_order_relaxed); }
+  uint64_t failed() const { return failed_.load(std::memory_order_relaxed); }
+  uint64_t bytes_received() const { return bytes_.load(std::memory_order_relaxed); }
+
  private:
   Result<ObjectID> MigrateOnce(ObjectID id);
 
@@ -39,6 +46,9 @@ class Migrator {
   std::mutex mu_;
   std::map<ObjectID, std::shared_future<Result<ObjectID>>> running_;  // guarded by mu_
   std::map<ObjectID, ObjectID> copies_;  // guarded by mu_: source -> local copy
+  std::atomic<uint64_t> migrated_{0};
+  std::atomic<uint64_t> failed_{0};
+  std::atomic<uint64_t> bytes_{0};
 };
 
 }  // namespace vineyard

@@ -95,6 +95,16 @@ DEFINE_string(unsealed_quota, "0",
               "Most bytes of unsealed (created, not yet sealed) blobs one connection may "
               "hold, like --size (1Gi, 512M); 0 means only the --size limit applies");
 
+DEFINE_bool(metrics, false,
+            "Serve Prometheus metrics at http://<rpc_host>:<metrics_port>/metrics");
+DEFINE_bool(prometheus, false, "Alias of --metrics (vineyard's flag)");
+DEFINE_int32(metrics_port, 9601, "TCP port of the metrics endpoint (0: a free one)");
+DEFINE_string(log_level, "",
+              "Log level: trace, debug, info, warn, error, critical or off (default: "
+              "$VINEYARD_LOG_LEVEL, else info)");
+DEFINE_string(log_format, "text",
+              "Log format: text, or json (one object per line: time, level, message)");
+
 namespace vineyard {
 
 uint64_t DefaultMemoryLimit() {
@@ -229,6 +239,26 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
   } catch (const std::exception&) {
     return Status::Invalid("--socket_mode must be octal permissions such as 0600 or 0660, not '",
                            FLAGS_socket_mode, "'");
+  }
+  o.metrics = FLAGS_metrics || FLAGS_prometheus;
+  if (FLAGS_metrics_port < 0 || FLAGS_metrics_port > 65535) {
+    return Status::Invalid("--metrics_port must be within 0..65535");
+  }
+  o.metrics_port = FLAGS_metrics_port;
+  o.log_level = FLAGS_log_level;
+  if (o.log_level.empty() && getenv("VINEYARD_LOG_LEVEL") != nullptr) {
+    o.log_level = getenv("VINEYARD_LOG_LEVEL");
+  }
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "warning",
+                                  "error", "err", "critical", "off"};
+  if (!o.log_level.empty() &&
+      std::find(std::begin(kLevels), std::end(kLevels), o.log_level) == std::end(kLevels)) {
+    return Status::Invalid("--log_level=", o.log_level,
+                           " is not a level: use trace, debug, info, warn, error, critical or off");
+  }
+  o.log_format = FLAGS_log_format;
+  if (o.log_format != "text" && o.log_format != "json") {
+    return Status::Invalid("--log_format must be 'text' or 'json', not '", o.log_format, "'");
   }
   return o;
 }

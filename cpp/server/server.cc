@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/socket_io.h"
+#include "server/dispatcher.h"
 #include "server/etcd_backend.h"
 
 namespace vineyard {
@@ -141,6 +142,13 @@ Status Server::Start() {
   ctx_.pool = pool_.get();
 
   VY_RETURN_NOT_OK(backend_->Attach(meta_.get()));
+  if (options_.metrics) {
+    VY_ASSIGN_OR_RETURN(metrics_, Metrics::Start(options_.rpc_host, options_.metrics_port,
+                                                 Dispatcher::Get().Types(), &ctx_));
+    ctx_.metrics = metrics_.get();
+    spdlog::info("metrics at http://{}:{}/metrics",
+                 options_.rpc_host.empty() ? Hostname() : options_.rpc_host, metrics_->port());
+  }
 
   spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   spdlog::info("vineyardd serving on {} ({}), rpc {}, {} of shared memory, metadata: {}, "
@@ -346,6 +354,8 @@ void Server::Run() {
     for (auto& c : conns) c->Shutdown();
   });
   pool_->StopLoops();
+  metrics_.reset();  // the endpoint stops before the state it reads
+  ctx_.metrics = nullptr;
   backend_->Stop();  // leaves the cluster: this instance's objects go with it
   ::unlink(options_.socket.c_str());
   spdlog::info("vineyardd stopped; removed {}", options_.socket);

@@ -16,6 +16,7 @@
 
 #include "server/connection.h"
 #include "server/etcd_launcher.h"
+#include "server/metrics.h"
 #include "server/migration.h"
 #include "server/io_pool.h"
 #include "server/parked_requests.h"
@@ -67,6 +68,7 @@ class Server {
   std::unique_ptr<MetaService> meta_;
   std::unique_ptr<Migrator> migrator_;
   std::unique_ptr<Htpasswd> users_;
+  std::unique_ptr<Metrics> metrics_;  // --metrics: the Prometheus endpoint
   ServerContext ctx_;
 
   std::unique_ptr<ParkedRequests> parked_;

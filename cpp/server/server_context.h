@@ -20,6 +20,7 @@
 namespace vineyard {
 
 class IoPool;
+class Metrics;
 class Migrator;
 class ParkedRequests;
 
@@ -36,6 +37,7 @@ struct ServerContext {
   IoPool* pool = nullptr;            // the workers, for kSlow requests
   ParkedRequests* parked = nullptr;  // requests waiting for a metadata change
   Migrator* migrator = nullptr;      // copies remote objects here
+  Metrics* metrics = nullptr;        // null unless --metrics: requests counted and timed
   Limits limits;
   bool compression = true;           // offered to RPC clients
   bool migration_compression = false;  // asked of other instances when migrating

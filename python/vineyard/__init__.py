@@ -45,6 +45,8 @@ from .core import (  # noqa: E402
 from .core.client import ClientBase, IPCClient, RPCClient, connect  # noqa: E402
 from .core.object import Object  # noqa: E402
 from . import data  # noqa: E402,F401  (registers the built-in builders and resolvers)
+from . import deploy  # noqa: E402,F401
+from .deploy.local import get_current_socket, shutdown, try_init  # noqa: E402
 
 _default_client: Optional[ClientBase] = None
 
@@ -83,7 +85,9 @@ __all__ = [
     "set_default_client", "BuilderContext", "ResolverContext", "DriverContext",
     "default_builder_context", "default_resolver_context", "default_driver_context",
     "builder_context", "resolver_context", "driver_context", "get_current_builders",
-    "get_current_resolvers", "get_current_drivers",
+    "get_current_resolvers", "get_current_drivers", "try_init", "get_current_socket",
+    "shutdown", "deploy", "csi",
 ] + _exceptions
 
 from . import shared_memory  # noqa: E402,F401  (vineyard.shared_memory after `import vineyard`)
+from . import csi  # noqa: E402,F401

@@ -36,7 +36,7 @@ def test_connect_socket_and_auth_ignored(vineyardd_socket):
 def test_connect_env_socket(clean_env, vineyardd_socket):
     clean_env.setenv("VINEYARD_IPC_SOCKET", vineyardd_socket)
     with vineyard.connect() as c:
-        assert c.ipc_socket == vineyardd_socket and c._server is None
+        assert c.ipc_socket == vineyardd_socket
     with vineyard.connect(None, username="x", password="y") as c:
         assert c.connected
 
@@ -93,17 +93,25 @@ def test_connect_rpc_env_not_answering(clean_env):
         vineyard.connect()
 
 
-def test_connect_private_server(clean_env):
+def test_connect_default_instance(clean_env):
+    """A bare connect() starts this process's default vineyardd once; the next reuses
+    it, closing a client leaves it running, vineyard.shutdown() stops it (more in
+    test_deploy_local.py)."""
     if not os.path.exists("/var/run/vineyard-config.yaml"):
+        from vineyard.deploy import local
+        vineyard.shutdown()
         c = vineyard.connect()
-        server = c._server
+        server = local._default
         assert server is not None and server.proc.poll() is None
-        assert c.ipc_socket == server.socket
+        assert c.ipc_socket == server.socket == vineyard.get_current_socket()
         oid = c.put(np.arange(10))
-        assert (c.get(oid) == np.arange(10)).all()
         c.close()
+        with vineyard.connect() as again:
+            assert (again.get(oid) == np.arange(10)).all()
+        assert server.proc.poll() is None
+        vineyard.shutdown()
         assert server.proc.poll() is not None
-        assert not os.path.exists(server.socket) and not os.path.exists(server.workdir)
+        assert not os.path.exists(server.socket)
         c.close()  # idempotent
 
 

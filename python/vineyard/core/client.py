@@ -1,16 +1,9 @@
 """The Python IPC client: ``put``/``get`` of Python values over ``vineyard._C.IPCClient``."""
 from __future__ import annotations
 
-import atexit
 import os
 import re
-import shutil
-import signal
-import socket as _pysocket
-import subprocess
-import tempfile
 import threading
-import time
 import traceback
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -65,8 +58,6 @@ class ClientBase:
         # is_shared_memory / find_shared_memory.
         object.__setattr__(self, "_mapped", {})
         object.__setattr__(self, "_mapped_lock", threading.Lock())
-        # A private vineyardd started by connect() for this client, stopped by close().
-        object.__setattr__(self, "_server", None)
         # Per thread: what the put() in progress has created so far, undone if it fails.
         object.__setattr__(self, "_txn", threading.local())
 
@@ -94,14 +85,10 @@ class ClientBase:
         self.close()
 
     def close(self) -> None:
-        """Close the session (and stop the private vineyardd ``connect()`` started for it)."""
-        try:
-            if self._c.connected:
-                self._c.close()
-        finally:
-            server, self._server = self._server, None
-            if server is not None:
-                server.stop()
+        """Close the session (a default vineyardd that ``connect()`` started keeps running:
+        ``vineyard.shutdown()`` stops it)."""
+        if self._c.connected:
+            self._c.close()
 
     # ------------------------------------------------------------------ session properties
     @property
@@ -711,70 +698,6 @@ def _find_vineyardd() -> Tuple[Optional[str], List[str]]:
     return None, tried
 
 
-class _PrivateServer:
-    """A vineyardd started by ``connect()`` on a temporary socket (--norpc)."""
-
-    _live: "List[_PrivateServer]" = []
-
-    def __init__(self, binary: str, size: str = "256Mi", timeout: float = 30.0) -> None:
-        self.workdir = tempfile.mkdtemp(prefix="vineyard-")
-        self.socket = os.path.join(self.workdir, "vineyard.sock")
-        self.log_path = os.path.join(self.workdir, "vineyardd.log")
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [binary, f"--socket={self.socket}", f"--size={size}", "--norpc"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.workdir, start_new_session=True)
-        _PrivateServer._live.append(self)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                log_text = self._log()
-                self.stop()
-                raise RuntimeError(f"exited with code {self.proc.returncode}: {log_text[-2000:]}")
-            if os.path.exists(self.socket):
-                s = _pysocket.socket(_pysocket.AF_UNIX, _pysocket.SOCK_STREAM)
-                try:
-                    s.connect(self.socket)
-                    return
-                except OSError:
-                    pass
-                finally:
-                    s.close()
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"did not listen on {self.socket} within {timeout}s")
-            time.sleep(0.02)
-
-    def _log(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        if self in _PrivateServer._live:
-            _PrivateServer._live.remove(self)
-
-
-@atexit.register
-def _stop_private_servers() -> None:
-    for server in list(_PrivateServer._live):
-        try:
-            server.stop()
-        except Exception:  # noqa: BLE001
-            pass
-
-
 _HOST_PORT = re.compile(r"^[^/\s:]+:\d+$")
 
 
@@ -801,11 +724,11 @@ def _connect_rpc(endpoint: Any, username: str, password: str, tls_ca: str = "") 
     return RPCClient(host, port, username, password, tls_ca)
 
 
-def _connect_default(username: str = "", password: str = "") -> ClientBase:
-    """connect() without an address: env, config files, then a private vineyardd."""
-    tried: List[str] = []
+def _connect_configured(username: str, password: str, tried: List[str]) -> Optional[ClientBase]:
+    """A client of the server that the environment or a config file names: None when none
+    is named (``tried`` then says so); ConnectionFailedException when one is named but
+    none of them answers."""
     resolved_any = False
-
     sources = (("VINEYARD_IPC_SOCKET", lambda v: IPCClient(v, username, password)),
                ("VINEYARD_RPC_ENDPOINT", lambda v: _connect_rpc(v, username, password)))
     for var, make in sources:
@@ -845,26 +768,31 @@ def _connect_default(username: str = "", password: str = "") -> ClientBase:
         # Something was configured but did not answer: don't silently start a new server.
         raise _C.ConnectionFailedException(
             "vineyard.connect(): could not connect; tried:\n  " + "\n  ".join(tried))
+    return None
 
+
+def _connect_default(username: str = "", password: str = "") -> ClientBase:
+    """connect() without an address: env, config files, then this process's default
+    vineyardd (vineyard.deploy.local.try_init: started once, reused by every bare
+    connect(), stopped at exit)."""
+    tried: List[str] = []
+    client = _connect_configured(username, password, tried)
+    if client is not None:
+        return client
     binary, bin_tried = _find_vineyardd()
     tried += bin_tried
     if binary is None:
         raise _C.ConnectionFailedException(
             "vineyard.connect(): no vineyard server configured and no vineyardd to start one; "
             "tried:\n  " + "\n  ".join(tried))
+    from ..deploy import local
     try:
-        server = _PrivateServer(binary)
+        socket = local.try_init(vineyardd_path=binary)
     except Exception as e:  # noqa: BLE001
-        tried.append(f"private vineyardd {binary}: {e}")
+        tried.append(f"default vineyardd {binary}: {e}")
         raise _C.ConnectionFailedException(
             "vineyard.connect(): could not connect; tried:\n  " + "\n  ".join(tried)) from None
-    try:
-        client = IPCClient(server.socket)
-    except Exception:
-        server.stop()
-        raise
-    object.__setattr__(client, "_server", server)
-    return client
+    return IPCClient(socket)
 
 
 def connect(*args: Any, **kwargs: Any) -> ClientBase:
@@ -878,10 +806,12 @@ def connect(*args: Any, **kwargs: Any) -> ClientBase:
     * ``connect()`` (or ``connect(None)``): IPC over ``$VINEYARD_IPC_SOCKET``; else RPC to
       ``$VINEYARD_RPC_ENDPOINT``; else the ``Vineyard.IPCSocket`` of the YAML config
       ``$VINEYARD_CONFIG`` (or /var/run/vineyard-config.yaml,
-      /var/run/vineyard/vineyard-config.yaml); if none of them is set, starts a private
-      vineyardd (``$VINEYARDD``, the bundled binary, or build/vineyardd of a development
-      tree) on a temporary socket with --norpc, stopped when the client is closed or at
-      interpreter exit. ConnectionFailedException lists every source tried.
+      /var/run/vineyard/vineyard-config.yaml); if none of them is set, this process's
+      default vineyardd (``vineyard.try_init()``: ``$VINEYARDD``, the bundled binary, or
+      build/vineyardd of a development tree, on a temporary socket with --norpc), started
+      by the first such call and reused by the later ones, stopped by
+      ``vineyard.shutdown()`` or at interpreter exit. ConnectionFailedException lists
+      every source tried.
 
     ``username`` and ``password`` log in to a vineyardd started with ``--htpasswd``
     (``session`` is accepted and ignored). ``tls_ca`` (RPC only) speaks TLS to a vineyardd
