@@ -60,7 +60,9 @@ class CountingProxy:
                 (length,) = struct.unpack("<Q", buf[:8])
                 if len(buf) < 8 + length:
                     break
-                kind = json.loads(buf[8:8 + length]).get("type", "?")
+                # the JSON text ends at a NUL when inline bytes follow it (vy_put)
+                text = buf[8:8 + length].split(b"\0", 1)[0]
+                kind = json.loads(text).get("type", "?")
                 buf = buf[8 + length:]
                 with self.lock:
                     self.requests[kind] += 1

@@ -129,8 +129,7 @@ Result<ObjectID> Client::Put(ObjectMeta& meta, const std::vector<BlobWriter*>& b
   std::vector<json*> placeholders = InlinePlaceholders(&meta.MutableMetaData());
   std::string attachment;
   std::vector<std::unique_ptr<BlobWriter>> created;
-  std::vector<size_t> big_sizes;
-  std::vector<std::pair<json*, std::string_view>> big;
+  std::vector<std::pair<json*, uint64_t>> big;  // placeholders of runs sent as blobs
   std::map<uint64_t, uint64_t> sent;  // index in inline_blobs -> index in the request
   for (json* p : placeholders) {
     const json& k = (*p)[kInlineBlobKey];
@@ -143,23 +142,32 @@ Result<ObjectID> Client::Put(ObjectMeta& meta, const std::vector<BlobWriter*>& b
     auto seen = sent.find(index);
     if (seen != sent.end()) {
       (*p)[kInlineBlobKey] = seen->second;
-    } else if (bytes.size() <= kMaxInlineBlob &&
+    } else if (whole_tree_put() && bytes.size() <= kMaxInlineBlob &&
                attachment.size() + bytes.size() <= kMaxInlineTotal) {
       sent.emplace(index, r.inline_sizes.size());
       (*p)[kInlineBlobKey] = r.inline_sizes.size();
       r.inline_sizes.push_back(bytes.size());
       attachment.append(bytes);
     } else {
-      big.emplace_back(p, bytes);
-      big_sizes.push_back(bytes.size());
+      big.emplace_back(p, index);
     }
   }
   if (!big.empty()) {
-    VY_ASSIGN_OR_RETURN(created, CreateBlobs(big_sizes));
-    for (size_t i = 0; i < big.size(); ++i) {
-      VY_RETURN_NOT_OK(created[i]->Copy(0, big[i].second.data(), big[i].second.size()));
-      *big[i].first = BlobMember(created[i]->id(), big[i].second.size(), instance_id());
+    // One blob per distinct run, created in one request.
+    std::map<uint64_t, size_t> slot;  // run index -> created blob
+    std::vector<size_t> sizes;
+    for (const auto& [p, index] : big) {
+      if (slot.emplace(index, sizes.size()).second) sizes.push_back(inline_blobs[index].size());
+    }
+    VY_ASSIGN_OR_RETURN(created, CreateBlobs(sizes));
+    for (const auto& [index, i] : slot) {
+      std::string_view bytes = inline_blobs[index];
+      VY_RETURN_NOT_OK(created[i]->Copy(0, bytes.data(), bytes.size()));
       if (!IsEmptyBlob(created[i]->id())) r.seal.push_back(created[i]->id());
+    }
+    for (const auto& [p, index] : big) {
+      const auto& w = created[slot[index]];
+      *p = BlobMember(w->id(), w->size(), instance_id());
     }
   }
   r.tree = meta.MetaData();

@@ -13,6 +13,7 @@ InstanceID ClientBase::instance_id() const { return core_->info().instance_id; }
 const std::string& ClientBase::ipc_socket() const { return core_->info().ipc_socket; }
 const std::string& ClientBase::rpc_endpoint() const { return core_->info().rpc_endpoint; }
 const std::string& ClientBase::version() const { return core_->info().version; }
+bool ClientBase::whole_tree_put() const { return core_->info().whole_tree_put; }
 const std::string& ClientBase::endpoint() const { return core_->endpoint(); }
 
 void ClientBase::PrepareForCreate(ObjectMeta& meta) const {
@@ -110,7 +111,11 @@ Status ClientBase::Delete(const std::vector<ObjectID>& ids, bool force, bool dee
   r.memory_trim = memory_trim;
   // References this client dropped go first (in the same request), so what is
   // deleted is freed now (and a put right after finds the memory).
-  if (core_->is_ipc()) r.release = core_->TakeReleases();
+  if (core_->is_ipc() && whole_tree_put()) {
+    r.release = core_->TakeReleases();
+  } else {
+    VY_RETURN_NOT_OK(core_->FlushReleases());  // an older server: a request of its own
+  }
   return core_->Request(WriteDeleteRequest(r)).status();
 }
 

@@ -32,6 +32,8 @@ class ClientBase {
   const std::string& ipc_socket() const;
   const std::string& rpc_endpoint() const;
   const std::string& version() const;
+  /// The server creates whole trees in one put (inline bytes, new members): ours does.
+  bool whole_tree_put() const;
   /// What this client dialled: the socket path, or "host:port".
   const std::string& endpoint() const;
 

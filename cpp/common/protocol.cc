@@ -307,6 +307,7 @@ json WriteRegisterReply(const RegisterReply& r) {
   j["version"] = r.version;
   j["store_match"] = r.store_match;
   j["support_rpc_compression"] = r.support_rpc_compression;
+  if (r.whole_tree_put) j["vy_whole_tree_put"] = true;
   return j;
 }
 
@@ -320,6 +321,7 @@ Result<RegisterReply> ReadRegisterReply(const json& j) {
   VY_RETURN_NOT_OK(Field(j, "version", &r.version, false));
   VY_RETURN_NOT_OK(Field(j, "store_match", &r.store_match, false));
   VY_RETURN_NOT_OK(Field(j, "support_rpc_compression", &r.support_rpc_compression, false));
+  VY_RETURN_NOT_OK(Field(j, "vy_whole_tree_put", &r.whole_tree_put, false));
   return r;
 }
 

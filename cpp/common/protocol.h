@@ -126,6 +126,9 @@ struct RegisterReply {
   std::string version;
   bool store_match = true;
   bool support_rpc_compression = false;
+  /// Ours: vy_put takes inline bytes and new members (a server that does not
+  /// say so gets their blobs created first and members created one by one).
+  bool whole_tree_put = false;
 };
 json WriteRegisterReply(const RegisterReply& r);
 Result<RegisterReply> ReadRegisterReply(const json& j);

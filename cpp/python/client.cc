@@ -68,6 +68,8 @@ void BindClient(nb::module_& m) {
       .def_prop_ro("ipc_socket", &ClientBase::ipc_socket)
       .def_prop_ro("rpc_endpoint", &ClientBase::rpc_endpoint)
       .def_prop_ro("version", &ClientBase::version)
+      .def_prop_ro("whole_tree_put", &ClientBase::whole_tree_put,
+                   "The server creates a whole tree in one put (inline bytes, new members).")
       .def_prop_ro("endpoint", &ClientBase::endpoint,
                    "What this client dialled: the socket path, or host:port.")
       .def_prop_ro("connected", &ClientBase::Connected)

@@ -404,6 +404,7 @@ Status MetaService::CreateMembers(json* root, const std::vector<ObjectID>& inlin
 Result<CreatedObject> MetaService::CreateTree(json tree, const std::vector<ObjectID>& inline_blobs,
                                               std::vector<ObjectID>* made) {
   if (!tree.is_object()) return Status::Invalid("metadata must be a JSON object");
+  tree.erase(kShareKey);  // the root is created once anyway
   // Shared definitions (a member with "__vy_share" and a typename) move out of
   // the tree and are created first, so every reference finds them.
   std::vector<std::pair<std::string, json>> definitions;

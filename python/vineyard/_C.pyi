@@ -478,6 +478,12 @@ class ClientBase:
     def version(self) -> str: ...
 
     @property
+    def whole_tree_put(self) -> bool:
+        """
+        The server creates a whole tree in one put (inline bytes, new members).
+        """
+
+    @property
     def endpoint(self) -> str:
         """What this client dialled: the socket path, or host:port."""
 

@@ -104,9 +104,11 @@ TEST_F(WholePutTest, LargeByteRunsGoThroughCreatedBlobs) {
   meta.AddInlineBlob("big_", 0, big.size());
   meta.AddInlineBlob("small_", 1, small.size());
   meta.AddInlineBlob("again_", 1, small.size());
+  meta.AddInlineBlob("big_again_", 0, big.size());
   auto id = client_->Put(meta, {}, false, "", {big, small});
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_EQ(*meta.GetMemberId("small_"), *meta.GetMemberId("again_"));
+  EXPECT_EQ(*meta.GetMemberId("big_"), *meta.GetMemberId("big_again_"));
   auto got = server_->Connect()->GetObject(*id);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(BlobBytes(*got, "big_"), big);

@@ -22,6 +22,7 @@ Status Register(Connection& conn, const json& request, Reply* reply) {
   out.version = kProtocolVersion;
   out.store_match = r.store_type == "Normal";
   out.support_rpc_compression = conn.ctx().compression;
+  out.whole_tree_put = true;
   conn.set_registered(r.session_id, r.releases_references);
   reply->body = WriteRegisterReply(out);
   return Status::OK();

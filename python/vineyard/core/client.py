@@ -478,7 +478,7 @@ class IPCClient(ClientBase):
     passed through unchanged (``create_blob``, ``get_blob(s)``, ``list_names``, ...).
     """
 
-    _fast = True
+    _fast = True  # unless the server cannot take whole trees (see __init__)
 
     def __init__(self, socket: Union[str, "_C.IPCClient", None] = None,
                  username: str = "", password: str = "") -> None:
@@ -488,6 +488,9 @@ class IPCClient(ClientBase):
             native = _C.connect_ipc(os.fspath(socket) if socket else "", username or "",
                                     password or "")
         super().__init__(native)
+        if not getattr(native, "whole_tree_put", False):
+            # An older server: blobs created first and members one by one, as before.
+            object.__setattr__(self, "_fast", False)
         object.__setattr__(self, "_login", (username or "", password or ""))  # for fork()
 
     @property
