@@ -451,36 +451,34 @@ def slow_spots(data: Dict[str, Any]) -> List[str]:
 # Why we lose where we do (from the round-trip counts, profiles of our client and the C++
 # section); shown only next to a measured loss.
 _PY_SMALL = (
-    "Not the wire: our put is 2 requests and our get 1 (round-trip table), and the C++ client "
-    "does the same fused put + get several times faster (C++ section, fused path). "
-    "The rest is our Python layer. In a profile of `get` (about 280 µs), the native "
-    "`get_object_meta` (the one round trip, with the metadata parsed) takes about 110 µs. "
-    "The facade takes about 60 µs: it wraps the Object and records the mapped blobs for "
-    "`is_shared_memory`. The tensor resolver takes about 100 µs: it parses `shape_` from "
-    "JSON, computes `np.prod` and builds the view. Resolver lookups are cached, so they no "
-    "longer count. The fix is to build the array in the native layer from the tree. The "
-    "peers ahead do less per call: shared_memory is shm_open + mmap with no server, pickle + "
-    "pipe one write and one read of ~200 bytes, and Plasma a C++ client with flatbuffers.")
+    "Not our Python layer any more: a put is one native call and one request (its bytes "
+    "inside it), a get one native call and one request (round-trip table). What is left is "
+    "the round trips themselves. shared_memory has no server: its put is shm_open + mmap + "
+    "copy and its get an attach, in one process. pickle + pipe writes and reads ~200 bytes "
+    "once each. Each of our requests wakes the server's loop and then the client when they "
+    "slept: a bare socketpair ping-pong between two threads takes tens of µs on this "
+    "virtual machine (C++ section). The loop polls for 50 µs before it "
+    "sleeps (`--spin_us`), and the client polls for 30 µs while a core is free "
+    "(`VINEYARD_SPIN_US`). Most of the rest is JSON: nlohmann encodes and parses each "
+    "request and reply on both sides, with a tree of about 15 keys per object. A binary "
+    "encoding on our own connections, and replies spliced from text stored at create, are "
+    "the next steps.")
 SLOW_NOTES: Dict[Tuple[str, str], str] = {
     ("s1", "put+get p50 µs"): _PY_SMALL,
-    ("s1", "get p50 µs"): "See put+get above: the Python layer is most of our get.",
+    ("s1", "get p50 µs"): "See put+get above: a get is one round trip and a JSON parse.",
     ("s7", "total ops/s"): (
-        "Eight Python processes share two cores, so CPU per operation decides: ours spends it "
-        "in the Python layer (see scenario 1) and in a server hop per request, and the "
-        "loop includes our delete, the slowest of our small requests in a profile (a deep "
-        "delete of the tensor and its blob). shared_memory and pickle + pipe have no server "
-        "hop at all."),
+        "Eight processes share two cores, so CPU per operation decides. Each of our "
+        "operations (put, get and the delete in the loop) is a round trip to the server. It "
+        "costs CPU in two processes: JSON on both sides, the kernel's socket path and two "
+        "context switches. shared_memory and pickle + pipe have no server hop at all."),
     ("s2", "put GB/s"): (
         "Compare each put with the memcpy references: a put into never-touched shared memory "
         "runs at the speed of a copy into fresh memory (a page fault per 4 KiB), into "
         "reused pages at the speed of a copy into resident memory. Every system pays the "
-        "fresh-page price on its first put; after a delete, the published vineyardd "
-        "(dlmalloc), Ray and Plasma hand the same resident pages to the next put, while our "
-        "arena does not right away: back-to-back put + delete of 256 MiB outside this run "
-        "took about 1000, 940, then 190 ms, i.e. the first two puts both wrote fresh pages. "
-        "Reusing the just-freed extent for the next allocation of its size (or pre-faulting "
-        "with `--reserve_memory`) would remove the faults; the spread of our row shows the "
-        "repetitions that did hit resident pages."),
+        "fresh-page price on its first put. Our arena gives dirty pages back to the kernel "
+        "one second after they are freed. Here the other systems run for seconds between our "
+        "repetitions, so most of our puts land on fresh pages again. Back-to-back puts reuse "
+        "resident pages (the spread of our row)."),
     ("s2", "get ms"): (
         "A get maps the blob and builds the array; a sub-millisecond difference that does not "
         "grow with the size (see the C++ section's get vs size)."),
@@ -488,25 +486,30 @@ SLOW_NOTES: Dict[Tuple[str, str], str] = {
         "The same first-touch cost as scenario 2: each 64 MiB put writes pages our server "
         "purged after the previous delete."),
     ("s3", "put s"): (
-        "214 requests for 100 columns (one create_buffer per blob, one fused put per column, "
-        "then the DataFrame), where Ray writes one pickle-5 stream with the column blocks out "
-        "of band. Creating all blobs in one `create_buffers` request and the whole metadata "
-        "tree in one `create_datas` would make it 2-3 round trips."),
+        "Two requests for the whole frame (round-trip table): one allocates the 100 column "
+        "blobs, the client copies into them, the other creates the tree. The copy of 720 MB "
+        "of numbers and the str columns' encoding are most of the time, as for Ray's "
+        "pickle-5 stream."),
     ("s3", "get s"): (
-        "One request, but the DataFrame is rebuilt column by column and pandas consolidates "
-        "the 90 numeric columns into 2-D blocks, copying them; Ray's pickle keeps pandas' own "
-        "blocks, so its get is zero-copy. Building the frame without consolidation (or storing "
-        "consolidated blocks) would avoid the copy."),
+        "One request. The 10 str columns are the time: Arrow makes one Python str per "
+        "distinct value (deduplicated), where Ray unpickles references to a few objects."),
     ("s4", "put s"): (
-        "Five requests per chunk (a create_buffer per buffer, a fused put per array and per "
-        "record batch): 50,000 round trips for 10,000 chunks. The peers serialize the table "
-        "into one buffer. Batching the blobs (`create_buffers`) and the metadata "
-        "(`create_datas`) would make it a handful of requests."),
+        "One request for the whole table (round-trip table); the time is in the metadata. "
+        "10,000 batches are a tree of 80,000 nodes: 30,000 objects and their blobs. The Python "
+        "builders make it (about "
+        "75 µs per chunk), it is encoded as JSON (about 10 MB), and the server parses it "
+        "and creates it object by object. The peers serialize the table into one buffer. "
+        "Building the tree natively from Arrow's C data interface, with a binary encoding, "
+        "is the next step."),
     ("s4", "get s"): (
-        "One request, then one pyarrow array per chunk and column built in Python from the "
-        "metadata tree; the peers read one IPC stream or pickle. Building the chunks in the "
-        "native layer would cut the per-chunk Python work."),
+        "One request; the time is in the metadata again. The server expands the tree to "
+        "JSON, the client parses it (about 0.9 s of the 1.3 s in a profile), and the Python "
+        "resolvers walk it, one pyarrow array per chunk and column. The peers read one IPC "
+        "stream or pickle. Spliced replies, a binary encoding and native resolvers for "
+        "Arrow are the next steps."),
     ("s8", "server heap bytes / object"): (
-        "Each object is a tensor plus its blob: two metadata nodes held as JSON trees with "
-        "string keys in the server, where Plasma keeps one fixed-size entry per object."),
+        "Each object is a tensor plus its blob. The server keeps the tensor's fields as a JSON "
+        "map, std::map nodes with string keys: about 70% of the bytes. It also keeps the "
+        "member list, the referrer index and the blob's record. Plasma keeps one fixed-size "
+        "entry per object. Fields kept as one encoded string per object are the next step."),
 }

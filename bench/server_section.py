@@ -3,7 +3,7 @@ requests fast while other work goes on. Three measures, ours only (they are targ
 server, not comparisons):
 
 - a small get_meta's latency (p50/p99) alone, then while another client puts and gets a
-  pyarrow Table of 10,000 chunks (a tree of 60,000 members) in a loop;
+  pyarrow Table of 10,000 chunks (a tree of 80,000 nodes) in a loop;
 - the latency of deleting a small object with 1 name held and with 100,000 names held;
 - (the heap per object is scenario 8 of the main page).
 
@@ -161,7 +161,7 @@ def render(d: Dict[str, Any]) -> str:
         L.append(f"`bench/server_section.py`: one client sends a `get_meta` of a small object "
                  f"every 0.5 ms, alone for 2 s, then for {s['seconds']:g} s while another "
                  f"process puts, gets and deletes a pyarrow Table of {s['chunks']:,} chunks "
-                 f"(a tree of {s['chunks'] * 6:,} members) in a loop ({s['rounds']} rounds).")
+                 f"(a tree of {s['chunks'] * 8:,} nodes) in a loop ({s['rounds']} rounds).")
         L.append("")
         L.append("| small get_meta | p50 µs | p99 µs | max µs | requests |")
         L.append("|---|---|---|---|---|")
