@@ -49,7 +49,7 @@ Status Dispatcher::Dispatch(Connection& conn, const json& request, Reply* reply)
   }
   RequestTimer timer(conn.ctx().metrics, it->first);
   Status st = e.handler(conn, request, reply);
-  timer.Done(st.ok());
+  if (!reply->to_worker) timer.Done(st.ok());  // else counted once, when the worker runs it
   return st;
 }
 

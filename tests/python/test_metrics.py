@@ -96,6 +96,20 @@ def test_metrics_after_some_work(server):
         assert after[("vineyard_objects", ())] == samples[("vineyard_objects", ())] - 3
 
 
+def test_a_large_get_handed_to_a_worker_counts_once(server):
+    # A get of more than 4,096 nodes is handed from the event loop to a worker: one request.
+    import pyarrow as pa
+    port = metrics_port(server)
+    key = ("vineyard_requests_total", (("type", "vy_get_request"),))
+    with vineyard.connect(server.socket) as c:
+        table = pa.table({"a": pa.chunked_array([pa.array(np.arange(4))] * 1000)})
+        oid = c.put(table)
+        before = scrape(port)[1].get(key, 0)
+        assert c.get(oid).equals(table)
+        assert scrape(port)[1][key] == before + 1
+        c.delete(oid)
+
+
 def run_vineyardd(*args, timeout=10):
     """Starts vineyardd with ``args`` on a fresh socket; its log after ``timeout`` or exit."""
     workdir = tempfile.mkdtemp(prefix="vy-metrics-")
