@@ -6,8 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdio>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -29,33 +27,6 @@ int ClientCore::SpinUs() {
 }
 
 namespace {
-
-// Whether this machine has no more runnable threads than cores (the 4th field
-// of /proc/loadavg, "running/total"), read at most every 10 ms. A client spins
-// only then: where threads wait for a core, its spinning would take one from
-// the server and the other clients (8 clients on 2 cores: 25k instead of 37k
-// operations per second).
-bool CoresToSpare() {
-  using Clock = std::chrono::steady_clock;
-  static std::atomic<int64_t> checked_ns{0};
-  static std::atomic<bool> spare{false};
-  static const long cores = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
-  const int64_t now = Clock::now().time_since_epoch().count();
-  int64_t last = checked_ns.load(std::memory_order_relaxed);
-  if (now - last < 10'000'000) return spare.load(std::memory_order_relaxed);
-  if (!checked_ns.compare_exchange_strong(last, now)) return spare.load();
-  bool ok = false;
-  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
-    double a, b, c;
-    long running = 0, total = 0;
-    if (std::fscanf(f, "%lf %lf %lf %ld/%ld", &a, &b, &c, &running, &total) == 5) {
-      ok = running <= cores;
-    }
-    std::fclose(f);
-  }
-  spare.store(ok, std::memory_order_relaxed);
-  return ok;
-}
 
 // Polls `fd` until it is readable or `us` microseconds passed. A reply that
 // comes within that time finds this thread running: no wake-up, which costs

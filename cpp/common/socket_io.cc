@@ -10,8 +10,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 namespace vineyard {
@@ -251,6 +255,28 @@ std::string FormatBytes(uint64_t bytes) {
   char buf[32];
   snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
   return buf;
+}
+
+bool CoresToSpare() {
+  using Clock = std::chrono::steady_clock;
+  static std::atomic<int64_t> checked_ns{0};
+  static std::atomic<bool> spare{false};
+  static const long cores = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+  const int64_t now = Clock::now().time_since_epoch().count();
+  int64_t last = checked_ns.load(std::memory_order_relaxed);
+  if (now - last < 10'000'000) return spare.load(std::memory_order_relaxed);
+  if (!checked_ns.compare_exchange_strong(last, now)) return spare.load();
+  bool ok = false;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    double a, b, c;
+    long running = 0, total = 0;
+    if (std::fscanf(f, "%lf %lf %lf %ld/%ld", &a, &b, &c, &running, &total) == 5) {
+      ok = running <= cores;
+    }
+    std::fclose(f);
+  }
+  spare.store(ok, std::memory_order_relaxed);
+  return ok;
 }
 
 }  // namespace vineyard

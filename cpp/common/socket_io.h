@@ -47,4 +47,10 @@ Result<uint64_t> ParseMemorySize(const std::string& text);
 /// "1.50 GiB" etc., for messages.
 std::string FormatBytes(uint64_t bytes);
 
+/// Whether this machine has no more runnable threads than cores (the 4th field
+/// of /proc/loadavg, "running/total", read at most every 10 ms). Polling a
+/// socket instead of sleeping pays only then: where threads wait for a core,
+/// a polling thread takes one from them (the server's loop, other clients).
+bool CoresToSpare();
+
 }  // namespace vineyard

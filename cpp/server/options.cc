@@ -75,8 +75,9 @@ DEFINE_int32(spin_us, 50,
              "Microseconds an event loop keeps polling its sockets after its last event "
              "before it sleeps (0: sleep at once). A request arriving within that time is "
              "served without a wake-up, which costs 10-40 us on many virtual machines. A "
-             "loop whose spins go unused 3 times in a row sleeps at once for its next 512 "
-             "waits, so a server of clients that pause gives its core back");
+             "loop polls only while the machine has no more runnable threads than cores, "
+             "and one whose polling went unused 3 times in a row sleeps at once for its "
+             "next 512 waits");
 DEFINE_int32(worker_threads, 0,
              "Worker threads for slow requests: logins, remote blob transfers, store-wide "
              "sweeps, large messages (0: one per core, at least 2)");
