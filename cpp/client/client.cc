@@ -175,7 +175,9 @@ Result<ObjectID> Client::Put(ObjectMeta& meta, const std::vector<BlobWriter*>& b
   r.name = name;
   r.release = core_->TakeReleases();
   VY_ASSIGN_OR_RETURN(json reply, core_->Request(WriteVyPutRequest(r), attachment));
-  VY_ASSIGN_OR_RETURN(CreatedObject c, ReadCreateDataReply(reply));
+  CreatedObject c;
+  std::vector<ObjectID> made_blobs, made_members;
+  VY_RETURN_NOT_OK(ReadVyPutReply(reply, &c, &made_blobs, &made_members));
   for (BlobWriter* w : blobs) {
     if (w != nullptr) w->MarkSealed();
   }
@@ -184,29 +186,17 @@ Result<ObjectID> Client::Put(ObjectMeta& meta, const std::vector<BlobWriter*>& b
     for (auto& w : created) {
       if (!IsEmptyBlob(w->id())) made_out->push_back(w->id());
     }
-    for (const char* key : {"inline", "members"}) {
-      auto it = reply.find(key);
-      if (it == reply.end() || !it->is_array()) continue;
-      for (const auto& v : *it) {
-        if (v.is_number_unsigned() && !IsEmptyBlob(v.get<ObjectID>())) {
-          made_out->push_back(v.get<ObjectID>());
-        }
+    for (const auto* ids : {&made_blobs, &made_members}) {
+      for (ObjectID id : *ids) {
+        if (!IsEmptyBlob(id)) made_out->push_back(id);
       }
     }
   }
-  if (!r.inline_sizes.empty()) {
-    std::vector<ObjectID> made;
-    auto it = reply.find("inline");
-    if (it != reply.end() && it->is_array()) {
-      for (const auto& v : *it) {
-        if (v.is_number_unsigned()) made.push_back(v.get<ObjectID>());
-      }
-    }
-    for (json* p : placeholders) {
-      if (!p->contains(kInlineBlobKey)) continue;
-      uint64_t k = (*p)[kInlineBlobKey].get<uint64_t>();
-      if (k < made.size()) *p = BlobMember(made[k], r.inline_sizes[k], instance_id());
-    }
+  for (json* p : placeholders) {
+    auto k = p->find(kInlineBlobKey);
+    if (k == p->end()) continue;
+    uint64_t i = k->get<uint64_t>();
+    if (i < made_blobs.size()) *p = BlobMember(made_blobs[i], r.inline_sizes[i], instance_id());
   }
   ApplyCreated(meta, c);
   if (persist || !name.empty()) meta.MutableMetaData()[meta_key::kTransient] = false;

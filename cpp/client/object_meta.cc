@@ -173,10 +173,10 @@ void ObjectMeta::AddInlineBlob(const std::string& name, size_t index, uint64_t s
 }
 
 void ObjectMeta::AddSharedMember(const std::string& name, const std::string& token) {
-  mut()[name] = json{{"__vy_share", token}};
+  mut()[name] = json{{kShareKey, token}};
 }
 
-void ObjectMeta::Share(const std::string& token) { mut()["__vy_share"] = token; }
+void ObjectMeta::Share(const std::string& token) { mut()[kShareKey] = token; }
 
 bool ObjectMeta::HasMember(const std::string& name) const {
   auto it = tree().find(name);

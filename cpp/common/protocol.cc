@@ -991,6 +991,21 @@ Result<VyPutRequest> ReadVyPutRequest(const json& j) {
   return r;
 }
 
+json WriteVyPutReply(const CreatedObject& created, const std::vector<ObjectID>& inline_blobs,
+                     const std::vector<ObjectID>& members) {
+  json j = WriteCreateDataReply(created);
+  if (!inline_blobs.empty()) j["inline"] = inline_blobs;
+  if (!members.empty()) j["members"] = members;
+  return j;
+}
+
+Status ReadVyPutReply(const json& j, CreatedObject* created, std::vector<ObjectID>* inline_blobs,
+                      std::vector<ObjectID>* members) {
+  VY_ASSIGN_OR_RETURN(*created, ReadCreateDataReply(j));
+  VY_RETURN_NOT_OK(Field(j, "inline", inline_blobs, false));
+  return Field(j, "members", members, false);
+}
+
 json WriteVyGetRequest(const VyGetRequest& r) {
   json j = Typed(req::kVyGet);
   j["ids"] = r.ids;

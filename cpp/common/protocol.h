@@ -325,6 +325,15 @@ struct VyPutRequest {
   std::string_view attachment;  // read: the bytes after the JSON text (in the request)
 };
 constexpr const char* kInlineBlobKey = "__vy_inline";
+/// A new member marked {"__vy_share": "t", ...} is created once per vy_put;
+/// members that are just {"__vy_share": "t"} refer to it.
+constexpr const char* kShareKey = "__vy_share";
+/// vy_put's reply: create_data_reply plus the blobs made of the inline runs (in
+/// their order) and the new members created with the root.
+json WriteVyPutReply(const CreatedObject& created, const std::vector<ObjectID>& inline_blobs,
+                     const std::vector<ObjectID>& members);
+Status ReadVyPutReply(const json& j, CreatedObject* created, std::vector<ObjectID>* inline_blobs,
+                      std::vector<ObjectID>* members);
 /// Our client sends a byte run inline when it is at most kMaxInlineBlob bytes and
 /// the request's inline bytes stay within kMaxInlineTotal; larger runs go to
 /// blobs created first (create_buffers), which the client writes in place.

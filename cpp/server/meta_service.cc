@@ -318,8 +318,6 @@ Result<CreatedObject> MetaService::Create(const json& tree) {
 
 namespace {
 
-constexpr const char* kShareKey = "__vy_share";
-
 // A member that names an object to create: an object with a typename and no id.
 bool IsNewMember(const json& node) {
   if (node.contains(meta_key::kId)) return false;

@@ -228,9 +228,7 @@ Status VyPut(Connection& conn, const json& request, Reply* reply) {
     undo_seals();
     return st;
   }
-  reply->body = WriteCreateDataReply(*created);
-  if (!inline_blobs.empty()) reply->body["inline"] = inline_blobs;
-  if (!made.empty()) reply->body["members"] = made;
+  reply->body = WriteVyPutReply(*created, inline_blobs, made);
   return Status::OK();
 }
 
