@@ -226,6 +226,42 @@ def test_sync_meta_is_a_read_barrier(cluster):
     a.delete(ids)
 
 
+def test_a_member_persisted_elsewhere_a_moment_ago_can_be_used_at_once(cluster):
+    # No sync_meta in between: the instance that creates the global object waits for
+    # the cluster itself when a member is not known yet (etcd's watch is on its way).
+    a, b = cluster.clients[:2]
+    made = []
+    try:
+        for i in range(30):
+            remote = b.put(np.full(4, i))
+            b.persist(remote)
+            local = a.put(np.zeros(2))
+            a.persist(local)
+            g = _C.ObjectMeta()
+            g.typename = "vineyard::Sequence"
+            g.set_global(True)
+            g.add_member("__elements_-0", local)
+            g.add_member("__elements_-1", remote)
+            g["__elements_-size"] = 2
+            g.nbytes = 0
+            pair = a.create_metadata(g).id
+            made += [pair, local, remote]
+            assert a.get_meta(pair).member("__elements_-1").instance_id == b.instance_id
+        with pytest.raises(vineyard.ObjectNotExistsException, match="does not exist"):
+            g = _C.ObjectMeta()
+            g.typename = "vineyard::Sequence"
+            g.set_global(True)
+            g.add_member("__elements_-0", _C.ObjectID(0x0123456789abcd))
+            a.create_metadata(g)  # still refused, after one wait for the cluster
+    finally:
+        for oid in made:  # a pair's deletion may take its members with it
+            for c in (a, b):
+                try:
+                    c.delete(oid)
+                except vineyard.ObjectNotExistsException:
+                    pass
+
+
 def test_four_instances_persisting_at_once_see_everything(cluster):
     extra_client, _ = cluster.add()
     clients = cluster.clients[:4]

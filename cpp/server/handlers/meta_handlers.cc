@@ -9,9 +9,26 @@ namespace vineyard {
 
 namespace {
 
+// A member persisted on another instance a moment ago may not have reached this
+// one yet (the watch of etcd delivers it a little later): when a create names
+// an unknown member in a cluster, wait for the cluster once (a read barrier)
+// and try again. Creates run on a worker when the backend is remote (kSlow,
+// kWritesThrough), so the wait holds no event loop.
+template <typename F>
+auto CreateSynced(Connection& conn, F create) -> decltype(create()) {
+  auto result = create();
+  if (!result.ok() && result.status().IsObjectNotExists() && conn.ctx().backend->remote() &&
+      conn.on_worker()) {
+    VY_RETURN_NOT_OK(conn.ctx().backend->Sync());
+    result = create();
+  }
+  return result;
+}
+
 Status CreateData(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(json tree, ReadCreateDataRequest(request));
-  VY_ASSIGN_OR_RETURN(CreatedObject c, conn.ctx().meta->Create(tree));
+  VY_ASSIGN_OR_RETURN(CreatedObject c,
+                      CreateSynced(conn, [&] { return conn.ctx().meta->Create(tree); }));
   reply->body = WriteCreateDataReply(c);
   return Status::OK();
 }
@@ -20,7 +37,7 @@ Status CreateDatas(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(std::vector<json> trees, ReadCreateDatasRequest(request));
   std::vector<CreatedObject> created;
   for (const auto& tree : trees) {
-    auto c = conn.ctx().meta->Create(tree);
+    auto c = CreateSynced(conn, [&] { return conn.ctx().meta->Create(tree); });
     if (!c.ok()) {
       // All or nothing: remove what this request created.
       DeleteRequest undo;
@@ -206,7 +223,12 @@ Status VyPut(Connection& conn, const json& request, Reply* reply) {
     sealed.push_back(id);
   }
   std::vector<ObjectID> made;
-  auto created = conn.ctx().meta->CreateTree(std::move(r.tree), inline_blobs, &made);
+  auto created = CreateSynced(conn, [&] {
+    made.clear();
+    // Consumed by CreateTree: kept for the second try only in a cluster.
+    json tree = conn.ctx().backend->remote() ? r.tree : std::move(r.tree);
+    return conn.ctx().meta->CreateTree(std::move(tree), inline_blobs, &made);
+  });
   if (!created.ok()) {
     undo_seals();
     return created.status();
