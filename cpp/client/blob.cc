@@ -100,7 +100,7 @@ BlobWriter::BlobWriter(const Payload& payload, uint8_t* data, std::shared_ptr<Ma
       owner_(std::move(owner)) {}
 
 BlobWriter::~BlobWriter() {
-  if (IsEmptyBlob(id_) || aborted_) return;
+  if (IsEmptyBlob(id_) || aborted_ || stream_chunk_) return;
   if (sealed_) {
     owner_->QueueRelease(id_);  // the reference that sealing gave us
   } else if (owner_->connected()) {

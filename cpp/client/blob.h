@@ -130,6 +130,10 @@ class BlobWriter {
   /// Marks the writer sealed by a fused request (Client::Put); the server holds
   /// one reference for this client, given back when the writer goes away.
   void MarkSealed() { sealed_ = true; }
+  /// A stream chunk: the server seals it when the writer moves on, and the
+  /// writer never drops or releases it.
+  void MarkStreamChunk() { stream_chunk_ = true; }
+  bool stream_chunk() const { return stream_chunk_; }
 
  private:
   Payload payload_;  // where the blob lives (to map it read-only once sealed)
@@ -140,6 +144,7 @@ class BlobWriter {
   std::shared_ptr<ClientCore> owner_;
   bool sealed_ = false;
   bool aborted_ = false;
+  bool stream_chunk_ = false;
 };
 
 /// memcpy with up to `threads` threads for large buffers (0: automatic).

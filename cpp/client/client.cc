@@ -41,6 +41,21 @@ Result<std::unique_ptr<BlobWriter>> Client::CreateBlob(size_t size) {
   return core_->MakeWriter(p);
 }
 
+Result<std::unique_ptr<BlobWriter>> Client::GetNextStreamChunk(ObjectID stream, size_t size) {
+  VY_ASSIGN_OR_RETURN(json reply,
+                      core_->RequestWithFds(WriteGetNextStreamChunkRequest(stream, size), "fd"));
+  int fd_sent = -1;
+  VY_ASSIGN_OR_RETURN(Payload p, ReadGetNextStreamChunkReply(reply, &fd_sent));
+  VY_ASSIGN_OR_RETURN(auto writer, core_->MakeWriter(p));
+  writer->MarkStreamChunk();
+  return writer;
+}
+
+Result<std::shared_ptr<Blob>> Client::PullNextStreamBlob(ObjectID stream) {
+  VY_ASSIGN_OR_RETURN(ObjectID chunk, PullNextStreamChunk(stream));
+  return GetBlob(chunk);
+}
+
 Result<std::vector<std::unique_ptr<BlobWriter>>> Client::CreateBlobs(
     const std::vector<size_t>& sizes) {
   std::vector<uint64_t> s(sizes.begin(), sizes.end());

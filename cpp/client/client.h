@@ -58,6 +58,14 @@ class Client : public ClientBase {
   Result<ObjectMeta> GetObject(ObjectID id);
   Result<std::vector<ObjectMeta>> GetObjects(const std::vector<ObjectID>& ids);
 
+  // --- streams (and ClientBase's) ---------------------------------------------------
+  /// The writer's next chunk of a stream: a new blob of `size` bytes to fill,
+  /// queued for the reader at the next call (or StopStream). Waits while the
+  /// stream's chunks in flight are over the server's --stream_threshold.
+  Result<std::unique_ptr<BlobWriter>> GetNextStreamChunk(ObjectID stream, size_t size);
+  /// The reader's next chunk of a stream of blobs, mapped read-only.
+  Result<std::shared_ptr<Blob>> PullNextStreamBlob(ObjectID stream);
+
   /// Gives back blob references released locally but not yet sent.
   Status FlushReleases();
 

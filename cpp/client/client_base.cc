@@ -160,6 +160,34 @@ Result<ObjectID> ClientBase::GetName(const std::string& name, bool wait) {
   return ReadGetNameReply(reply);
 }
 
+Status ClientBase::CreateStream(ObjectID id) {
+  return core_->Request(WriteCreateStreamRequest(id)).status();
+}
+
+Status ClientBase::OpenStream(ObjectID id, int64_t mode) {
+  return core_->Request(WriteOpenStreamRequest(id, mode)).status();
+}
+
+Status ClientBase::PushNextStreamChunk(ObjectID id, ObjectID chunk) {
+  return core_->Request(WritePushNextStreamChunkRequest(id, chunk)).status();
+}
+
+Result<ObjectID> ClientBase::PullNextStreamChunk(ObjectID id) {
+  // The chunks read before are given back on the way (their memory is the
+  // writer's next chunk).
+  VY_ASSIGN_OR_RETURN(json reply,
+                      core_->Request(WritePullNextStreamChunkRequest(id, core_->TakeReleases())));
+  return ReadPullNextStreamChunkReply(reply);
+}
+
+Status ClientBase::StopStream(ObjectID id, bool failed) {
+  return core_->Request(WriteStopStreamRequest(id, failed)).status();
+}
+
+Status ClientBase::DropStream(ObjectID id) {
+  return core_->Request(WriteDropStreamRequest(id)).status();
+}
+
 Status ClientBase::DropName(const std::string& name) {
   return core_->Request(WriteDropNameRequest(name)).status();
 }

@@ -81,6 +81,22 @@ class ClientBase {
   /// local object's id (the same id when it is local already).
   Result<ObjectID> MigrateObject(ObjectID id);
 
+  // --- streams -----------------------------------------------------------------
+  /// Makes the object `id` (its metadata created first) a stream.
+  Status CreateStream(ObjectID id);
+  /// Takes the read (kStreamRead) or write (kStreamWrite) side of a stream;
+  /// StreamOpened when another client holds it.
+  Status OpenStream(ObjectID id, int64_t mode);
+  /// Queues the existing object `chunk` on the stream.
+  Status PushNextStreamChunk(ObjectID id, ObjectID chunk);
+  /// The next chunk's id, waiting for one; StreamDrained after the last one,
+  /// StreamFailed when the stream failed.
+  Result<ObjectID> PullNextStreamChunk(ObjectID id);
+  /// Ends the stream (drained for its reader, or failed).
+  Status StopStream(ObjectID id, bool failed);
+  /// Fails the stream and frees its queued chunks.
+  Status DropStream(ObjectID id);
+
  protected:
   explicit ClientBase(std::shared_ptr<ClientCore> core);
   /// Sets what the server fills in on create (instance, transient) on `meta`.

@@ -1122,4 +1122,117 @@ std::map<InstanceID, std::vector<ObjectID>> BlobsByOwner(const json& trees,
   return owners;
 }
 
+// --- streams ------------------------------------------------------------------
+
+json WriteCreateStreamRequest(ObjectID id) {
+  json j = Typed(req::kCreateStream);
+  j["object_id"] = id;
+  return j;
+}
+
+Result<ObjectID> ReadCreateStreamRequest(const json& j) { return IdField(j, "object_id"); }
+
+json WriteOpenStreamRequest(ObjectID id, int64_t mode) {
+  json j = Typed(req::kOpenStream);
+  j["object_id"] = id;
+  j["mode"] = mode;
+  return j;
+}
+
+Status ReadOpenStreamRequest(const json& j, ObjectID* id, int64_t* mode) {
+  VY_ASSIGN_OR_RETURN(*id, IdField(j, "object_id"));
+  VY_RETURN_NOT_OK(Field(j, "mode", mode));
+  if (*mode != kStreamRead && *mode != kStreamWrite) {
+    return Status::Invalid("malformed message: 'mode' must be 1 (read) or 2 (write), not ",
+                           *mode);
+  }
+  return Status::OK();
+}
+
+json WriteGetNextStreamChunkRequest(ObjectID stream, uint64_t size) {
+  json j = Typed(req::kGetNextStreamChunk);
+  j["id"] = stream;
+  j["size"] = size;
+  return j;
+}
+
+Status ReadGetNextStreamChunkRequest(const json& j, ObjectID* stream, uint64_t* size) {
+  VY_ASSIGN_OR_RETURN(*stream, IdField(j, "id"));
+  return Field(j, "size", size);
+}
+
+json WriteGetNextStreamChunkReply(const Payload& p, int fd_to_send) {
+  json j = Typed("get_next_stream_chunk_reply");
+  j["buffer"] = WritePayload(p);
+  j["fd"] = fd_to_send;
+  return j;
+}
+
+Result<Payload> ReadGetNextStreamChunkReply(const json& j, int* fd_sent) {
+  VY_RETURN_NOT_OK(CheckReply(j, "get_next_stream_chunk_reply"));
+  auto it = j.find("buffer");
+  if (it == j.end()) return Status::Invalid("malformed reply: missing 'buffer'");
+  *fd_sent = -1;
+  VY_RETURN_NOT_OK(Field(j, "fd", fd_sent, false));
+  return ReadPayload(*it);
+}
+
+json WritePushNextStreamChunkRequest(ObjectID stream, ObjectID chunk) {
+  json j = Typed(req::kPushNextStreamChunk);
+  j["id"] = stream;
+  j["chunk"] = chunk;
+  return j;
+}
+
+Status ReadPushNextStreamChunkRequest(const json& j, ObjectID* stream, ObjectID* chunk) {
+  VY_ASSIGN_OR_RETURN(*stream, IdField(j, "id"));
+  VY_ASSIGN_OR_RETURN(*chunk, IdField(j, "chunk"));
+  return Status::OK();
+}
+
+json WritePullNextStreamChunkRequest(ObjectID stream, const std::vector<ObjectID>& release) {
+  json j = Typed(req::kPullNextStreamChunk);
+  j["id"] = stream;
+  if (!release.empty()) j["release"] = release;
+  return j;
+}
+
+Status ReadPullNextStreamChunkRequest(const json& j, ObjectID* stream,
+                                      std::vector<ObjectID>* release) {
+  VY_ASSIGN_OR_RETURN(*stream, IdField(j, "id"));
+  release->clear();
+  if (!j.contains("release")) return Status::OK();
+  VY_ASSIGN_OR_RETURN(*release, IdListField(j, "release"));
+  return Status::OK();
+}
+
+json WritePullNextStreamChunkReply(ObjectID chunk) {
+  json j = Typed("pull_next_stream_chunk_reply");
+  j["chunk"] = chunk;
+  return j;
+}
+
+Result<ObjectID> ReadPullNextStreamChunkReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "pull_next_stream_chunk_reply"));
+  return IdField(j, "chunk");
+}
+
+json WriteStopStreamRequest(ObjectID stream, bool failed) {
+  json j = Typed(req::kStopStream);
+  j["id"] = stream;
+  j["failed"] = failed;
+  return j;
+}
+
+Status ReadStopStreamRequest(const json& j, ObjectID* stream, bool* failed) {
+  VY_ASSIGN_OR_RETURN(*stream, IdField(j, "id"));
+  return Field(j, "failed", failed);
+}
+
+json WriteDropStreamRequest(ObjectID stream) {
+  json j = Typed(req::kDropStream);
+  j["id"] = stream;
+  return j;
+}
+
 }  // namespace vineyard

@@ -68,6 +68,14 @@ constexpr const char* kGetRemoteBuffers = "get_remote_buffers_request";
 // Ours: fused requests (a plain vineyard client never sends them).
 constexpr const char* kVyPut = "vy_put_request";
 constexpr const char* kVyGet = "vy_get_request";
+// Streams (vineyard 0.24).
+constexpr const char* kCreateStream = "create_stream_request";
+constexpr const char* kOpenStream = "open_stream_request";
+constexpr const char* kGetNextStreamChunk = "get_next_stream_chunk_request";
+constexpr const char* kPushNextStreamChunk = "push_next_stream_chunk_request";
+constexpr const char* kPullNextStreamChunk = "pull_next_stream_chunk_request";
+constexpr const char* kStopStream = "stop_stream_request";
+constexpr const char* kDropStream = "drop_stream_request";
 }  // namespace req
 
 /// Where a blob lives: what a client needs to map it.
@@ -364,6 +372,34 @@ constexpr const char* kSharedMemberRef = "__vy_ref";
 /// Replaces every {"__vy_ref": "o…"} in `trees` with a copy of that object's
 /// full tree (found elsewhere in `trees`); Invalid if one is missing.
 Status ResolveSharedMembers(json* trees);
+
+// --- streams ------------------------------------------------------------------
+/// open_stream_request's modes (bits: a stream has one reader and one writer).
+enum StreamMode : int64_t { kStreamRead = 1, kStreamWrite = 2 };
+json WriteCreateStreamRequest(ObjectID id);
+Result<ObjectID> ReadCreateStreamRequest(const json& j);  // {"object_id"}
+json WriteOpenStreamRequest(ObjectID id, int64_t mode);
+Status ReadOpenStreamRequest(const json& j, ObjectID* id, int64_t* mode);
+/// get_next_stream_chunk_request {id, size}: the writer's next blob.
+json WriteGetNextStreamChunkRequest(ObjectID stream, uint64_t size);
+Status ReadGetNextStreamChunkRequest(const json& j, ObjectID* stream, uint64_t* size);
+json WriteGetNextStreamChunkReply(const Payload& p, int fd_to_send);
+Result<Payload> ReadGetNextStreamChunkReply(const json& j, int* fd_sent);
+/// push_next_stream_chunk_request {id, chunk}: an existing object as the next chunk.
+json WritePushNextStreamChunkRequest(ObjectID stream, ObjectID chunk);
+Status ReadPushNextStreamChunkRequest(const json& j, ObjectID* stream, ObjectID* chunk);
+/// pull_next_stream_chunk_request {id} -> {chunk}. Ours: "release", blob
+/// references the reader gives back first (the chunks it is done with).
+json WritePullNextStreamChunkRequest(ObjectID stream, const std::vector<ObjectID>& release = {});
+Status ReadPullNextStreamChunkRequest(const json& j, ObjectID* stream,
+                                      std::vector<ObjectID>* release);
+json WritePullNextStreamChunkReply(ObjectID chunk);
+Result<ObjectID> ReadPullNextStreamChunkReply(const json& j);
+/// stop_stream_request {id, failed}.
+json WriteStopStreamRequest(ObjectID stream, bool failed);
+Status ReadStopStreamRequest(const json& j, ObjectID* stream, bool* failed);
+/// drop_stream_request {id}.
+json WriteDropStreamRequest(ObjectID stream);
 
 // --- metadata tree keys -------------------------------------------------------
 /// Standard keys of a metadata tree (the rest are fields and members).

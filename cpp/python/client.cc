@@ -353,6 +353,75 @@ void BindClient(nb::module_& m) {
             return out;
           },
           "Cluster metadata: {instance_id: {field: value}}.");
+  // --- streams ---------------------------------------------------------------------
+  base.def(
+       "create_stream",
+       [](ClientBase& self, const PyObjectID& id) { Check(self.CreateStream(id.value)); },
+       nb::arg("id"), Gil(), "Makes the object `id` (its metadata created first) a stream.")
+      .def(
+          "open_stream",
+          [](ClientBase& self, const PyObjectID& id, nb::handle mode) {
+            int64_t m = 0;
+            if (nb::isinstance<nb::str>(mode)) {
+              std::string s = nb::cast<std::string>(mode);
+              m = s == "r" ? kStreamRead : s == "w" ? kStreamWrite : 0;
+            } else if (nb::isinstance<nb::int_>(mode)) {
+              m = nb::cast<int64_t>(mode);
+            }
+            if (m != kStreamRead && m != kStreamWrite) {
+              throw nb::value_error("open_stream: mode must be 'r' or 'w'");
+            }
+            Check(NoGil([&] { return self.OpenStream(id.value, m); }));
+          },
+          nb::arg("id"), nb::arg("mode"),
+          "Takes the read ('r') or write ('w') side of a stream: one reader and one writer "
+          "at a time (StreamOpenedException otherwise).")
+      .def(
+          "push_chunk",
+          [](ClientBase& self, const PyObjectID& stream, const PyObjectID& chunk) {
+            Check(self.PushNextStreamChunk(stream.value, chunk.value));
+          },
+          nb::arg("stream_id"), nb::arg("chunk"), Gil(),
+          "Queues the existing object `chunk` on the stream (deleted once read past).")
+      .def(
+          "next_chunk_id",
+          [](ClientBase& self, const PyObjectID& stream) {
+            return PyObjectID(Unwrap(self.PullNextStreamChunk(stream.value)));
+          },
+          nb::arg("stream_id"), Gil(),
+          "The next chunk's id, waiting for one; StreamDrainedException after the last, "
+          "StreamFailedException when the stream failed.")
+      .def(
+          "stop_stream",
+          [](ClientBase& self, const PyObjectID& stream, bool failed) {
+            Check(self.StopStream(stream.value, failed));
+          },
+          nb::arg("stream_id"), nb::arg("failed"), Gil(),
+          "Ends the stream: its reader drains what is queued (or fails, with failed=True).")
+      .def(
+          "drop_stream",
+          [](ClientBase& self, const PyObjectID& stream) { Check(self.DropStream(stream.value)); },
+          nb::arg("stream_id"), Gil(), "Fails the stream and frees its queued chunks.");
+  c.def(
+       "new_buffer_chunk",
+       [](Client& self, const PyObjectID& stream, size_t size) {
+         auto writer = Unwrap(NoGil([&] { return self.GetNextStreamChunk(stream.value, size); }));
+         nb::object w = nb::cast(std::move(writer));
+         return nb::steal(PyMemoryView_FromObject(w.ptr()));
+       },
+       nb::arg("stream"), nb::arg("size"),
+       "The writer's next chunk: a writable memoryview of `size` bytes, queued for the "
+       "reader at the next call or at stop_stream; waits while the stream's chunks in "
+       "flight exceed the server's --stream_threshold.")
+      .def(
+          "next_buffer_chunk",
+          [](Client& self, const PyObjectID& stream) {
+            auto blob = Unwrap(NoGil([&] { return self.PullNextStreamBlob(stream.value); }));
+            nb::object b = nb::cast(std::move(blob));
+            return nb::steal(PyMemoryView_FromObject(b.ptr()));
+          },
+          nb::arg("stream"),
+          "The reader's next chunk of a byte stream: a read-only memoryview (zero copy).");
   BindFastPath(m, c);
   c.def("flush_releases", [](Client& self) { Check(self.FlushReleases()); }, Gil(),
         "Gives back blob references released locally but not yet sent.");

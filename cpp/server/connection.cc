@@ -12,6 +12,7 @@
 #include "common/tls.h"
 #include "server/dispatcher.h"
 #include "server/io_pool.h"
+#include "server/stream_store.h"
 #include "server/parked_requests.h"
 
 namespace vineyard {
@@ -249,7 +250,7 @@ void Connection::RunFast(const json& request) {
     return;
   }
   if (reply.defer) {
-    Park(request);
+    Park(reply.park_as.is_null() ? request : std::move(reply.park_as));
     return;
   }
   Respond(std::move(reply));
@@ -270,7 +271,10 @@ void Connection::Park(json request) {
 void Connection::Retry() {
   if (closed_ || !parked_) return;
   Reply reply = Handle(std::string(), &parked_request_);
-  if (reply.defer) return;
+  if (reply.defer) {
+    if (!reply.park_as.is_null()) parked_request_ = std::move(reply.park_as);
+    return;
+  }
   parked_ = false;
   parked_request_ = json();
   ctx_->parked->Unpark(this);
@@ -297,7 +301,8 @@ void Connection::RunOnWorker(std::string frame) {
       reply.body = WriteErrorReply(parsed.status());
     }
     if (reply.defer) {
-      asio::post(self->loop_->io, [self, request = std::move(parsed).value()]() mutable {
+      json request = reply.park_as.is_null() ? std::move(parsed).value() : std::move(reply.park_as);
+      asio::post(self->loop_->io, [self, request = std::move(request)]() mutable {
         self->on_worker_ = false;
         self->Park(std::move(request));
       });
@@ -509,6 +514,7 @@ void Connection::Teardown() {
   // creator (first, so that the references released next free them); every
   // reference goes back.
   const size_t owned = ctx_->store->ReleaseOwner(serial_);
+  if (ctx_->streams != nullptr) ctx_->streams->OnClose(serial_);  // fails what it wrote
   for (const auto& [id, count] : refs_) {
     for (int64_t i = 0; i < count; ++i) ctx_->store->Release(id);
   }

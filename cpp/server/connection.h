@@ -39,6 +39,7 @@ struct Reply {
   std::vector<int> fds;       // passed after the body, in order
   bool close_after = false;   // end the session once sent (exit_request, failed login)
   bool defer = false;         // not yet: park until the metadata changes, then retry
+  json park_as;               // with defer: the request to retry, if not the one received
   bool to_worker = false;     // too large for the event loop: run it again on a worker
 };
 

@@ -92,6 +92,9 @@ DEFINE_int32(io_timeout, 60,
 DEFINE_int32(idle_timeout, 0,
              "Seconds a registered client may stay silent before it is disconnected "
              "(0: never, as vineyard)");
+DEFINE_int32(stream_threshold, 80,
+             "Percent of --size that the chunks of all streams may hold at once; a writer "
+             "past it waits for its reader (1-100)");
 DEFINE_string(unsealed_quota, "0",
               "Most bytes of unsealed (created, not yet sealed) blobs one connection may "
               "hold, like --size (1Gi, 512M); 0 means only the --size limit applies");
@@ -165,6 +168,11 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
     if (!quota.ok()) return quota.status().WithContext("--unsealed_quota");
     o.unsealed_quota = *quota;
   }
+  if (FLAGS_stream_threshold < 1 || FLAGS_stream_threshold > 100) {
+    return Status::Invalid("--stream_threshold must be a percent from 1 to 100, not ",
+                           FLAGS_stream_threshold);
+  }
+  o.stream_threshold = FLAGS_stream_threshold;
   o.reserve_memory = FLAGS_reserve_memory;
   o.meta = FLAGS_meta;
   if (o.meta != "local" && o.meta != "etcd") {

@@ -51,6 +51,7 @@ struct ServerOptions {
   uint64_t meta_max_nodes = 1000000;
   uint64_t meta_memory_limit = uint64_t{1} << 30;
   uint64_t unsealed_quota = 0; // bytes of unsealed blobs per connection (0: only --size)
+  int stream_threshold = 80;   // percent of --size that stream chunks in flight may use
   bool metrics = false;        // serve Prometheus metrics (--metrics, alias --prometheus)
   int metrics_port = 9601;     // their HTTP port (0: a free one)
   std::string log_level;       // trace|debug|info|warn|error|critical|off ("" : info)

@@ -137,6 +137,10 @@ Status Server::Start() {
   parked_ = std::make_unique<ParkedRequests>();
   ctx_.parked = parked_.get();
   meta_->SetChangeListener([parked = parked_.get()] { parked->WakeAll(); });
+  streams_ = std::make_unique<StreamStore>(
+      store_.get(), meta_.get(),
+      static_cast<uint64_t>(static_cast<double>(options_.size) * options_.stream_threshold / 100));
+  ctx_.streams = streams_.get();
   pool_ = std::make_unique<IoPool>(options_.io_threads, options_.worker_threads,
                                    options_.spin_us);
   ctx_.pool = pool_.get();

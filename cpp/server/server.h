@@ -20,6 +20,7 @@
 #include "server/migration.h"
 #include "server/io_pool.h"
 #include "server/parked_requests.h"
+#include "server/stream_store.h"
 #include "server/options.h"
 #include "server/server_context.h"
 
@@ -72,6 +73,7 @@ class Server {
   ServerContext ctx_;
 
   std::unique_ptr<ParkedRequests> parked_;
+  std::unique_ptr<StreamStore> streams_;
   std::unique_ptr<IoPool> pool_;
 
   int ipc_fd_ = -1;  // until Run() hands them to listeners_

@@ -23,6 +23,7 @@ class IoPool;
 class Metrics;
 class Migrator;
 class ParkedRequests;
+class StreamStore;
 
 struct ServerContext {
   InstanceID instance_id = 0;
@@ -36,6 +37,7 @@ struct ServerContext {
   std::shared_ptr<TlsContext> tls;   // null: plain TCP on the RPC port
   IoPool* pool = nullptr;            // the workers, for kSlow requests
   ParkedRequests* parked = nullptr;  // requests waiting for a metadata change
+  StreamStore* streams = nullptr;    // streams of chunks (create_stream, ...)
   Migrator* migrator = nullptr;      // copies remote objects here
   Metrics* metrics = nullptr;        // null unless --metrics: requests counted and timed
   Limits limits;

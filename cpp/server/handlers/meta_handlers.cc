@@ -4,6 +4,7 @@
 
 #include "server/dispatcher.h"
 #include "server/migration.h"
+#include "server/stream_store.h"
 
 namespace vineyard {
 
@@ -81,6 +82,7 @@ Status DelData(Connection& conn, const json& request, Reply* reply) {
   for (ObjectID id : r.ids) VY_RETURN_NOT_OK(conn.ctx().store->CheckDeletable(id));
   std::vector<ObjectID> deleted_blobs;
   VY_RETURN_NOT_OK(conn.ctx().meta->Delete(r, &deleted_blobs));
+  conn.ctx().streams->Forget(r.ids);  // a deleted stream object takes its chunks along
   if (r.memory_trim) conn.ctx().store->Trim();
   reply->body = WriteDeleteReply(r.with_feedbacks, deleted_blobs);
   return Status::OK();
@@ -164,6 +166,7 @@ Status DropName(Connection& conn, const json& request, Reply* reply) {
 
 Status Clear(Connection& conn, const json&, Reply* reply) {
   VY_RETURN_NOT_OK(conn.ctx().meta->Clear());
+  conn.ctx().streams->ForgetAll();
   reply->body = WriteTypeOnly("clear_reply");
   return Status::OK();
 }
