@@ -91,3 +91,4 @@ __all__ = [
 
 from . import shared_memory  # noqa: E402,F401  (vineyard.shared_memory after `import vineyard`)
 from . import csi  # noqa: E402,F401
+from . import io  # noqa: E402,F401  (streams and I/O drivers; registers the stream resolvers)

@@ -340,6 +340,16 @@ class ClientBase:
         self._record_meta(meta)
         return Object.from_(meta)
 
+    # ------------------------------------------------------------------ streams
+    def next_chunk_meta(self, stream_id: Any) -> "_C.ObjectMeta":
+        """The metadata of a stream's next chunk (waits for one; StreamDrainedException at
+        the end, StreamFailedException if the stream failed)."""
+        return self.get_meta(self._c.next_chunk_id(_as_id(stream_id)))
+
+    def next_chunk(self, stream_id: Any) -> Object:
+        """A stream's next chunk as an Object (waits for one)."""
+        return self.get_object(self._c.next_chunk_id(_as_id(stream_id)))
+
     def get_objects(self, object_ids: List[Any]) -> List[Object]:
         metas = self._c.get_object_metas([_as_id(i) for i in object_ids])
         for m in metas:

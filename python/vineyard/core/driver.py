@@ -9,6 +9,7 @@ from .builder import _as_items, _ContextStack
 from .resolver import _typename_of, match_typename, normalize_typename
 
 __all__ = [
+    "registerize",
     "DriverContext",
     "default_driver_context",
     "driver_context",
@@ -140,3 +141,38 @@ def driver_context(drivers: Drivers = None, base: Optional[DriverContext] = None
         yield local
     finally:
         _driver_stack.restore(depth)
+
+
+def registerize(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``func`` a registry of implementations, as vineyard's I/O entry points have:
+    ``func.register(impl)`` appends to a list, ``func.register(key, impl)`` (or
+    ``func.register(key, subkey, impl)``) to a dict of lists under ``key``; ``func._factory``
+    holds them (None until the first registration)."""
+
+    @functools.wraps(func)
+    def wrap(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    wrap._factory = None  # type: ignore[attr-defined]
+
+    def register(*args: Any) -> None:
+        if not args or not callable(args[-1]):
+            raise TypeError("register(...) takes optional keys and then a callable")
+        if len(args) == 1:
+            if wrap._factory is None:  # type: ignore[attr-defined]
+                wrap._factory = []  # type: ignore[attr-defined]
+            if not isinstance(wrap._factory, list):  # type: ignore[attr-defined]
+                raise RuntimeError("inconsistent registration: this registry is keyed")
+            wrap._factory.append(args[0])  # type: ignore[attr-defined]
+            return
+        if wrap._factory is None:  # type: ignore[attr-defined]
+            wrap._factory = {}  # type: ignore[attr-defined]
+        if not isinstance(wrap._factory, dict):  # type: ignore[attr-defined]
+            raise RuntimeError("inconsistent registration: this registry is a list")
+        node = wrap._factory  # type: ignore[attr-defined]
+        for key in args[:-2]:
+            node = node.setdefault(key, {})
+        node.setdefault(args[-2], []).append(args[-1])
+
+    wrap.register = register  # type: ignore[attr-defined]
+    return wrap

@@ -1,0 +1,315 @@
+"""An I/O worker process: ``python -m vineyard.io.worker <job as JSON>``.
+
+A reader worker makes a stream, prints ``{"type": "return", "content": "o…"}`` (as
+vineyard's I/O workers do) and fills it with its share of the source: record batches for
+CSV, Parquet and ORC (a RecordBatchStream), byte ranges for anything else (a ByteStream). A
+writer worker drains a stream into a file. Both print ``{"type": "progress", "bytes": n,
+"rows": n}`` as they go, and ``{"type": "error", "content": "..."}`` before exiting with 1 on
+failure (the stream they write is then stopped as failed, so its reader never hangs).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+
+TABULAR = ("csv", "parquet", "orc")
+_BYTE_CHUNK = 16 << 20
+
+
+def report(kind: str, **fields: Any) -> None:
+    sys.stdout.write(json.dumps({"type": kind, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def format_of(path: str, explicit: Optional[str] = None) -> str:
+    """csv, parquet, orc, or bytes: ``explicit`` or the path's extension."""
+    if explicit:
+        fmt = explicit.lower()
+        if fmt not in TABULAR + ("bytes",):
+            raise ValueError(f"unknown format {explicit!r}: use csv, parquet, orc or bytes")
+        return fmt
+    name = path.lower()
+    for suffix in (".gz", ".bz2", ".zst"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    ext = os.path.splitext(name)[1].lstrip(".")
+    return {"csv": "csv", "tsv": "csv", "parquet": "parquet", "pq": "parquet",
+            "orc": "orc"}.get(ext, "bytes")
+
+
+def filesystem(path: str, storage_options: Dict[str, Any]) -> Tuple[Any, str]:
+    """(a pyarrow filesystem or None for local paths, the path within it)."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(path)
+    if parsed.scheme in ("", "file"):
+        local = parsed.path if parsed.scheme == "file" else path
+        return None, os.path.expanduser(local)
+    import fsspec
+    import pyarrow.fs as pafs
+
+    fs, inner = fsspec.core.url_to_fs(path, **storage_options)
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), inner
+
+
+def open_input(fs: Any, path: str) -> Any:
+    if fs is None:
+        return open(path, "rb")
+    return fs.open_input_file(path)
+
+
+def size_of(fs: Any, path: str) -> int:
+    if fs is None:
+        return os.path.getsize(path)
+    return fs.get_file_info(path).size
+
+
+class Progress:
+    """Reports bytes and rows at most 5 times a second."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.rows = 0
+        self._last = 0.0
+
+    def add(self, nbytes: int, rows: int = 0) -> None:
+        self.bytes += nbytes
+        self.rows += rows
+        now = time.monotonic()
+        if now - self._last >= 0.2:
+            self._last = now
+            report("progress", bytes=self.bytes, rows=self.rows)
+
+    def done(self) -> None:
+        report("progress", bytes=self.bytes, rows=self.rows, done=True)
+
+
+# --------------------------------------------------------------------------- readers
+def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str, Any],
+                 progress: Progress) -> Iterator[Any]:
+    """This worker's rows of a CSV file: the byte range [size*i/n, size*(i+1)/n), moved to
+    line starts; column types are those pyarrow infers from the file's first block, so
+    every worker agrees."""
+    import io
+
+    import pyarrow.csv as pacsv
+
+    delimiter = options.get("delimiter", "\t" if path.lower().endswith(".tsv") else ",")
+    parse = pacsv.ParseOptions(delimiter=delimiter)
+    with open_input(fs, path) as f:
+        head = pacsv.open_csv(f, parse_options=parse)
+        schema = head.schema
+    size = size_of(fs, path)
+    with open_input(fs, path) as f:
+        header = f.readline()
+        body_start = len(header)
+
+        def line_start(pos: int) -> int:
+            if pos <= body_start:
+                return body_start
+            if pos >= size:
+                return size
+            f.seek(pos - 1)
+            rest = f.readline()  # the line that holds pos-1 ends here
+            return min(size, pos - 1 + len(rest))
+
+        start = line_start(body_start + (size - body_start) * index // workers)
+        end = line_start(body_start + (size - body_start) * (index + 1) // workers)
+        f.seek(start)
+        data = f.read(end - start) if end > start else b""
+    first_line = 1 + (1 if header else 0)
+    if start > body_start:
+        with open_input(fs, path) as f:
+            first_line += f.read(start - body_start).count(b"\n") if start > body_start else 0
+    if not data:
+        return
+    bad: Dict[str, Any] = {}
+
+    def invalid(row: Any) -> str:
+        bad.setdefault("row", row)
+        return "error"
+
+    parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid)
+    read = pacsv.ReadOptions(column_names=schema.names, block_size=options.get("block_size", 4 << 20),
+                             use_threads=False)
+    convert = pacsv.ConvertOptions(column_types=schema)
+    try:
+        reader = pacsv.open_csv(io.BytesIO(data), read_options=read, parse_options=parse,
+                                convert_options=convert)
+        consumed = 0
+        for batch in reader:
+            consumed_now = min(len(data), reader.stats.num_bytes if hasattr(reader, "stats") else 0)
+            progress.add(max(0, consumed_now - consumed) or batch.nbytes, batch.num_rows)
+            consumed = consumed_now
+            yield batch
+    except Exception as e:  # pyarrow's message has no file, nor a line of the file
+        row = bad.get("row")
+        if row is not None and row.number is not None:
+            line = first_line + row.number - 1
+            raise ValueError(f"{path}:{line}: malformed CSV row: expected {row.expected_columns} "
+                             f"columns, got {row.actual_columns}: {row.text!r}") from None
+        raise ValueError(f"{path}: malformed CSV near line {first_line}: {e}") from None
+
+
+def _parquet_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str, Any],
+                     progress: Progress) -> Iterator[Any]:
+    import pyarrow.parquet as pq
+
+    with open_input(fs, path) as f:
+        pf = pq.ParquetFile(f)
+        mine = list(range(index, pf.num_row_groups, workers))
+        if not mine:
+            return
+        for batch in pf.iter_batches(row_groups=mine, batch_size=options.get("batch_size", 65536),
+                                     use_threads=False):
+            progress.add(batch.nbytes, batch.num_rows)
+            yield batch
+
+
+def _orc_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str, Any],
+                 progress: Progress) -> Iterator[Any]:
+    import pyarrow.orc as orc
+
+    with open_input(fs, path) as f:
+        of = orc.ORCFile(f)
+        for stripe in range(index, of.nstripes, workers):
+            batch = of.read_stripe(stripe)
+            progress.add(batch.nbytes, batch.num_rows)
+            yield batch
+
+
+def run_read(job: Dict[str, Any], client: Any, hook: Optional[Callable]) -> None:
+    from .byte import ByteStream
+    from .recordbatch import RecordBatchStream
+
+    path, index, workers = job["path"], job["index"], job["num_workers"]
+    options = job.get("read_options") or {}
+    fmt = format_of(path, options.get("format"))
+    fs, inner = filesystem(path, job.get("storage_options") or {})
+    params = {"path": path, "format": fmt, "worker": index, "num_workers": workers}
+    progress = Progress()
+    if fmt in TABULAR:
+        stream = RecordBatchStream.new(client, params)
+        report("return", content=repr(stream.id))
+        batches = {"csv": _csv_batches, "parquet": _parquet_batches,
+                   "orc": _orc_batches}[fmt](fs, inner, index, workers, options, progress)
+        with stream.open_writer(client) as writer:
+            for batch in batches:
+                if hook is not None:
+                    batch = hook(batch)
+                writer.write(batch)
+    else:
+        stream = ByteStream.new(client, params)
+        report("return", content=repr(stream.id))
+        size = size_of(fs, inner)
+        start, end = size * index // workers, size * (index + 1) // workers
+        chunk_size = int(options.get("chunk_size", _BYTE_CHUNK))
+        with stream.open_writer(client) as writer, open_input(fs, inner) as f:
+            f.seek(start)
+            pos = start
+            while pos < end:
+                n = min(chunk_size, end - pos)
+                view = writer.next(n)
+                got = f.readinto(view) if hasattr(f, "readinto") else None
+                if got is None:
+                    data = f.read(n)
+                    view[: len(data)] = data
+                    got = len(data)
+                if got != n:
+                    raise IOError(f"{path}: ended at byte {pos + got}, expected {end}")
+                pos += n
+                progress.add(n)
+    progress.done()
+
+
+# --------------------------------------------------------------------------- writers
+def run_write(job: Dict[str, Any], client: Any, hook: Optional[Callable]) -> None:
+    import pyarrow as pa
+
+    path = job["path"]
+    options = job.get("write_options") or {}
+    stream = client.get(job["stream"])
+    fs, inner = filesystem(path, job.get("storage_options") or {})
+    progress = Progress()
+    reader = stream.open_reader(client)
+    from .byte import ByteStream
+
+    if isinstance(stream, ByteStream):
+        sink = open(inner, "wb") if fs is None else fs.open_output_stream(inner)
+        with sink:
+            for chunk in reader:
+                sink.write(chunk)
+                progress.add(len(chunk))
+        progress.done()
+        return
+    fmt = format_of(path, options.get("format"))
+    writer = None
+    sink = open(inner, "wb") if fs is None else fs.open_output_stream(inner)
+    try:
+        for batch in reader:
+            if hook is not None:
+                batch = hook(batch)
+            if isinstance(batch, pa.Table):
+                batches = batch.to_batches()
+            else:
+                batches = [batch]
+            for b in batches:
+                if writer is None:
+                    writer = _table_writer(fmt, sink, b.schema, path)
+                if fmt == "orc":
+                    writer.write(pa.Table.from_batches([b]))
+                else:
+                    writer.write(b)
+                progress.add(b.nbytes, b.num_rows)
+    finally:
+        if writer is not None:
+            writer.close()
+        sink.close()
+    progress.done()
+
+
+def _table_writer(fmt: str, sink: Any, schema: Any, path: str) -> Any:
+    import pyarrow.csv as pacsv
+    import pyarrow.orc as orc
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        return pq.ParquetWriter(sink, schema)
+    if fmt == "orc":
+        return orc.ORCWriter(sink)
+    if fmt == "csv":
+        return pacsv.CSVWriter(sink, schema)
+    raise ValueError(f"{path}: cannot write record batches as {fmt}: name it .csv, .parquet "
+                     "or .orc (or pass write_options={'format': ...})")
+
+
+def main(argv: list) -> int:
+    if len(argv) != 2:
+        sys.stderr.write("usage: python -m vineyard.io.worker <job as JSON>\n")
+        return 2
+    job = json.loads(argv[1])
+    hook = None
+    if job.get("chunk_hook"):
+        import cloudpickle
+
+        hook = cloudpickle.loads(base64.b64decode(job["chunk_hook"]))
+    import vineyard
+
+    client = vineyard.connect(job["socket"])
+    try:
+        (run_read if job["mode"] == "r" else run_write)(job, client, hook)
+    except BaseException as e:  # noqa: BLE001 - reported to the caller, then exit 1
+        report("error", content=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        return 1
+    finally:
+        client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
