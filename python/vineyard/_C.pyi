@@ -585,6 +585,32 @@ class ClientBase:
     def meta(self) -> dict:
         """Cluster metadata: {instance_id: {field: value}}."""
 
+    def create_stream(self, id: ObjectID) -> None:
+        """Makes the object `id` (its metadata created first) a stream."""
+
+    def open_stream(self, id: ObjectID, mode: object) -> None:
+        """
+        Takes the read ('r') or write ('w') side of a stream: one reader and one writer at a time (StreamOpenedException otherwise).
+        """
+
+    def push_chunk(self, stream_id: ObjectID, chunk: ObjectID) -> None:
+        """
+        Queues the existing object `chunk` on the stream (deleted once read past).
+        """
+
+    def next_chunk_id(self, stream_id: ObjectID) -> ObjectID:
+        """
+        The next chunk's id, waiting for one; StreamDrainedException after the last, StreamFailedException when the stream failed.
+        """
+
+    def stop_stream(self, stream_id: ObjectID, failed: bool) -> None:
+        """
+        Ends the stream: its reader drains what is queued (or fails, with failed=True).
+        """
+
+    def drop_stream(self, stream_id: ObjectID) -> None:
+        """Fails the stream and frees its queued chunks."""
+
 class IPCClient(ClientBase):
     """
     A session with vineyardd over its UNIX socket (make one with connect_ipc). Thread-safe: requests are serialised.
@@ -629,6 +655,16 @@ class IPCClient(ClientBase):
         """
 
     def get_object_metas(self, object_ids: Sequence[ObjectID]) -> list[ObjectMeta]: ...
+
+    def new_buffer_chunk(self, stream: ObjectID, size: int) -> object:
+        """
+        The writer's next chunk: a writable memoryview of `size` bytes, queued for the reader at the next call or at stop_stream; waits while the stream's chunks in flight exceed the server's --stream_threshold.
+        """
+
+    def next_buffer_chunk(self, stream: ObjectID) -> object:
+        """
+        The reader's next chunk of a byte stream: a read-only memoryview (zero copy).
+        """
 
     def put_ndarray(self, array: object, persist: bool = False, name: str | None = None) -> object:
         """

@@ -188,7 +188,7 @@ def _read_files(path: str, vineyard_ipc_socket: str, *args: Any, handlers: Optio
         raise ValueError("num_workers must be at least 1")
     format_of(path, read_options.get("format"))  # an unknown format fails here, not in workers
     fs, inner = filesystem(path, storage_options or {})
-    exists = os.path.exists(inner) if fs is None else fs.get_file_info(inner).type.value != 0
+    exists = os.path.isfile(inner) if fs is None else fs.isfile(inner)
     if not exists:
         raise FileNotFoundError(f"{path}: no such file")
     jobs = [{"mode": "r", "path": path, "socket": vineyard_ipc_socket, "index": i,

@@ -43,7 +43,7 @@ def format_of(path: str, explicit: Optional[str] = None) -> str:
 
 
 def filesystem(path: str, storage_options: Dict[str, Any]) -> Tuple[Any, str]:
-    """(a pyarrow filesystem or None for local paths, the path within it)."""
+    """(an fsspec filesystem, or None for local paths; the path within it)."""
     from urllib.parse import urlparse
 
     parsed = urlparse(path)
@@ -51,22 +51,20 @@ def filesystem(path: str, storage_options: Dict[str, Any]) -> Tuple[Any, str]:
         local = parsed.path if parsed.scheme == "file" else path
         return None, os.path.expanduser(local)
     import fsspec
-    import pyarrow.fs as pafs
 
-    fs, inner = fsspec.core.url_to_fs(path, **storage_options)
-    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), inner
+    return fsspec.core.url_to_fs(path, **storage_options)
 
 
 def open_input(fs: Any, path: str) -> Any:
     if fs is None:
         return open(path, "rb")
-    return fs.open_input_file(path)
+    return fs.open(path, "rb")
 
 
 def size_of(fs: Any, path: str) -> int:
     if fs is None:
         return os.path.getsize(path)
-    return fs.get_file_info(path).size
+    return fs.size(path)
 
 
 class Progress:
@@ -100,9 +98,29 @@ def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
     import pyarrow.csv as pacsv
 
     delimiter = options.get("delimiter", "\t" if path.lower().endswith(".tsv") else ",")
-    parse = pacsv.ParseOptions(delimiter=delimiter)
+    bad: Dict[str, Any] = {}
+
+    def invalid(row: Any) -> str:
+        bad.setdefault("row", row)
+        return "error"
+
+    def located(e: Exception, first_line: int) -> ValueError:
+        # pyarrow's message names neither the file nor a line of it.
+        row = bad.get("row")
+        if row is not None and row.number is not None:
+            line = first_line + row.number - 1
+            return ValueError(f"{path}:{line}: malformed CSV row: expected "
+                              f"{row.expected_columns} columns, got {row.actual_columns}: "
+                              f"{row.text!r}")
+        return ValueError(f"{path}: malformed CSV near line {first_line}: {e}")
+
+    parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid)
     with open_input(fs, path) as f:
-        head = pacsv.open_csv(f, parse_options=parse)
+        try:
+            head = pacsv.open_csv(f, parse_options=parse,
+                                  read_options=pacsv.ReadOptions(use_threads=False))
+        except Exception as e:  # noqa: BLE001
+            raise located(e, 1) from None
         schema = head.schema
     size = size_of(fs, path)
     with open_input(fs, path) as f:
@@ -128,13 +146,6 @@ def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
             first_line += f.read(start - body_start).count(b"\n") if start > body_start else 0
     if not data:
         return
-    bad: Dict[str, Any] = {}
-
-    def invalid(row: Any) -> str:
-        bad.setdefault("row", row)
-        return "error"
-
-    parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid)
     read = pacsv.ReadOptions(column_names=schema.names, block_size=options.get("block_size", 4 << 20),
                              use_threads=False)
     convert = pacsv.ConvertOptions(column_types=schema)
@@ -147,13 +158,8 @@ def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
             progress.add(max(0, consumed_now - consumed) or batch.nbytes, batch.num_rows)
             consumed = consumed_now
             yield batch
-    except Exception as e:  # pyarrow's message has no file, nor a line of the file
-        row = bad.get("row")
-        if row is not None and row.number is not None:
-            line = first_line + row.number - 1
-            raise ValueError(f"{path}:{line}: malformed CSV row: expected {row.expected_columns} "
-                             f"columns, got {row.actual_columns}: {row.text!r}") from None
-        raise ValueError(f"{path}: malformed CSV near line {first_line}: {e}") from None
+    except Exception as e:  # noqa: BLE001
+        raise located(e, first_line) from None
 
 
 def _parquet_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str, Any],
@@ -240,7 +246,7 @@ def run_write(job: Dict[str, Any], client: Any, hook: Optional[Callable]) -> Non
     from .byte import ByteStream
 
     if isinstance(stream, ByteStream):
-        sink = open(inner, "wb") if fs is None else fs.open_output_stream(inner)
+        sink = open(inner, "wb") if fs is None else fs.open(inner, "wb")
         with sink:
             for chunk in reader:
                 sink.write(chunk)
@@ -249,7 +255,7 @@ def run_write(job: Dict[str, Any], client: Any, hook: Optional[Callable]) -> Non
         return
     fmt = format_of(path, options.get("format"))
     writer = None
-    sink = open(inner, "wb") if fs is None else fs.open_output_stream(inner)
+    sink = open(inner, "wb") if fs is None else fs.open(inner, "wb")
     try:
         for batch in reader:
             if hook is not None:
