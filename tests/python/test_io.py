@@ -136,6 +136,13 @@ def test_bad_input_gets_clear_errors(server, files, tmp_path):
     bad.write_text("a,b\n1,2\n3,4\n5,6,7\n8,9\n")
     with pytest.raises(RuntimeError, match=r"bad\.csv:4: malformed CSV row: expected 2 columns, got 3"):
         vineyard.io.read(str(bad), vineyard_ipc_socket=sock, accumulate=True)
+    # In the range of the third of three workers: the line is still the file's.
+    big = tmp_path / "big.csv"
+    lines = ["a,b"] + [f"{i},{i}" for i in range(10000)]
+    lines[7000] = "1,2,3"
+    big.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RuntimeError, match=r"big\.csv:7001: malformed CSV row"):
+        vineyard.io.read(str(big), vineyard_ipc_socket=sock, accumulate=True, num_workers=3)
     with pytest.raises(FileNotFoundError, match="no such file"):
         vineyard.io.read(str(tmp_path / "missing.csv"), vineyard_ipc_socket=sock)
     with pytest.raises(ValueError, match="known schemes are file, vineyard"):

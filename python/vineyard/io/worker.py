@@ -93,8 +93,7 @@ def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
     """This worker's rows of a CSV file: the byte range [size*i/n, size*(i+1)/n), moved to
     line starts; column types are those pyarrow infers from the file's first block, so
     every worker agrees."""
-    import io
-
+    import pyarrow as pa
     import pyarrow.csv as pacsv
 
     delimiter = options.get("delimiter", "\t" if path.lower().endswith(".tsv") else ",")
@@ -122,6 +121,7 @@ def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
         except Exception as e:  # noqa: BLE001
             raise located(e, 1) from None
         schema = head.schema
+        del head
     size = size_of(fs, path)
     with open_input(fs, path) as f:
         header = f.readline()
@@ -140,26 +140,39 @@ def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
         end = line_start(body_start + (size - body_start) * (index + 1) // workers)
         f.seek(start)
         data = f.read(end - start) if end > start else b""
-    first_line = 1 + (1 if header else 0)
-    if start > body_start:
-        with open_input(fs, path) as f:
-            first_line += f.read(start - body_start).count(b"\n") if start > body_start else 0
     if not data:
         return
-    read = pacsv.ReadOptions(column_names=schema.names, block_size=options.get("block_size", 4 << 20),
-                             use_threads=False)
+
+    def first_line() -> int:  # of this range (only on errors: it reads what comes before)
+        line = 1 + (1 if header else 0)
+        if start > body_start:
+            with open_input(fs, path) as f:
+                f.seek(body_start)
+                line += f.read(start - body_start).count(b"\n")
+        return line
+
     convert = pacsv.ConvertOptions(column_types=schema)
+
+    def parse_range(threads: bool) -> Any:
+        read = pacsv.ReadOptions(column_names=schema.names, use_threads=threads,
+                                 block_size=options.get("block_size", 16 << 20))
+        return pacsv.read_csv(pa.BufferReader(data), read_options=read, parse_options=parse,
+                              convert_options=convert)
+
     try:
-        reader = pacsv.open_csv(io.BytesIO(data), read_options=read, parse_options=parse,
-                                convert_options=convert)
-        consumed = 0
-        for batch in reader:
-            consumed_now = min(len(data), reader.stats.num_bytes if hasattr(reader, "stats") else 0)
-            progress.add(max(0, consumed_now - consumed) or batch.nbytes, batch.num_rows)
-            consumed = consumed_now
-            yield batch
+        table = parse_range(True)
     except Exception as e:  # noqa: BLE001
-        raise located(e, first_line) from None
+        # Threads do not number rows: parse again on one to find the line.
+        bad.clear()
+        try:
+            parse_range(False)
+        except Exception:  # noqa: BLE001
+            pass
+        raise located(e, first_line()) from None
+    per_row = len(data) / max(1, table.num_rows)
+    for batch in table.to_batches(max_chunksize=options.get("batch_size", 1 << 20)):
+        progress.add(int(batch.num_rows * per_row), batch.num_rows)
+        yield batch
 
 
 def _parquet_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str, Any],
@@ -171,8 +184,8 @@ def _parquet_batches(fs: Any, path: str, index: int, workers: int, options: Dict
         mine = list(range(index, pf.num_row_groups, workers))
         if not mine:
             return
-        for batch in pf.iter_batches(row_groups=mine, batch_size=options.get("batch_size", 65536),
-                                     use_threads=False):
+        for batch in pf.iter_batches(row_groups=mine, batch_size=options.get("batch_size", 1 << 20),
+                                     use_threads=True):
             progress.add(batch.nbytes, batch.num_rows)
             yield batch
 
