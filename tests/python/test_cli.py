@@ -192,3 +192,22 @@ def test_put_of_missing_and_malformed_files(server, files, tmp_path):
 def test_console_script_is_declared():
     with open(os.path.join(ROOT, "pyproject.toml")) as f:
         assert 'vineyard-cli = "vineyard.cli:main"' in f.read()
+
+
+def test_read_streams_a_file_into_one_object_with_progress(server, files, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 20000
+    pq.write_table(pa.table({"i": list(range(n))}), tmp_path / "big.parquet", row_group_size=5000)
+    doc = as_json("read", str(tmp_path / "big.parquet"), "--workers", "2", "--name", "cli-read",
+                  server=server)
+    assert doc["rows"] == n and doc["bytes"] > 0 and doc["bytes_per_second"] > 0
+    c = vineyard.connect(server.socket)
+    assert c.get_name("cli-read") == vineyard.ObjectID(doc["id"])
+    assert sorted(c.get(doc["id"]).column("i").to_pylist()) == list(range(n))
+    raw = as_json("read", str(files / "raw.bin"), server=server)
+    assert raw["bytes"] == 50 and raw["rows"] == 0
+    bad = run_cli("read", str(tmp_path / "missing.csv"), server=server, check=False)
+    assert bad.returncode != 0 and "no such file" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
