@@ -62,6 +62,9 @@ compat-venv: $(COMPAT_VENV)/.done
 $(COMPAT_VENV)/.done:
 	$(PYTHON) -m venv $(COMPAT_VENV)
 	$(COMPAT_VENV)/bin/pip install -q 'vineyard==0.24.2' 'numpy<2' 'pandas<2.2' 'pyarrow<16' pytest
+	# its I/O drivers (their cloud filesystems' packages are not needed here)
+	$(COMPAT_VENV)/bin/pip install -q --no-deps 'vineyard-io==0.24.2'
+	$(COMPAT_VENV)/bin/pip install -q 'fsspec<2025' cloudpickle
 	touch $@
 
 test-cpp: build

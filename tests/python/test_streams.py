@@ -16,7 +16,7 @@ import pytest
 import vineyard
 from vineyard.io import ByteStream, DataframeStream, RecordBatchStream
 
-from conftest import ROOT, Server
+from conftest import COMPAT_PYTHON, ROOT, Server
 
 SIZE = 64 << 20  # small, so that a stream larger than the store must flow through it
 
@@ -265,3 +265,47 @@ def test_ours_writes_and_the_published_client_reads(server, run_published):
     """ .replace("sys.argv[2]", f"'{b.id!r}'").replace("sys.argv[3]", f"'{d.id!r}'"),
         server.socket, needs=("pyarrow",))
     assert out == [15000, "xyz", ["a", "b"]]
+
+
+def _published_adaptor(name, *args):
+    """Runs one of the published vineyard-io 0.24.2 drivers (a worker script) as its
+    launcher would; returns the JSON lines it printed."""
+    import base64
+    import json
+
+    if not os.path.exists(COMPAT_PYTHON):
+        pytest.skip("no published client venv at build/venv-compat (make compat-venv)")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VINEYARD_IPC_SOCKET")}
+    check = subprocess.run([COMPAT_PYTHON, "-c", "import vineyard.drivers.io.adaptors"],
+                           capture_output=True, env=env, cwd="/")
+    if check.returncode != 0:
+        pytest.skip("vineyard-io is missing in build/venv-compat (make compat-venv)")
+    b64 = lambda d: base64.b64encode(json.dumps(d).encode()).decode()  # noqa: E731
+    argv = [a if not isinstance(a, dict) else b64(a) for a in args]
+    done = subprocess.run([COMPAT_PYTHON, "-m", f"vineyard.drivers.io.adaptors.{name}", *argv],
+                          capture_output=True, text=True, timeout=120, env=env, cwd="/")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def test_the_published_io_drivers_read_and_write_through_our_server(server, tmp_path):
+    c = vineyard.connect(server.socket)
+    data = os.urandom(3 << 20) + b"\nlast line\n"
+    src = tmp_path / "in.bin"
+    src.write_bytes(data)
+    # Their read_bytes worker makes a ByteStream on our server; ours reads it.
+    lines = _published_adaptor("read_bytes", server.socket, str(src), {"chunk_size": "1Mi"},
+                               {}, "1", "0")
+    stream_id = vineyard.ObjectID([x for x in lines if x["type"] == "return"][0]["content"])
+    stream = c.get(stream_id)
+    assert isinstance(stream, ByteStream)
+    assert stream.open_reader(c).read_all() == data
+    # Ours writes a ByteStream; their write_bytes worker drains it into a file.
+    mine = ByteStream.new(c)
+    w = mine.open_writer(c)
+    w.write(data)
+    w.finish()
+    parallel = vineyard.io.make_parallel_stream(c, [mine.id])  # what their writers take
+    out = tmp_path / "out.bin"
+    _published_adaptor("write_bytes", server.socket, str(out), repr(parallel), {}, {}, "1", "0")
+    assert (tmp_path / "out.bin_0").read_bytes() == data  # their writers suffix _<index>
