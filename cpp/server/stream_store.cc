@@ -107,6 +107,10 @@ void StreamStore::WakeAll(const Wakes& wakes) {
 
 Result<std::optional<Payload>> StreamStore::GetNext(ObjectID id, uint64_t size,
                                                     Connection& conn) {
+  if (size > store_->limit()) {  // could never fit: no point waiting for the reader
+    return Status::NotEnoughMemory("a stream chunk of ", size, " bytes is larger than the "
+                                   "whole store (", store_->limit(), " bytes, --size)");
+  }
   Wakes wakes;
   Result<std::optional<Payload>> result = std::optional<Payload>();
   {

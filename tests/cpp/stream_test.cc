@@ -187,6 +187,7 @@ TEST_F(StreamTest, GarbageOnTheWireIsRefusedAndTheServerServes) {
   json big = raw.Call({{"type", "get_next_stream_chunk_request"}, {"id", s},
                        {"size", uint64_t{1} << 40}});
   EXPECT_TRUE(big.contains("code")) << big.dump();
+  EXPECT_NE(big.value("message", "").find("larger than the whole store"), std::string::npos);
   // The published client's flow: no open_stream, the blob's fd passed once.
   json chunk = raw.Call({{"type", "get_next_stream_chunk_request"}, {"id", s}, {"size", 64}});
   ASSERT_TRUE(IsReply(chunk, "get_next_stream_chunk_reply")) << chunk.dump();
