@@ -309,3 +309,18 @@ def test_the_published_io_drivers_read_and_write_through_our_server(server, tmp_
     out = tmp_path / "out.bin"
     _published_adaptor("write_bytes", server.socket, str(out), repr(parallel), {}, {}, "1", "0")
     assert (tmp_path / "out.bin_0").read_bytes() == data  # their writers suffix _<index>
+
+
+def test_a_remote_reader_over_rpc_and_a_named_stream(rpc_server):
+    ipc = vineyard.connect(rpc_server.socket)
+    rpc = vineyard.connect(host="127.0.0.1", port=rpc_server.port)
+    stream = RecordBatchStream.new(ipc, {"topic": "t"})
+    ipc.persist(stream.id)  # a name needs a persistent object
+    ipc.put_name(stream.id, "events-stream")
+    with stream.open_writer(ipc) as w:
+        for i in range(3):
+            w.write(pa.RecordBatch.from_arrays([pa.array([i] * 4)], names=["v"]))
+    found = rpc.get(rpc.get_name("events-stream"))
+    assert isinstance(found, RecordBatchStream) and found.params == {"topic": "t"}
+    assert found.open_reader(rpc).read_table().column("v").to_pylist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert not hasattr(rpc.native, "new_buffer_chunk")  # chunks in place need shared memory
