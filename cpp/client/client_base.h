@@ -81,6 +81,20 @@ class ClientBase {
   /// local object's id (the same id when it is local already).
   Result<ObjectID> MigrateObject(ObjectID id);
 
+  // --- spilling (vineyardd --spill_path) ----------------------------------------
+  // Ids may name blobs or whole objects (an object stands for its blobs here).
+  /// Spills these objects' blobs to disk now; Invalid (nothing spilled) if one
+  /// is in use by a client or pinned, or spilling is off.
+  Status Evict(const std::vector<ObjectID>& ids);
+  /// Loads them back into memory; `pin`: they stay there until Unpin.
+  Status Load(const std::vector<ObjectID>& ids, bool pin = false);
+  /// Lets pinned objects be spilled again.
+  Status Unpin(const std::vector<ObjectID>& ids);
+  /// Whether any of the object's blobs is on disk.
+  Result<bool> IsSpilled(ObjectID id);
+  /// Whether a client maps or references any of the object's blobs.
+  Result<bool> IsInUse(ObjectID id);
+
  protected:
   explicit ClientBase(std::shared_ptr<ClientCore> core);
   /// Sets what the server fills in on create (instance, transient) on `meta`.

@@ -11,6 +11,7 @@ const Dispatcher& Dispatcher::Get() {
     RegisterBlobHandlers(d);
     RegisterMetaHandlers(d);
     RegisterRemoteHandlers(d);
+    RegisterSpillHandlers(d);
     return d;
   }();
   return *instance;

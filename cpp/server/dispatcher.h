@@ -52,5 +52,6 @@ void RegisterBlobHandlers(Dispatcher* d);
 void RegisterMetaHandlers(Dispatcher* d);
 void RegisterMiscHandlers(Dispatcher* d);
 void RegisterRemoteHandlers(Dispatcher* d);
+void RegisterSpillHandlers(Dispatcher* d);
 
 }  // namespace vineyard
