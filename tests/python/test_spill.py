@@ -6,9 +6,11 @@ on restart."""
 
 import glob
 import hashlib
+import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -130,6 +132,26 @@ def test_deleting_spilled_objects_frees_their_disk_bytes(server, c):
     c.delete([o for o, _ in objs[1:]])
     assert c.status.spill.spilled_blobs == 0
     assert spill_files(server.spill_path) == []
+
+
+def test_status_and_cli_show_spill_figures(server, c):
+    objs = [put_random(c, 4 * MiB, 350 + i) for i in range(2)]
+    c.evict([o for o, _ in objs])
+    st = c.status.spill
+    assert st.spilled_blobs >= 2 and st.spilled_bytes >= 8 * MiB and st.spills >= 2
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.path.join(root, "python"))
+    env.pop("VINEYARD_IPC_SOCKET", None)
+    run = [sys.executable, "-m", "vineyard.cli", "--socket", server.socket]
+    done = subprocess.run(run + ["--json", "status", "--local"], capture_output=True,
+                          text=True, env=env, timeout=60, check=True)
+    me = json.loads(done.stdout)["instances"][0]
+    assert me["spill_enabled"] and me["spilled_blobs"] == st.spilled_blobs
+    assert me["spilled_bytes"] == st.spilled_bytes
+    text = subprocess.run(run + ["status", "--local"], capture_output=True, text=True,
+                          env=env, timeout=60, check=True).stdout
+    assert "spilled" in text and f"({st.spilled_blobs} blobs)" in text
+    c.delete([o for o, _ in objs])
 
 
 def test_evict_without_spill_path_is_refused():
