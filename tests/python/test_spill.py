@@ -39,15 +39,15 @@ def spill_files(path):
 
 
 class SpillServer(Server):
-    def __init__(self, spill_path, size="64Mi", *args):
+    def __init__(self, spill_path, size="64Mi", *args, rpc=False):
         self.spill_path = spill_path
-        super().__init__(f"--spill_path={spill_path}", *args, size=size)
+        super().__init__(f"--spill_path={spill_path}", *args, size=size, rpc=rpc)
 
 
 @pytest.fixture(scope="module")
 def server():
     d = tempfile.mkdtemp(prefix="vy-spill-")
-    s = SpillServer(os.path.join(d, "spill"))
+    s = SpillServer(os.path.join(d, "spill"), rpc=True)
     yield s
     s.stop()
     subprocess.run(["rm", "-rf", d], check=False)
@@ -132,6 +132,18 @@ def test_deleting_spilled_objects_frees_their_disk_bytes(server, c):
     c.delete([o for o, _ in objs[1:]])
     assert c.status.spill.spilled_blobs == 0
     assert spill_files(server.spill_path) == []
+
+
+def test_over_rpc_puts_spill_and_gets_load(server):
+    with vineyard.connect(f"127.0.0.1:{server.port}") as rpc:
+        objs = []
+        for seed in range(400, 412):  # 96 MiB through 64 MiB
+            a = np.frombuffer(np.random.default_rng(seed).bytes(8 * MiB), dtype=np.uint8)
+            objs.append((rpc.put(a), digest(a)))
+        assert any(rpc.is_spilled(o) for o, _ in objs)
+        for oid, want in objs:
+            assert digest(rpc.get(oid)) == want
+        rpc.delete([o for o, _ in objs])
 
 
 def test_status_and_cli_show_spill_figures(server, c):

@@ -185,6 +185,12 @@ Status MigrateObject(Connection& conn, const json& request, Reply* reply) {
 // name) in one round trip, undone on failure.
 Status VyPut(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(VyPutRequest r, ReadVyPutRequest(request));
+  uint64_t inline_total = 0;
+  for (uint64_t size : r.inline_sizes) inline_total += size;
+  if (!conn.on_worker() && conn.ctx().store->WouldSpill(inline_total)) {
+    reply->to_worker = true;  // it must write blobs to disk first: not on the event loop
+    return Status::OK();
+  }
   for (ObjectID id : r.release) conn.Release(id);
   std::vector<ObjectID> sealed;
   auto undo_seals = [&]() {
