@@ -173,43 +173,21 @@ Status SpillFiles::Read(ObjectID id, const Extent& e, uint8_t* out) const {
   };
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail(Errno());
-  // Whole 4 KiB blocks into a page-aligned blob bypass the page cache
-  // (O_DIRECT: the disk writes straight into the blob's pages, one copy less);
-  // the tail, and everything where O_DIRECT is refused (tmpfs), goes through it.
-  uint64_t direct_end = 0;
-  int dfd = -1;
-  if (reinterpret_cast<uintptr_t>(out) % kAlign == 0 && e.size >= kAlign) {
-    dfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
-    if (dfd >= 0) direct_end = e.size & ~(kAlign - 1);
-  }
-  auto close_all = [&] {
-    ::close(fd);
-    if (dfd >= 0) ::close(dfd);
-  };
   uint64_t got = 0;
   uint64_t hashed = 0;
   Hasher hash;
   while (got < e.size) {
     if (got == hashed) Prefault(out + got, std::min(kChunk, e.size - got));
-    uint64_t want = std::min(kChunk - (got - hashed), e.size - got);
-    const bool direct = got < direct_end;
-    if (direct) want = std::min(want, direct_end - got);
-    ssize_t n = ::pread(direct ? dfd : fd, out + got, want, static_cast<off_t>(e.offset + got));
+    const uint64_t want = std::min(kChunk - (got - hashed), e.size - got);
+    ssize_t n = ::pread(fd, out + got, want, static_cast<off_t>(e.offset + got));
     if (n < 0 && errno == EINTR) continue;
-    if (direct && (n < 0 || static_cast<uint64_t>(n) < want)) {
-      // Refused, or short (a truncated file): the rest through the page cache,
-      // which tells a short file from an error.
-      if (n > 0) got += static_cast<uint64_t>(n) & ~(kAlign - 1);
-      direct_end = got;
-      continue;
-    }
     if (n < 0) {
       Status st = fail(Errno());
-      close_all();
+      ::close(fd);
       return st;
     }
     if (n == 0) {
-      close_all();
+      ::close(fd);
       return fail("the file is truncated (" + std::to_string(got) + " of " +
                   std::to_string(e.size) + " bytes there)");
     }
@@ -219,9 +197,10 @@ Status SpillFiles::Read(ObjectID id, const Extent& e, uint8_t* out) const {
       hashed = got;
     }
   }
+  // Its bytes are in memory now: the file's copy need not stay cached.
   (void)::posix_fadvise(fd, static_cast<off_t>(e.offset), static_cast<off_t>(e.size),
                         POSIX_FADV_DONTNEED);
-  close_all();
+  ::close(fd);
   if (hash.Digest() != e.checksum) {
     return fail("its bytes do not match their checksum (the file was corrupted)");
   }

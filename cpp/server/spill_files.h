@@ -2,10 +2,11 @@
 // (vineyardd --spill_path), and reads them back.
 //
 // One Write() makes one file, "spill-<n>.blobs", holding several blobs back to
-// back, each at a 4 KiB-aligned offset, written with large sequential writes
+// back, each at a 4 KiB-aligned offset, written with sequential 4 MiB writes
 // straight from the blob's memory, then flushed (fdatasync) and dropped from
 // the page cache: a spilled blob leaves memory for real. Each blob's extent
-// carries an XXH3-64 checksum of its bytes, verified on every Read(): a
+// carries an XXH3-64 checksum of its bytes (hashed as they move), verified on
+// every Read(): a
 // corrupted or truncated file yields an IOError naming the blob, never wrong
 // bytes. Drop() punches an extent out of its file (its disk blocks are
 // freed); the file is removed with its last extent.
