@@ -47,7 +47,8 @@ class SpillServer(Server):
 @pytest.fixture(scope="module")
 def server():
     d = tempfile.mkdtemp(prefix="vy-spill-")
-    s = SpillServer(os.path.join(d, "spill"), rpc=True)
+    s = SpillServer(os.path.join(d, "spill"), "64Mi", "--metrics", "--metrics_port=0",
+                    "--rpc_host=127.0.0.1", rpc=True)
     yield s
     s.stop()
     subprocess.run(["rm", "-rf", d], check=False)
@@ -164,6 +165,24 @@ def test_status_and_cli_show_spill_figures(server, c):
                           env=env, timeout=60, check=True).stdout
     assert "spilled" in text and f"({st.spilled_blobs} blobs)" in text
     c.delete([o for o, _ in objs])
+
+
+def test_prometheus_metrics_count_spills(server, c):
+    from test_metrics import metrics_port, scrape
+
+    oid, want = put_random(c, 4 * MiB, 380)
+    c.evict([oid])
+    _, samples = scrape(metrics_port(server))
+    assert samples[("vineyard_spilled_blobs", ())] >= 1
+    assert samples[("vineyard_spilled_bytes", ())] >= 4 * MiB
+    assert samples[("vineyard_spill_disk_bytes", ())] >= 4 * MiB
+    spills = samples[("vineyard_spills_total", ())]
+    loads = samples[("vineyard_spill_loads_total", ())]
+    assert spills >= 1
+    assert digest(c.get(oid)) == want
+    _, after = scrape(metrics_port(server))
+    assert after[("vineyard_spill_loads_total", ())] == loads + 1
+    c.delete(oid)
 
 
 def test_evict_without_spill_path_is_refused():
