@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -99,6 +101,63 @@ def test_a_mapped_blob_is_never_spilled(c):
     assert c.is_spilled(oid)
     assert digest(c.get(oid)) == want
     c.delete([oid] + [o for o, _ in others])
+
+
+class RawSession:
+    """A client speaking the wire protocol as the published vineyard client does: it
+    never gives references back (no releases_references in its register_request)."""
+
+    def __init__(self, sock_path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(sock_path)
+        self.request({"type": "register_request", "version": "0.24.2",
+                      "store_type": "Normal", "session_id": 0})
+
+    def request(self, msg):
+        body = json.dumps(msg).encode()
+        self.s.sendall(struct.pack("<Q", len(body)) + body)
+        head = b""
+        fds = []
+        while len(head) < 8:
+            data, anc, _, _ = self.s.recvmsg(8 - len(head), socket.CMSG_SPACE(64 * 4))
+            head += data
+            for level, kind, raw in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds += list(struct.unpack(f"{len(raw) // 4}i", raw[:len(raw) // 4 * 4]))
+        (n,) = struct.unpack("<Q", head)
+        reply = b""
+        while len(reply) < n:
+            data, anc, _, _ = self.s.recvmsg(n - len(reply), socket.CMSG_SPACE(64 * 4))
+            reply += data
+            for level, kind, raw in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds += list(struct.unpack(f"{len(raw) // 4}i", raw[:len(raw) // 4 * 4]))
+        for fd in fds:  # the store's fd: not mapped here
+            os.close(fd)
+        return json.loads(reply)
+
+    def close(self):
+        self.s.close()
+
+
+def test_a_blob_a_published_client_got_is_not_spilled_until_it_leaves(c):
+    oid, want = put_random(c, 4 * MiB, 150)
+    blob = c.get_meta(oid)["buffer_"].id
+    raw = RawSession(c.ipc_socket)
+    reply = raw.request({"type": "get_buffers_request", "num": 1, "ids": [int(blob)],
+                         "unsafe": False})
+    assert reply["type"] == "get_buffers_reply", reply
+    assert c.is_in_use(oid)
+    with pytest.raises(vineyard.VineyardException, match="a client is using it"):
+        c.evict([oid])
+    raw.close()
+    deadline = time.monotonic() + 10
+    while c.is_in_use(oid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    c.evict([oid])
+    assert c.is_spilled(oid)
+    assert digest(c.get(oid)) == want
+    c.delete(oid)
 
 
 def test_pinned_objects_stay_in_memory(c):
