@@ -72,7 +72,7 @@ class SpillFiles {
 
   /// Extents are aligned to this within a file.
   static constexpr uint64_t kAlign = 4096;
-  /// Write() makes files of at most about this many bytes (callers batch by it).
+  /// Callers batch blobs into one Write() until the batch reaches this many bytes.
   static constexpr uint64_t kFileBytes = uint64_t{256} << 20;
 
  private:
