@@ -392,7 +392,7 @@ def main() -> None:
     for p, why in unavailable.items():
         print(f"{p}: {why}", flush=True)
 
-    cpp_page = rpc_page = cluster_page = server_page = stream_page = None
+    cpp_page = rpc_page = cluster_page = server_page = stream_page = spill_page = None
     if args.cpp:
         import cluster_section
         import rpc_section
@@ -404,6 +404,8 @@ def main() -> None:
         cluster_page = cluster_section.run_and_render(build, args.quick)
         server_page = server_section.run_and_render(build, args.quick)
         stream_page = stream_section.run_and_render(build, args.quick)
+        import spill_section
+        spill_page = spill_section.run_and_render(build, args.quick)
     many = None
     if "c1000" in args.scenarios.split(","):
         # alone on the machine, before the peers' daemons start
@@ -453,7 +455,8 @@ def main() -> None:
                                  os.path.join(venv_dir(build, "bench"), "bin", "python"),
                                  os.path.dirname(os.path.abspath(args.output)))
     data["wall_s"] = time.time() - start
-    text = report.render(data, cpp_page, rpc_page, cluster_page, server_page, stream_page)
+    text = report.render(data, cpp_page, rpc_page, cluster_page, server_page, stream_page,
+                         spill_page)
     with open(args.output, "w") as f:
         f.write(text)
     shutil.rmtree(workdir, ignore_errors=True)

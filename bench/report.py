@@ -229,7 +229,7 @@ def fmt_bytes(n: int) -> str:
 
 def render(data: Dict[str, Any], cpp_page: Optional[str], rpc_page: Optional[str] = None,
            cluster_page: Optional[str] = None, server_page: Optional[str] = None,
-           stream_page: Optional[str] = None) -> str:
+           stream_page: Optional[str] = None, spill_page: Optional[str] = None) -> str:
     L: List[str] = []
     w = L.append
     m = data["machine"]
@@ -302,6 +302,8 @@ def render(data: Dict[str, Any], cpp_page: Optional[str], rpc_page: Optional[str
         w(server_page)
     if stream_page:
         w(stream_page)
+    if spill_page:
+        w(spill_page)
     if cpp_page:
         w("## C++ client: blob create, put and get\n")
         for line in cpp_page.splitlines():

@@ -78,7 +78,14 @@ Result<std::vector<std::unique_ptr<BlobWriter>>> Client::CreateBlobs(
 Result<std::vector<std::shared_ptr<Blob>>> Client::GetBlobs(const std::vector<ObjectID>& ids,
                                                            bool unsafe) {
   GetBuffersRequest r{ids, unsafe};
-  VY_ASSIGN_OR_RETURN(json reply, core_->RequestWithFds(WriteGetBuffersRequest(r), "fds"));
+  auto answered = core_->RequestWithFds(WriteGetBuffersRequest(r), "fds");
+  if (answered.status().IsNotEnoughMemory() && core_->HasReleases()) {
+    // A spilled blob is loaded back into memory that blobs this client let go
+    // of may still hold: give them back, retry.
+    VY_RETURN_NOT_OK(core_->FlushReleases());
+    answered = core_->RequestWithFds(WriteGetBuffersRequest(r), "fds");
+  }
+  VY_ASSIGN_OR_RETURN(json reply, std::move(answered));
   std::vector<int> fds;
   VY_ASSIGN_OR_RETURN(std::vector<Payload> ps, ReadGetBuffersReply(reply, &fds));
   std::vector<std::shared_ptr<Blob>> blobs;

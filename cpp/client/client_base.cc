@@ -229,4 +229,32 @@ Result<ObjectID> ClientBase::MigrateObject(ObjectID id) {
   return ReadMigrateObjectReply(reply);
 }
 
+// --- spilling -------------------------------------------------------------------
+
+Status ClientBase::Evict(const std::vector<ObjectID>& ids) {
+  // References this client has let go of must reach the server first, or they
+  // would keep the blobs "in use".
+  VY_RETURN_NOT_OK(core_->FlushReleases());
+  return core_->Request(WriteEvictRequest(ids)).status();
+}
+
+Status ClientBase::Load(const std::vector<ObjectID>& ids, bool pin) {
+  return core_->Request(WriteLoadRequest(ids, pin)).status();
+}
+
+Status ClientBase::Unpin(const std::vector<ObjectID>& ids) {
+  return core_->Request(WriteUnpinRequest(ids)).status();
+}
+
+Result<bool> ClientBase::IsSpilled(ObjectID id) {
+  VY_ASSIGN_OR_RETURN(json reply, core_->Request(WriteIsSpilledRequest(id)));
+  return ReadIsSpilledReply(reply);
+}
+
+Result<bool> ClientBase::IsInUse(ObjectID id) {
+  VY_RETURN_NOT_OK(core_->FlushReleases());
+  VY_ASSIGN_OR_RETURN(json reply, core_->Request(WriteIsInUseRequest(id)));
+  return ReadIsInUseReply(reply);
+}
+
 }  // namespace vineyard

@@ -96,6 +96,19 @@ class ClientBase {
   Status StopStream(ObjectID id, bool failed);
   /// Fails the stream and frees its queued chunks.
   Status DropStream(ObjectID id);
+  // --- spilling (vineyardd --spill_path) ----------------------------------------
+  // Ids may name blobs or whole objects (an object stands for its blobs here).
+  /// Spills these objects' blobs to disk now; Invalid (nothing spilled) if one
+  /// is in use by a client or pinned, or spilling is off.
+  Status Evict(const std::vector<ObjectID>& ids);
+  /// Loads them back into memory; `pin`: they stay there until Unpin.
+  Status Load(const std::vector<ObjectID>& ids, bool pin = false);
+  /// Lets pinned objects be spilled again.
+  Status Unpin(const std::vector<ObjectID>& ids);
+  /// Whether any of the object's blobs is on disk.
+  Result<bool> IsSpilled(ObjectID id);
+  /// Whether a client maps or references any of the object's blobs.
+  Result<bool> IsInUse(ObjectID id);
 
  protected:
   explicit ClientBase(std::shared_ptr<ClientCore> core);

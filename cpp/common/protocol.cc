@@ -925,7 +925,15 @@ json WriteInstanceStatus(const InstanceStatus& s) {
               {"ipc_connections", s.ipc_connections},
               {"rpc_connections", s.rpc_connections},
               {"meta_memory_usage", s.meta_memory_usage},
-              {"meta_memory_limit", s.meta_memory_limit}};
+              {"meta_memory_limit", s.meta_memory_limit},
+              {"spill", json{{"enabled", s.spill.enabled},
+                             {"path", s.spill.path},
+                             {"spilled_bytes", s.spill.spilled_bytes},
+                             {"spilled_blobs", s.spill.spilled_blobs},
+                             {"disk_bytes", s.spill.disk_bytes},
+                             {"spills", s.spill.spills},
+                             {"loads", s.spill.loads},
+                             {"spill_failures", s.spill.spill_failures}}}};
 }
 
 Result<InstanceStatus> ReadInstanceStatus(const json& meta) {
@@ -939,6 +947,18 @@ Result<InstanceStatus> ReadInstanceStatus(const json& meta) {
   VY_RETURN_NOT_OK(Field(meta, "rpc_connections", &s.rpc_connections, false));
   VY_RETURN_NOT_OK(Field(meta, "meta_memory_usage", &s.meta_memory_usage, false));
   VY_RETURN_NOT_OK(Field(meta, "meta_memory_limit", &s.meta_memory_limit, false));
+  auto spill = meta.find("spill");
+  if (spill != meta.end() && spill->is_object()) {
+    const json& sp = *spill;
+    VY_RETURN_NOT_OK(Field(sp, "enabled", &s.spill.enabled, false));
+    VY_RETURN_NOT_OK(Field(sp, "path", &s.spill.path, false));
+    VY_RETURN_NOT_OK(Field(sp, "spilled_bytes", &s.spill.spilled_bytes, false));
+    VY_RETURN_NOT_OK(Field(sp, "spilled_blobs", &s.spill.spilled_blobs, false));
+    VY_RETURN_NOT_OK(Field(sp, "disk_bytes", &s.spill.disk_bytes, false));
+    VY_RETURN_NOT_OK(Field(sp, "spills", &s.spill.spills, false));
+    VY_RETURN_NOT_OK(Field(sp, "loads", &s.spill.loads, false));
+    VY_RETURN_NOT_OK(Field(sp, "spill_failures", &s.spill.spill_failures, false));
+  }
   return s;
 }
 
@@ -1233,6 +1253,79 @@ json WriteDropStreamRequest(ObjectID stream) {
   json j = Typed(req::kDropStream);
   j["id"] = stream;
   return j;
+}
+
+// --- spilling ---------------------------------------------------------------
+
+json WriteEvictRequest(const std::vector<ObjectID>& ids) {
+  json j = Typed(req::kEvict);
+  j["ids"] = ids;
+  return j;
+}
+
+Result<std::vector<ObjectID>> ReadEvictRequest(const json& j) { return IdListField(j, "ids"); }
+
+json WriteLoadRequest(const std::vector<ObjectID>& ids, bool pin) {
+  json j = Typed(req::kLoad);
+  j["ids"] = ids;
+  j["pin"] = pin;
+  return j;
+}
+
+Status ReadLoadRequest(const json& j, std::vector<ObjectID>* ids, bool* pin) {
+  VY_ASSIGN_OR_RETURN(*ids, IdListField(j, "ids"));
+  *pin = false;
+  return Field(j, "pin", pin, false);
+}
+
+json WriteUnpinRequest(const std::vector<ObjectID>& ids) {
+  json j = Typed(req::kUnpin);
+  j["ids"] = ids;
+  return j;
+}
+
+Result<std::vector<ObjectID>> ReadUnpinRequest(const json& j) { return IdListField(j, "ids"); }
+
+json WriteIsSpilledRequest(ObjectID id) {
+  json j = Typed(req::kIsSpilled);
+  j["id"] = id;
+  return j;
+}
+
+Result<ObjectID> ReadIsSpilledRequest(const json& j) { return IdField(j, "id"); }
+
+json WriteIsSpilledReply(bool is_spilled) {
+  json j = Typed("is_spilled_reply");
+  j["is_spilled"] = is_spilled;
+  return j;
+}
+
+Result<bool> ReadIsSpilledReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "is_spilled_reply"));
+  bool v = false;
+  VY_RETURN_NOT_OK(Field(j, "is_spilled", &v));
+  return v;
+}
+
+json WriteIsInUseRequest(ObjectID id) {
+  json j = Typed(req::kIsInUse);
+  j["id"] = id;
+  return j;
+}
+
+Result<ObjectID> ReadIsInUseRequest(const json& j) { return IdField(j, "id"); }
+
+json WriteIsInUseReply(bool is_in_use) {
+  json j = Typed("is_in_use_reply");
+  j["is_in_use"] = is_in_use;
+  return j;
+}
+
+Result<bool> ReadIsInUseReply(const json& j) {
+  VY_RETURN_NOT_OK(CheckReply(j, "is_in_use_reply"));
+  bool v = false;
+  VY_RETURN_NOT_OK(Field(j, "is_in_use", &v));
+  return v;
 }
 
 }  // namespace vineyard

@@ -76,6 +76,10 @@ constexpr const char* kPushNextStreamChunk = "push_next_stream_chunk_request";
 constexpr const char* kPullNextStreamChunk = "pull_next_stream_chunk_request";
 constexpr const char* kStopStream = "stop_stream_request";
 constexpr const char* kDropStream = "drop_stream_request";
+// Spilling blobs to disk and loading them back.
+constexpr const char* kEvict = "evict_request";
+constexpr const char* kLoad = "load_request";
+constexpr const char* kUnpin = "unpin_request";
 }  // namespace req
 
 /// Where a blob lives: what a client needs to map it.
@@ -300,6 +304,18 @@ Result<ObjectID> ReadMigrateObjectReply(const json& j);
 /// A request with nothing but its type (clear, memory_trim, cluster_meta, ...).
 json WriteTypeOnly(const char* type);
 
+/// What the store has spilled to disk (--spill_path), in instance_status_reply.meta.
+struct SpillStatus {
+  bool enabled = false;         // --spill_path is set
+  std::string path;             // --spill_path
+  uint64_t spilled_bytes = 0;   // data bytes of the blobs on disk now
+  uint64_t spilled_blobs = 0;   // blobs on disk now
+  uint64_t disk_bytes = 0;      // bytes the spill files occupy on disk now
+  uint64_t spills = 0;          // blobs written out since start
+  uint64_t loads = 0;           // blobs loaded back since start
+  uint64_t spill_failures = 0;  // spill attempts that failed (disk full, unwritable, ...)
+};
+
 /// Instance status fields, as in instance_status_reply.meta.
 struct InstanceStatus {
   InstanceID instance_id = 0;
@@ -311,6 +327,7 @@ struct InstanceStatus {
   uint64_t rpc_connections = 0;
   uint64_t meta_memory_usage = 0;  // ours: bytes the metadata records and names cost
   uint64_t meta_memory_limit = 0;  // ours: --meta_memory_limit
+  SpillStatus spill;               // ours: blobs spilled to disk
 };
 json WriteInstanceStatus(const InstanceStatus& s);
 Result<InstanceStatus> ReadInstanceStatus(const json& meta);
@@ -400,6 +417,26 @@ json WriteStopStreamRequest(ObjectID stream, bool failed);
 Status ReadStopStreamRequest(const json& j, ObjectID* stream, bool* failed);
 /// drop_stream_request {id}.
 json WriteDropStreamRequest(ObjectID stream);
+// --- spilling ---------------------------------------------------------------
+/// evict_request{ids}: spill these objects' blobs now. load_request{ids, pin}:
+/// load them back (pin: keep them in memory until unpin). unpin_request{ids}.
+/// Each has a reply of its type only.
+json WriteEvictRequest(const std::vector<ObjectID>& ids);
+Result<std::vector<ObjectID>> ReadEvictRequest(const json& j);
+json WriteLoadRequest(const std::vector<ObjectID>& ids, bool pin);
+Status ReadLoadRequest(const json& j, std::vector<ObjectID>* ids, bool* pin);
+json WriteUnpinRequest(const std::vector<ObjectID>& ids);
+Result<std::vector<ObjectID>> ReadUnpinRequest(const json& j);
+/// is_spilled_request{id} -> is_spilled_reply{is_spilled};
+/// is_in_use_request{id} -> is_in_use_reply{is_in_use}.
+json WriteIsSpilledRequest(ObjectID id);
+Result<ObjectID> ReadIsSpilledRequest(const json& j);
+json WriteIsSpilledReply(bool is_spilled);
+Result<bool> ReadIsSpilledReply(const json& j);
+json WriteIsInUseRequest(ObjectID id);
+Result<ObjectID> ReadIsInUseRequest(const json& j);
+json WriteIsInUseReply(bool is_in_use);
+Result<bool> ReadIsInUseReply(const json& j);
 
 // --- metadata tree keys -------------------------------------------------------
 /// Standard keys of a metadata tree (the rest are fields and members).

@@ -29,12 +29,57 @@ std::string StatusText(const InstanceStatus& s) {
          "\n    memory_limit: " + std::to_string(s.memory_limit) +
          "\n    deferred_requests: " + std::to_string(s.deferred_requests) +
          "\n    ipc_connections: " + std::to_string(s.ipc_connections) +
-         "\n    rpc_connections: " + std::to_string(s.rpc_connections);
+         "\n    rpc_connections: " + std::to_string(s.rpc_connections) +
+         "\n    spilled_bytes: " + std::to_string(s.spill.spilled_bytes) +
+         "\n    spilled_blobs: " + std::to_string(s.spill.spilled_blobs);
 }
 
 }  // namespace
 
+// Spilling: the same on IPC and RPC sessions.
+static void BindSpill(nb::class_<ClientBase>& base) {
+  base.def(
+          "evict", [](ClientBase& self, const std::vector<PyObjectID>& ids) {
+            Check(self.Evict(Ids(ids)));
+          },
+          nb::arg("object_ids"), Gil(),
+          "Spills these objects' blobs to disk now (vineyardd --spill_path). Raises if one "
+          "is in use by a client or pinned, or spilling is off; nothing is spilled then.")
+      .def(
+          "load", [](ClientBase& self, const std::vector<PyObjectID>& ids, bool pin) {
+            Check(self.Load(Ids(ids), pin));
+          },
+          nb::arg("object_ids"), nb::arg("pin") = false, Gil(),
+          "Loads these objects' spilled blobs back into memory; pin: they stay there until "
+          "unpin.")
+      .def(
+          "unpin", [](ClientBase& self, const std::vector<PyObjectID>& ids) {
+            Check(self.Unpin(Ids(ids)));
+          },
+          nb::arg("object_ids"), Gil(), "Lets pinned objects be spilled again.")
+      .def(
+          "is_spilled",
+          [](ClientBase& self, const PyObjectID& id) { return Unwrap(self.IsSpilled(id.value)); },
+          nb::arg("object_id"), Gil(), "Whether any of the object's blobs is on disk.")
+      .def(
+          "is_in_use",
+          [](ClientBase& self, const PyObjectID& id) { return Unwrap(self.IsInUse(id.value)); },
+          nb::arg("object_id"), Gil(),
+          "Whether a client maps or references any of the object's blobs.");
+}
+
 void BindClient(nb::module_& m) {
+  nb::class_<SpillStatus>(m, "SpillStatus",
+                          "What vineyardd has spilled to disk (--spill_path).")
+      .def_ro("enabled", &SpillStatus::enabled, "Whether --spill_path is set.")
+      .def_ro("path", &SpillStatus::path, "The spill directory.")
+      .def_ro("spilled_bytes", &SpillStatus::spilled_bytes, "Data bytes on disk now.")
+      .def_ro("spilled_blobs", &SpillStatus::spilled_blobs, "Blobs on disk now.")
+      .def_ro("disk_bytes", &SpillStatus::disk_bytes, "Bytes the spill files occupy.")
+      .def_ro("spills", &SpillStatus::spills, "Blobs written out since start.")
+      .def_ro("loads", &SpillStatus::loads, "Blobs loaded back since start.")
+      .def_ro("spill_failures", &SpillStatus::spill_failures,
+              "Spill attempts the disk refused since start.");
   nb::class_<InstanceStatus>(m, "InstanceStatus",
                              "Identity, memory and load of the connected vineyardd instance.")
       .def_ro("instance_id", &InstanceStatus::instance_id)
@@ -44,6 +89,7 @@ void BindClient(nb::module_& m) {
       .def_ro("deferred_requests", &InstanceStatus::deferred_requests)
       .def_ro("ipc_connections", &InstanceStatus::ipc_connections)
       .def_ro("rpc_connections", &InstanceStatus::rpc_connections)
+      .def_ro("spill", &InstanceStatus::spill, "Blobs spilled to disk (--spill_path).")
       .def("__repr__", &StatusText)
       .def("__str__", &StatusText);
 
@@ -422,6 +468,7 @@ void BindClient(nb::module_& m) {
           },
           nb::arg("stream"),
           "The reader's next chunk of a byte stream: a read-only memoryview (zero copy).");
+  BindSpill(base);
   BindFastPath(m, c);
   c.def("flush_releases", [](Client& self) { Check(self.FlushReleases()); }, Gil(),
         "Gives back blob references released locally but not yet sent.");

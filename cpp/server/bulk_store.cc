@@ -1,5 +1,10 @@
 #include "server/bulk_store.h"
 
+#include <algorithm>
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
 #include "common/socket_io.h"
 
 namespace vineyard {
@@ -7,6 +12,16 @@ namespace vineyard {
 BulkStore::BulkStore(std::unique_ptr<Arena> arena, uint64_t limit, IdGenerator* ids,
                      uint64_t unsealed_quota)
     : arena_(std::move(arena)), limit_(limit), ids_(ids), unsealed_quota_(unsealed_quota) {}
+
+BulkStore::~BulkStore() {
+  if (!spiller_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  spill_cv_.notify_all();
+  spiller_.join();
+}
 
 Payload BulkStore::PayloadOf(ObjectID id, const Blob& b) const {
   Payload p;
@@ -27,9 +42,34 @@ Payload BulkStore::PayloadOf(ObjectID id, const Blob& b) const {
 
 Result<Payload> BulkStore::Create(uint64_t size, Owner owner) {
   if (size == 0) return PayloadOf(kEmptyBlobID, Blob{});
-  std::lock_guard<std::mutex> lock(mu_);
   const uint64_t usable = arena_->GoodSize(size);  // 0: larger than the whole arena
   const uint64_t need = usable == 0 ? UINT64_MAX : usable + kBlobBookkeepingBytes;
+  // A blob that does not fit makes room first: least recently used blobs go to
+  // disk (another Create may take the room meanwhile: then spill again).
+  Status spilled;
+  std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+  for (int attempt = 0;; ++attempt) {
+    lock.lock();
+    if (spill_ == nullptr || need > limit_ || need <= limit_ - std::min(usage_, limit_) ||
+        attempt == 3 || !spilled.ok()) {
+      break;
+    }
+    lock.unlock();
+    std::lock_guard<std::mutex> io(io_mu_);
+    spilled = SpillDownIoLocked(limit_ - need);
+  }
+  if (need > limit_ - std::min(usage_, limit_) && spill_ != nullptr && need <= limit_) {
+    if (!spilled.ok()) {
+      return Status::NotEnoughMemory("cannot allocate a blob of ", FormatBytes(size), ": ",
+                                     FormatBytes(usage_), " of ", FormatBytes(limit_),
+                                     " in use, and spilling to disk failed: ",
+                                     spilled.message());
+    }
+    return Status::NotEnoughMemory("cannot allocate a blob of ", FormatBytes(size), ": ",
+                                   FormatBytes(usage_), " of ", FormatBytes(limit_),
+                                   " in use, and none of it can be spilled to disk (clients "
+                                   "use it, it is pinned, or it is not sealed yet)");
+  }
   if (need > limit_ - std::min(usage_, limit_)) {
     return Status::NotEnoughMemory("cannot allocate a blob of ", FormatBytes(size), ": ",
                                    FormatBytes(usage_), " of ", FormatBytes(limit_),
@@ -53,10 +93,12 @@ Result<Payload> BulkStore::Create(uint64_t size, Owner owner) {
   b.size = size;
   b.charged = arena_->UsableSize(offset) + kBlobBookkeepingBytes;
   b.owner = owner;
+  b.last_use = ++tick_;
   usage_ += b.charged;
   Holdings& h = owners_[owner];
   h.blobs.insert(id);
   h.unsealed_bytes += b.charged;
+  WakeSpillerLocked();
   return PayloadOf(id, b);
 }
 
@@ -99,12 +141,13 @@ Status BulkStore::Seal(ObjectID id, Owner owner) {
   if (h != owners_.end()) h->second.unsealed_bytes -= b.charged;  // still its, unadopted
   b.sealed = true;
   b.refs += 1;
+  b.last_use = ++tick_;
   return Status::OK();
 }
 
 Result<Payload> BulkStore::Get(ObjectID id, bool unsafe, Owner caller) {
   if (IsEmptyBlob(id)) return PayloadOf(kEmptyBlobID, Blob{});
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   auto it = blobs_.find(id);
   if (it == blobs_.end() || it->second.deleted) {
     return Status::ObjectNotExists("blob ", ObjectIDToString(id), " does not exist");
@@ -118,7 +161,23 @@ Result<Payload> BulkStore::Get(ObjectID id, bool unsafe, Owner caller) {
                                    " is not sealed: only its creator may read it before it "
                                    "is sealed");
   }
+  if (it->second.place == Place::kDisk || it->second.place == Place::kLoading) {
+    lock.unlock();
+    {
+      std::lock_guard<std::mutex> io(io_mu_);
+      VY_RETURN_NOT_OK(LoadIoLocked(id, false, /*take_ref=*/true));
+    }
+    lock.lock();
+    it = blobs_.find(id);  // in the table and in memory: we hold a reference
+    if (it->second.deleted) {
+      --it->second.refs;
+      MaybeFreeLocked(it);
+      return Status::ObjectNotExists("blob ", ObjectIDToString(id), " does not exist");
+    }
+    return PayloadOf(id, it->second);
+  }
   it->second.refs += 1;
+  it->second.last_use = ++tick_;
   return PayloadOf(id, it->second);
 }
 
@@ -138,7 +197,12 @@ void BulkStore::Release(ObjectID id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = blobs_.find(id);
   if (it == blobs_.end() || it->second.refs <= 0) return;
-  if (--it->second.refs == 0 && it->second.deleted) FreeLocked(it);
+  if (--it->second.refs > 0) return;
+  if (it->second.deleted) {
+    MaybeFreeLocked(it);
+  } else {
+    WakeSpillerLocked();  // one more blob may be spilled
+  }
 }
 
 Status BulkStore::Shrink(ObjectID id, uint64_t size, Owner caller) {
@@ -163,9 +227,13 @@ Status BulkStore::Shrink(ObjectID id, uint64_t size, Owner caller) {
 
 void BulkStore::DeleteLocked(Iter it) {
   DisownLocked(it->first, it->second);
-  if (it->second.refs > 0) {
-    it->second.deleted = true;  // freed by the last Release
-  } else {
+  it->second.deleted = true;  // else freed by the last Release, or when its I/O ends
+  MaybeFreeLocked(it);
+}
+
+void BulkStore::MaybeFreeLocked(Iter it) {
+  const Blob& b = it->second;
+  if (b.deleted && b.refs <= 0 && (b.place == Place::kMemory || b.place == Place::kDisk)) {
     FreeLocked(it);
   }
 }
@@ -239,9 +307,16 @@ size_t BulkStore::ReleaseOwner(Owner owner) {
 }
 
 void BulkStore::FreeLocked(Iter it) {
-  DisownLocked(it->first, it->second);
-  arena_->Free(it->second.offset);
-  usage_ -= it->second.charged;
+  Blob& b = it->second;
+  DisownLocked(it->first, b);
+  if (b.place == Place::kDisk) {
+    spill_->Drop(b.extent);  // its bytes on disk go with it
+    stats_.spilled_bytes -= b.size;
+    stats_.spilled_blobs -= 1;
+  } else {
+    arena_->Free(b.offset);
+    usage_ -= b.charged;
+  }
   blobs_.erase(it);
 }
 
@@ -288,6 +363,309 @@ size_t BulkStore::num_blobs() const {
 uint64_t BulkStore::usage() const {
   std::lock_guard<std::mutex> lock(mu_);
   return usage_;
+}
+
+// --- spilling -------------------------------------------------------------------
+
+void BulkStore::EnableSpill(std::unique_ptr<SpillFiles> files, double lower_rate,
+                            double upper_rate) {
+  spill_ = std::move(files);
+  lower_mark_ = static_cast<uint64_t>(static_cast<double>(limit_) * lower_rate);
+  upper_mark_ = static_cast<uint64_t>(static_cast<double>(limit_) * upper_rate);
+  spiller_ = std::thread([this] { SpillerLoop(); });
+}
+
+bool BulkStore::SpillableLocked(const Blob& b) const {
+  return b.sealed && !b.deleted && b.place == Place::kMemory && b.refs <= 0 && b.holds <= 0 &&
+         !b.pinned;
+}
+
+void BulkStore::WakeSpillerLocked() {
+  if (spill_ == nullptr || usage_ <= upper_mark_ || spill_wanted_) return;
+  spill_wanted_ = true;
+  spill_cv_.notify_one();
+}
+
+void BulkStore::SpillerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    spill_cv_.wait(lock, [&] { return stopping_ || spill_wanted_; });
+    if (stopping_) return;
+    spill_wanted_ = false;  // a wake during this pass asks for another
+    lock.unlock();
+    Status st;
+    {
+      std::lock_guard<std::mutex> io(io_mu_);
+      st = SpillDownIoLocked(lower_mark_);
+    }
+    if (!st.ok()) spdlog::warn("background spill: {}", st.message());
+    lock.lock();
+    // Wakes come with every release above the mark: a pass at most every
+    // 10 ms (a second after a failure: the disk will not free itself at once).
+    auto pause = st.ok() ? std::chrono::milliseconds(10) : std::chrono::milliseconds(1000);
+    spill_cv_.wait_for(lock, pause, [&] { return stopping_; });
+  }
+}
+
+Status BulkStore::SpillDownIoLocked(uint64_t target) {
+  std::vector<ObjectID> victims;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (usage_ <= target) return Status::OK();
+    std::vector<std::pair<uint64_t, ObjectID>> candidates;
+    for (const auto& [id, b] : blobs_) {
+      if (SpillableLocked(b)) candidates.emplace_back(b.last_use, id);
+    }
+    std::sort(candidates.begin(), candidates.end());
+    uint64_t usage = usage_;
+    for (const auto& [tick, id] : candidates) {
+      if (usage <= target) break;
+      Blob& b = blobs_.at(id);
+      b.place = Place::kSpilling;
+      usage -= b.charged;
+      victims.push_back(id);
+    }
+  }
+  return SpillIoLocked(victims);
+}
+
+Status BulkStore::SpillIoLocked(const std::vector<ObjectID>& ids) {
+  Status first;
+  size_t i = 0;
+  while (i < ids.size()) {
+    std::vector<SpillFiles::Source> batch;
+    {
+      // kSpilling blobs keep their memory and stay in the table: only we change them.
+      std::lock_guard<std::mutex> lock(mu_);
+      uint64_t bytes = 0;
+      for (; i < ids.size() && (batch.empty() || bytes < SpillFiles::kFileBytes); ++i) {
+        const Blob& b = blobs_.at(ids[i]);
+        batch.push_back({ids[i], arena_->base() + b.offset, b.size});
+        bytes += b.size;
+      }
+    }
+    Result<std::vector<SpillFiles::Extent>> extents =
+        first.ok() ? spill_->Write(batch) : Result<std::vector<SpillFiles::Extent>>(first);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (first.ok() && !extents.ok()) {
+      first = extents.status();
+      stats_.spill_failures += 1;
+    }
+    for (size_t k = 0; k < batch.size(); ++k) {
+      auto it = blobs_.find(batch[k].id);
+      Blob& b = it->second;
+      if (!extents.ok()) {
+        b.place = Place::kMemory;  // nothing lost: it never left memory
+        MaybeFreeLocked(it);
+        continue;
+      }
+      const SpillFiles::Extent& e = (*extents)[k];
+      if (b.deleted || b.refs > 0 || b.holds > 0 || b.pinned) {
+        // Deleted, or taken by a reader, while it was being written: keep it.
+        spill_->Drop(e);
+        b.place = Place::kMemory;
+        MaybeFreeLocked(it);
+        continue;
+      }
+      arena_->Free(b.offset);
+      usage_ -= b.charged;
+      b.place = Place::kDisk;
+      b.extent = e;
+      stats_.spilled_bytes += b.size;
+      stats_.spilled_blobs += 1;
+      stats_.spills += 1;
+    }
+  }
+  return first;
+}
+
+Status BulkStore::LoadIoLocked(ObjectID id, bool pin, bool take_ref) {
+  SpillFiles::Extent extent;
+  uint8_t* dest = nullptr;
+  for (int attempt = 0;; ++attempt) {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = blobs_.find(id);
+    if (it == blobs_.end() || it->second.deleted) {
+      return Status::ObjectNotExists("blob ", ObjectIDToString(id), " does not exist");
+    }
+    Blob& b = it->second;
+    if (b.place == Place::kMemory) {  // never spilled, or loaded meanwhile
+      if (pin) b.pinned = true;
+      if (take_ref) b.refs += 1;
+      b.last_use = ++tick_;
+      return Status::OK();
+    }
+    // On disk (kSpilling and kLoading only happen under io_mu_, which we hold).
+    const uint64_t need = arena_->GoodSize(b.size) + kBlobBookkeepingBytes;
+    if (need <= limit_ - std::min(usage_, limit_)) {
+      VY_ASSIGN_OR_RETURN(uint64_t offset, arena_->Allocate(b.size));
+      b.offset = offset;
+      b.charged = arena_->UsableSize(offset) + kBlobBookkeepingBytes;
+      usage_ += b.charged;
+      b.place = Place::kLoading;
+      extent = b.extent;
+      dest = arena_->base() + offset;
+      break;
+    }
+    if (attempt > 0) {
+      return Status::NotEnoughMemory(
+          "cannot load blob ", ObjectIDToString(id), " of ", FormatBytes(b.size),
+          " back from disk: ", FormatBytes(usage_), " of ", FormatBytes(limit_),
+          " in use, and none of it can be spilled (clients use it, or it is pinned)");
+    }
+    lock.unlock();
+    Status st = SpillDownIoLocked(need > limit_ ? 0 : limit_ - need);
+    if (!st.ok()) {
+      return Status::NotEnoughMemory("cannot load blob ", ObjectIDToString(id),
+                                     " back from disk: no room in memory, and spilling "
+                                     "others failed: ", st.message());
+    }
+  }
+  Status read = spill_->Read(id, extent, dest);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = blobs_.find(id);  // kLoading blobs stay in the table: only we change them
+  Blob& b = it->second;
+  if (!read.ok()) {
+    arena_->Free(b.offset);
+    usage_ -= b.charged;
+    b.place = Place::kDisk;  // still spilled: each get says what is wrong
+    MaybeFreeLocked(it);
+    return read;
+  }
+  spill_->Drop(extent);
+  stats_.spilled_bytes -= b.size;
+  stats_.spilled_blobs -= 1;
+  stats_.loads += 1;
+  b.place = Place::kMemory;
+  if (b.deleted) {
+    MaybeFreeLocked(it);
+    return Status::ObjectNotExists("blob ", ObjectIDToString(id), " does not exist");
+  }
+  if (pin) b.pinned = true;
+  if (take_ref) b.refs += 1;
+  b.last_use = ++tick_;
+  WakeSpillerLocked();
+  return Status::OK();
+}
+
+bool BulkStore::WouldSpill(uint64_t size) const {
+  if (spill_ == nullptr || size == 0) return false;
+  const uint64_t usable = arena_->GoodSize(size);
+  const uint64_t need = usable == 0 ? UINT64_MAX : usable + kBlobBookkeepingBytes;
+  std::lock_guard<std::mutex> lock(mu_);
+  return need <= limit_ && need > limit_ - std::min(usage_, limit_);
+}
+
+bool BulkStore::AnySpilled(const std::vector<ObjectID>& ids) const {
+  if (spill_ == nullptr) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (ObjectID id : ids) {
+    auto it = blobs_.find(id);
+    if (it != blobs_.end() && it->second.place != Place::kMemory) return true;
+  }
+  return false;
+}
+
+Status BulkStore::Evict(const std::vector<ObjectID>& ids) {
+  if (spill_ == nullptr) {
+    return Status::Invalid("cannot spill: spilling is off (start vineyardd with --spill_path)");
+  }
+  std::lock_guard<std::mutex> io(io_mu_);
+  std::vector<ObjectID> victims;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::unordered_set<ObjectID> seen;
+    for (ObjectID id : ids) {
+      if (IsEmptyBlob(id) || !seen.insert(id).second) continue;
+      auto it = blobs_.find(id);
+      if (it == blobs_.end() || it->second.deleted) {
+        return Status::ObjectNotExists("cannot spill blob ", ObjectIDToString(id),
+                                       ": it does not exist");
+      }
+      const Blob& b = it->second;
+      if (b.place == Place::kDisk) continue;
+      if (!b.sealed) {
+        return Status::ObjectNotSealed("cannot spill blob ", ObjectIDToString(id),
+                                       ": it is not sealed");
+      }
+      if (b.refs > 0 || b.holds > 0) {
+        return Status::Invalid("cannot spill blob ", ObjectIDToString(id),
+                               ": a client is using it (it maps or references it)");
+      }
+      if (b.pinned) {
+        return Status::Invalid("cannot spill blob ", ObjectIDToString(id),
+                               ": it is pinned (unpin it first)");
+      }
+      victims.push_back(id);
+    }
+    for (ObjectID id : victims) blobs_.at(id).place = Place::kSpilling;
+  }
+  return SpillIoLocked(victims);
+}
+
+Status BulkStore::Load(const std::vector<ObjectID>& ids, bool pin) {
+  std::lock_guard<std::mutex> io(io_mu_);
+  for (ObjectID id : ids) {
+    if (IsEmptyBlob(id)) continue;
+    VY_RETURN_NOT_OK(LoadIoLocked(id, pin, /*take_ref=*/false));
+  }
+  return Status::OK();
+}
+
+void BulkStore::Unpin(const std::vector<ObjectID>& ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (ObjectID id : ids) {
+    auto it = blobs_.find(id);
+    if (it != blobs_.end()) it->second.pinned = false;
+  }
+  WakeSpillerLocked();
+}
+
+Result<bool> BulkStore::IsSpilled(ObjectID id) const {
+  if (IsEmptyBlob(id)) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = blobs_.find(id);
+  if (it == blobs_.end() || it->second.deleted) {
+    return Status::ObjectNotExists("blob ", ObjectIDToString(id), " does not exist");
+  }
+  return it->second.place == Place::kDisk || it->second.place == Place::kLoading;
+}
+
+Result<bool> BulkStore::IsInUse(ObjectID id) const {
+  if (IsEmptyBlob(id)) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = blobs_.find(id);
+  if (it == blobs_.end() || it->second.deleted) {
+    return Status::ObjectNotExists("blob ", ObjectIDToString(id), " does not exist");
+  }
+  return it->second.refs > 0 || it->second.holds > 0;
+}
+
+void BulkStore::Hold(ObjectID id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = blobs_.find(id);
+  if (it != blobs_.end()) it->second.holds += 1;
+}
+
+void BulkStore::Unhold(ObjectID id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = blobs_.find(id);
+  if (it == blobs_.end() || it->second.holds <= 0) return;
+  if (--it->second.holds == 0) WakeSpillerLocked();
+}
+
+SpillStatus BulkStore::spill_status() const {
+  SpillStatus s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s = stats_;
+  }
+  s.enabled = spill_ != nullptr;
+  if (spill_ != nullptr) {
+    s.path = spill_->dir();
+    s.disk_bytes = spill_->DiskBytes();
+  }
+  return s;
 }
 
 }  // namespace vineyard

@@ -19,13 +19,31 @@
 //
 // Which connection holds which references is the connection's business (it
 // lists them and releases them on disconnect); the store keeps the totals.
+// A client that never gives references back (a published one) "holds" what it
+// maps instead (Hold/Unhold, until it disconnects): a hold keeps a blob from
+// being spilled, but not a deleted blob's memory.
 //
-// Thread-safety: all public methods are thread-safe (one internal mutex).
+// Spilling (EnableSpill, vineyardd --spill_path): a sealed blob that no client
+// references or holds, and that is not pinned, may be written to disk and its
+// memory freed; it stays in the table (Exists, Size, Delete work as before)
+// and Get loads it back first. When usage passes the upper mark, a background
+// thread spills the least recently used such blobs until usage is under the
+// lower mark; a Create that would not fit spills (on the caller's thread)
+// until it fits, and fails with NotEnoughMemory only when that is impossible
+// (the rest is in use, or the disk refused: the message says which). A blob
+// being written out stays readable; a reader that takes it meanwhile keeps it
+// in memory. Pinned blobs (Load with pin) stay in memory until Unpin.
+//
+// Thread-safety: all public methods are thread-safe. One mutex guards the
+// table; spill and load I/O is serialised by a second one (io_mu_, taken
+// before the first) and runs without the table's mutex held.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -34,6 +52,7 @@
 #include "common/protocol.h"
 #include "common/result.h"
 #include "server/arena.h"
+#include "server/spill_files.h"
 
 namespace vineyard {
 
@@ -54,6 +73,8 @@ class BulkStore {
   /// (vineyardd --unsealed_quota; 0: only `limit`).
   BulkStore(std::unique_ptr<Arena> arena, uint64_t limit, IdGenerator* ids,
             uint64_t unsealed_quota = 0);
+  /// Stops the background spiller.
+  ~BulkStore();
 
   /// Allocates an unsealed blob of `size` bytes for `owner` (size 0: the empty
   /// blob). NotEnoughMemory when it would exceed the limit or the owner's quota.
@@ -104,15 +125,56 @@ class BulkStore {
   uint64_t map_size() const { return arena_->capacity(); }
   uint64_t ResidentBytes() const { return arena_->ResidentBytes(); }
 
+  // --- spilling (see the top of this file) -------------------------------------
+  /// Turns spilling on, to `files`, with the marks as fractions of the limit
+  /// (vineyardd --spill_lower_rate, --spill_upper_rate). Call once, before use.
+  void EnableSpill(std::unique_ptr<SpillFiles> files, double lower_rate, double upper_rate);
+  bool spill_enabled() const { return spill_ != nullptr; }
+  /// True if Create(size) would have to spill first (the caller may move to a
+  /// thread that can wait for the disk).
+  bool WouldSpill(uint64_t size) const;
+  /// True if any of `ids` is on disk (a Get would have to load it).
+  bool AnySpilled(const std::vector<ObjectID>& ids) const;
+  /// Spills these blobs now. Invalid, and nothing spilled, if spilling is off
+  /// or one of them is unsealed, referenced, held or pinned; IOError if the disk
+  /// refuses (they stay in memory). Blobs on disk already are skipped.
+  Status Evict(const std::vector<ObjectID>& ids);
+  /// Loads these blobs back (those in memory already are left as they are);
+  /// `pin`: keep them in memory until Unpin.
+  Status Load(const std::vector<ObjectID>& ids, bool pin);
+  /// Lets pinned blobs be spilled again (unknown ids are ignored).
+  void Unpin(const std::vector<ObjectID>& ids);
+  /// Whether a blob is on disk; ObjectNotExists for an unknown blob.
+  Result<bool> IsSpilled(ObjectID id) const;
+  /// Whether a client references or holds a blob; ObjectNotExists if unknown.
+  Result<bool> IsInUse(ObjectID id) const;
+  /// A client that does not give references back maps this blob: it must not
+  /// be spilled until Unhold. No-op for unknown blobs.
+  void Hold(ObjectID id);
+  void Unhold(ObjectID id);
+  /// Spill figures for instance_status.
+  SpillStatus spill_status() const;
+
  private:
+  // Where a sealed blob's bytes are. kSpilling: in memory, being written out
+  // (readable; freed only when the write is done). kLoading: on disk, being
+  // read into a new allocation. Whoever runs the I/O finishes the transition,
+  // also for a blob deleted meanwhile.
+  enum class Place : uint8_t { kMemory, kSpilling, kDisk, kLoading };
+
   struct Blob {
-    uint64_t offset = 0;  // in the arena
+    uint64_t offset = 0;  // in the arena (while it has memory)
     uint64_t size = 0;    // data size, as requested (or shrunk)
     uint64_t charged = 0; // bytes counted against the limit
     Owner owner = kNoOwner;  // its creator until adopted
     bool sealed = false;
     bool deleted = false;   // logically deleted, waiting for its last release
     int64_t refs = 0;       // references held by connections
+    int64_t holds = 0;      // clients that map it without giving references back
+    Place place = Place::kMemory;
+    bool pinned = false;    // load(pin): never spilled until unpinned
+    uint64_t last_use = 0;  // tick of its last create/seal/get/load: least recent spills first
+    SpillFiles::Extent extent;  // its bytes on disk (kDisk, kLoading)
   };
 
   using Iter = std::unordered_map<ObjectID, Blob>::iterator;
@@ -123,8 +185,23 @@ class BulkStore {
   Result<Iter> OwnUnsealedLocked(ObjectID id, Owner caller, const char* verb);
   // Removes `id` from its owner's index (and its unsealed bytes, if unsealed).
   void DisownLocked(ObjectID id, Blob& b);
-  // Frees now, or marks deleted until the last reference goes.
+  // Frees now, or marks deleted until the last reference goes (or its I/O ends).
   void DeleteLocked(Iter it);
+  // Frees a deleted blob once nothing needs it (no reference, no I/O in flight).
+  void MaybeFreeLocked(Iter it);
+
+  // --- spilling; *IoLocked: io_mu_ held, mu_ not ---
+  // Spills least recently used blobs until usage is at most `target`. Returns
+  // the first disk error (blobs written before it stay spilled).
+  Status SpillDownIoLocked(uint64_t target);
+  // Writes these blobs (kSpilling already) out, in files of kFileBytes.
+  Status SpillIoLocked(const std::vector<ObjectID>& ids);
+  // Loads one blob if it is on disk; `pin`; `take_ref`: with a reference taken
+  // (so that no spiller can take it back before the caller uses it).
+  Status LoadIoLocked(ObjectID id, bool pin, bool take_ref);
+  bool SpillableLocked(const Blob& b) const;
+  void WakeSpillerLocked();  // usage passed the upper mark: spill in the background
+  void SpillerLoop();
 
   // What one creator holds: its unsealed and sealed-unadopted blobs.
   struct Holdings {
@@ -141,6 +218,19 @@ class BulkStore {
   std::unordered_map<ObjectID, Blob> blobs_;  // guarded by mu_; live and deleted-but-referenced
   uint64_t usage_ = 0;                        // guarded by mu_
   std::unordered_map<Owner, Holdings> owners_;  // guarded by mu_; only owners holding blobs
+  uint64_t tick_ = 0;                         // guarded by mu_; for last_use
+
+  // Spilling: set by EnableSpill before use.
+  std::unique_ptr<SpillFiles> spill_;
+  uint64_t lower_mark_ = 0;  // bytes
+  uint64_t upper_mark_ = 0;
+  std::mutex io_mu_;  // serialises spill and load I/O; taken before mu_
+  SpillStatus stats_;  // guarded by mu_ (spilled bytes and blobs now, totals)
+  // The background spiller.
+  std::condition_variable spill_cv_;
+  bool spill_wanted_ = false;  // guarded by mu_
+  bool stopping_ = false;      // guarded by mu_
+  std::thread spiller_;
 };
 
 }  // namespace vineyard

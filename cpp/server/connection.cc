@@ -497,6 +497,8 @@ void Connection::AddRef(ObjectID id) {
     ++refs_[id];
   } else {
     ctx_->store->Release(id);
+    // It may map the blob still: not spilled under it until it disconnects.
+    if (is_ipc_ && held_.insert(id).second) ctx_->store->Hold(id);
   }
 }
 
@@ -523,6 +525,8 @@ void Connection::Teardown() {
                   refs_.size());
   }
   refs_.clear();
+  for (ObjectID id : held_) ctx_->store->Unhold(id);
+  held_.clear();
   (is_ipc_ ? ctx_->ipc_connections : ctx_->rpc_connections) -= 1;
 }
 

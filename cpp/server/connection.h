@@ -162,6 +162,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   SessionID session_ = kRootSessionID;
   std::unordered_set<int> fds_sent_;                // store fds already passed
   std::unordered_map<ObjectID, int64_t> refs_;      // references held: released at teardown
+  std::unordered_set<ObjectID> held_;  // blobs a client that keeps no references maps: unheld at teardown
 };
 
 }  // namespace vineyard

@@ -12,6 +12,7 @@ const Dispatcher& Dispatcher::Get() {
     RegisterMetaHandlers(d);
     RegisterRemoteHandlers(d);
     RegisterStreamHandlers(d);
+    RegisterSpillHandlers(d);
     return d;
   }();
   return *instance;

@@ -53,5 +53,6 @@ void RegisterMetaHandlers(Dispatcher* d);
 void RegisterMiscHandlers(Dispatcher* d);
 void RegisterRemoteHandlers(Dispatcher* d);
 void RegisterStreamHandlers(Dispatcher* d);
+void RegisterSpillHandlers(Dispatcher* d);
 
 }  // namespace vineyard

@@ -63,6 +63,21 @@ class StateCollector : public prometheus::Collectable {
             static_cast<double>(c.store->limit()));
       gauge("vineyard_blobs", "Blobs in the store, sealed or not",
             static_cast<double>(c.store->num_blobs()));
+      if (c.store->spill_enabled()) {
+        SpillStatus sp = c.store->spill_status();
+        gauge("vineyard_spilled_bytes", "Blob bytes spilled to disk now (--spill_path)",
+              static_cast<double>(sp.spilled_bytes));
+        gauge("vineyard_spilled_blobs", "Blobs spilled to disk now",
+              static_cast<double>(sp.spilled_blobs));
+        gauge("vineyard_spill_disk_bytes", "Bytes the spill files occupy on disk",
+              static_cast<double>(sp.disk_bytes));
+        counter("vineyard_spills_total", "Blobs written to disk since start",
+                static_cast<double>(sp.spills));
+        counter("vineyard_spill_loads_total", "Blobs loaded back from disk since start",
+                static_cast<double>(sp.loads));
+        counter("vineyard_spill_failures_total", "Spills the disk refused since start",
+                static_cast<double>(sp.spill_failures));
+      }
     }
     if (c.meta != nullptr) {
       gauge("vineyard_objects", "Objects whose metadata this instance holds (its own and, in "

@@ -109,6 +109,15 @@ DEFINE_string(log_level, "",
 DEFINE_string(log_format, "text",
               "Log format: text, or json (one object per line: time, level, message)");
 
+// Spilling blobs to disk (vineyard's flags).
+DEFINE_string(spill_path, "",
+              "Directory where sealed blobs no client uses are spilled when memory runs "
+              "short, and loaded back from on use (empty: no spilling)");
+DEFINE_double(spill_lower_rate, 0.3,
+              "Spilling stops once usage is under this fraction of --size");
+DEFINE_double(spill_upper_rate, 0.8,
+              "Spilling starts once usage is over this fraction of --size");
+
 namespace vineyard {
 
 uint64_t DefaultMemoryLimit() {
@@ -268,6 +277,14 @@ Result<ServerOptions> ParseServerOptions(int* argc, char*** argv) {
   o.log_format = FLAGS_log_format;
   if (o.log_format != "text" && o.log_format != "json") {
     return Status::Invalid("--log_format must be 'text' or 'json', not '", o.log_format, "'");
+  }
+  o.spill_path = FLAGS_spill_path;
+  o.spill_lower_rate = FLAGS_spill_lower_rate;
+  o.spill_upper_rate = FLAGS_spill_upper_rate;
+  if (!(o.spill_lower_rate >= 0 && o.spill_lower_rate < o.spill_upper_rate &&
+        o.spill_upper_rate <= 1)) {
+    return Status::Invalid("--spill_lower_rate and --spill_upper_rate must satisfy "
+                           "0 <= lower < upper <= 1 (default 0.3 and 0.8)");
   }
   return o;
 }

@@ -56,6 +56,9 @@ struct ServerOptions {
   int metrics_port = 9601;     // their HTTP port (0: a free one)
   std::string log_level;       // trace|debug|info|warn|error|critical|off ("" : info)
   std::string log_format = "text";  // text or json (one JSON object per line)
+  std::string spill_path;      // where blobs are spilled ("" : no spilling)
+  double spill_lower_rate = 0.3;  // spill until usage is under this fraction of size
+  double spill_upper_rate = 0.8;  // start spilling over this fraction
 };
 
 /// Parses argv with gflags (exits on --help), then checks the values.

@@ -125,6 +125,12 @@ Status Server::Start() {
   ids_ = std::make_unique<IdGenerator>(ctx_.instance_id);
   store_ = std::make_unique<BulkStore>(std::move(arena).value(), options_.size, ids_.get(),
                                       options_.unsealed_quota);
+  if (!options_.spill_path.empty()) {
+    auto files = SpillFiles::Open(options_.spill_path);
+    if (!files.ok()) return files.status().WithContext("--spill_path");
+    store_->EnableSpill(std::move(files).value(), options_.spill_lower_rate,
+                        options_.spill_upper_rate);
+  }
   meta_ = std::make_unique<MetaService>(
       ctx_.instance_id, ids_.get(), store_.get(), backend_.get(),
       MetaLimits{options_.meta_max_depth, options_.meta_max_nodes, options_.meta_memory_limit});

@@ -432,6 +432,41 @@ class ObjectMeta:
 
     def __setstate__(self, arg: str, /) -> None: ...
 
+class SpillStatus:
+    """What vineyardd has spilled to disk (--spill_path)."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether --spill_path is set."""
+
+    @property
+    def path(self) -> str:
+        """The spill directory."""
+
+    @property
+    def spilled_bytes(self) -> int:
+        """Data bytes on disk now."""
+
+    @property
+    def spilled_blobs(self) -> int:
+        """Blobs on disk now."""
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes the spill files occupy."""
+
+    @property
+    def spills(self) -> int:
+        """Blobs written out since start."""
+
+    @property
+    def loads(self) -> int:
+        """Blobs loaded back since start."""
+
+    @property
+    def spill_failures(self) -> int:
+        """Spill attempts the disk refused since start."""
+
 class InstanceStatus:
     """Identity, memory and load of the connected vineyardd instance."""
 
@@ -455,6 +490,10 @@ class InstanceStatus:
 
     @property
     def rpc_connections(self) -> int: ...
+
+    @property
+    def spill(self) -> SpillStatus:
+        """Blobs spilled to disk (--spill_path)."""
 
     def __repr__(self) -> str: ...
 
@@ -610,6 +649,25 @@ class ClientBase:
 
     def drop_stream(self, stream_id: ObjectID) -> None:
         """Fails the stream and frees its queued chunks."""
+
+    def evict(self, object_ids: Sequence[ObjectID]) -> None:
+        """
+        Spills these objects' blobs to disk now (vineyardd --spill_path). Raises if one is in use by a client or pinned, or spilling is off; nothing is spilled then.
+        """
+
+    def load(self, object_ids: Sequence[ObjectID], pin: bool = False) -> None:
+        """
+        Loads these objects' spilled blobs back into memory; pin: they stay there until unpin.
+        """
+
+    def unpin(self, object_ids: Sequence[ObjectID]) -> None:
+        """Lets pinned objects be spilled again."""
+
+    def is_spilled(self, object_id: ObjectID) -> bool:
+        """Whether any of the object's blobs is on disk."""
+
+    def is_in_use(self, object_id: ObjectID) -> bool:
+        """Whether a client maps or references any of the object's blobs."""
 
 class IPCClient(ClientBase):
     """

@@ -7,6 +7,10 @@ namespace {
 
 Status CreateBuffer(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(uint64_t size, ReadCreateBufferRequest(request));
+  if (!conn.on_worker() && conn.ctx().store->WouldSpill(size)) {
+    reply->to_worker = true;  // it must write blobs to disk first: not on the event loop
+    return Status::OK();
+  }
   VY_ASSIGN_OR_RETURN(Payload p, conn.ctx().store->Create(size, conn.serial()));
   reply->body = WriteCreateBufferReply(p, conn.PassFd(p.store_fd, reply));
   return Status::OK();
@@ -14,6 +18,12 @@ Status CreateBuffer(Connection& conn, const json& request, Reply* reply) {
 
 Status CreateBuffers(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(std::vector<uint64_t> sizes, ReadCreateBuffersRequest(request));
+  uint64_t total = 0;
+  for (uint64_t size : sizes) total += size;
+  if (!conn.on_worker() && conn.ctx().store->WouldSpill(total)) {
+    reply->to_worker = true;  // it must write blobs to disk first: not on the event loop
+    return Status::OK();
+  }
   std::vector<Payload> created;
   for (uint64_t size : sizes) {
     auto p = conn.ctx().store->Create(size, conn.serial());
@@ -43,6 +53,10 @@ Status Seal(Connection& conn, const json& request, Reply* reply) {
 
 Status GetBuffers(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(GetBuffersRequest r, ReadGetBuffersRequest(request));
+  if (!conn.on_worker() && conn.ctx().store->AnySpilled(r.ids)) {
+    reply->to_worker = true;  // it must load blobs from disk: not on the event loop
+    return Status::OK();
+  }
   std::vector<int> fds;
   VY_ASSIGN_OR_RETURN(auto payloads, conn.GetPayloads(r.ids, r.unsafe, reply, &fds));
   reply->body = WriteGetBuffersReply(payloads, fds);

@@ -188,6 +188,12 @@ Status MigrateObject(Connection& conn, const json& request, Reply* reply) {
 // name) in one round trip, undone on failure.
 Status VyPut(Connection& conn, const json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(VyPutRequest r, ReadVyPutRequest(request));
+  uint64_t inline_total = 0;
+  for (uint64_t size : r.inline_sizes) inline_total += size;
+  if (!conn.on_worker() && conn.ctx().store->WouldSpill(inline_total)) {
+    reply->to_worker = true;  // it must write blobs to disk first: not on the event loop
+    return Status::OK();
+  }
   for (ObjectID id : r.release) conn.Release(id);
   std::vector<ObjectID> sealed;
   auto undo_seals = [&]() {
@@ -267,15 +273,29 @@ Status VyGet(Connection& conn, const json& request, Reply* reply) {
     reply->to_worker = true;
     return Status::OK();
   }
-  for (ObjectID id : r.release) conn.Release(id);
   VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->Get(r.ids, r.share_members));
   std::vector<ObjectID> blobs;
   conn.ctx().meta->CollectLocalBlobs(trees, &blobs);
   std::sort(blobs.begin(), blobs.end());
   blobs.erase(std::unique(blobs.begin(), blobs.end()), blobs.end());
+  if (!conn.on_worker() && conn.ctx().store->AnySpilled(blobs)) {
+    reply->to_worker = true;  // it must load blobs from disk: not on the event loop
+    return Status::OK();
+  }
+  for (ObjectID id : r.release) conn.Release(id);
   std::vector<int> fds;
-  VY_ASSIGN_OR_RETURN(auto payloads, conn.GetPayloads(blobs, false, reply, &fds));
-  reply->body = WriteVyGetReply(trees, payloads, fds);
+  auto payloads = conn.GetPayloads(blobs, false, reply, &fds);
+  if (!payloads.ok() && payloads.status().IsIOError()) {
+    // A spilled blob could not be loaded back: say which objects it breaks.
+    std::string names;
+    for (size_t i = 0; i < r.ids.size() && i < 8; ++i) {
+      names += (i > 0 ? ", " : "") + ObjectIDToString(r.ids[i]);
+    }
+    if (r.ids.size() > 8) names += ", ...";
+    return payloads.status().WithContext("cannot get " + names);
+  }
+  VY_RETURN_NOT_OK(payloads.status());
+  reply->body = WriteVyGetReply(trees, *payloads, fds);
   return Status::OK();
 }
 

@@ -56,6 +56,7 @@ Status InstanceStatusHandler(Connection& conn, const json&, Reply* reply) {
   s.rpc_connections = static_cast<uint64_t>(std::max<int64_t>(0, ctx.rpc_connections));
   s.meta_memory_usage = ctx.meta->memory_usage();
   s.meta_memory_limit = ctx.meta->limits().memory_limit;
+  s.spill = ctx.store->spill_status();
   reply->body = WriteMetaReply("instance_status_reply", WriteInstanceStatus(s));
   return Status::OK();
 }

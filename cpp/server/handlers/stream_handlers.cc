@@ -28,6 +28,10 @@ Status GetNextStreamChunk(Connection& conn, const json& request, Reply* reply) {
   ObjectID id;
   uint64_t size;
   VY_RETURN_NOT_OK(ReadGetNextStreamChunkRequest(request, &id, &size));
+  if (!conn.on_worker() && conn.ctx().store->WouldSpill(size)) {
+    reply->to_worker = true;  // the blob needs room made on disk first: not on the loop
+    return Status::OK();
+  }
   VY_ASSIGN_OR_RETURN(auto chunk, conn.ctx().streams->GetNext(id, size, conn));
   if (!chunk) {
     reply->defer = true;  // over the memory bound: until the reader frees a chunk

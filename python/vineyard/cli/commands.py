@@ -497,7 +497,8 @@ def _status_rows(client, others: bool) -> List[Dict[str, Any]]:
                "ipc_socket": entry.get("ipc_socket"),
                "rpc_endpoint": entry.get("rpc_endpoint"), "connected": iid == client.instance_id,
                "memory_usage": None, "memory_limit": None, "ipc_connections": None,
-               "rpc_connections": None, "deferred_requests": None}
+               "rpc_connections": None, "deferred_requests": None,
+               "spill_enabled": None, "spilled_bytes": None, "spilled_blobs": None}
         status = None
         if row["connected"]:
             status = client.status
@@ -512,8 +513,22 @@ def _status_rows(client, others: bool) -> List[Dict[str, Any]]:
             for key in ("memory_usage", "memory_limit", "ipc_connections", "rpc_connections",
                         "deferred_requests"):
                 row[key] = getattr(status, key)
+            spill = getattr(status, "spill", None)  # blobs on disk (--spill_path)
+            if spill is not None:
+                row["spill_enabled"] = spill.enabled
+                row["spilled_bytes"] = spill.spilled_bytes
+                row["spilled_blobs"] = spill.spilled_blobs
         rows.append(row)
     return rows
+
+
+def _spilled_cell(row: Dict[str, Any]) -> str:
+    """Bytes and blobs on disk, or "off" without --spill_path ("-": unknown)."""
+    if row.get("spill_enabled") is None:
+        return "-"
+    if not row["spill_enabled"]:
+        return "off"
+    return f"{_human(row['spilled_bytes'])} ({row['spilled_blobs']} blobs)"
 
 
 def _status_table(rows: List[Dict[str, Any]], title: str) -> Table:
@@ -521,7 +536,8 @@ def _status_table(rows: List[Dict[str, Any]], title: str) -> Table:
     for col, kw in (("instance", {"justify": "right"}), ("host", {}), ("rpc", {}),
                     ("memory", {"justify": "right"}), ("limit", {"justify": "right"}),
                     ("used", {"justify": "right"}), ("ipc", {"justify": "right"}),
-                    ("rpc conns", {"justify": "right"}), ("waiting", {"justify": "right"})):
+                    ("rpc conns", {"justify": "right"}), ("waiting", {"justify": "right"}),
+                    ("spilled", {"justify": "right"})):
         table.add_column(col, **kw)
     for r in rows:
         used = (f"{100 * r['memory_usage'] / r['memory_limit']:.1f}%"
@@ -530,7 +546,8 @@ def _status_table(rows: List[Dict[str, Any]], title: str) -> Table:
                       str(r["hostname"]), str(r["rpc_endpoint"]), _human(r["memory_usage"]),
                       _human(r["memory_limit"]), used,
                       *("-" if r[k] is None else str(r[k])
-                        for k in ("ipc_connections", "rpc_connections", "deferred_requests")))
+                        for k in ("ipc_connections", "rpc_connections", "deferred_requests")),
+                      _spilled_cell(r))
     return table
 
 

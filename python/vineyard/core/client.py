@@ -479,6 +479,50 @@ class ClientBase:
         to the connected one; returns the local copy's id (the same id if already local)."""
         return self._c.migrate(_as_id(object_id))
 
+    # ------------------------------------------------------------------ spilling
+    @staticmethod
+    def _as_ids(targets: Any) -> List["_C.ObjectID"]:
+        if isinstance(targets, (list, tuple, set)):
+            return [_as_id(t) for t in targets]
+        return [_as_id(targets)]
+
+    def evict(self, objects: Any) -> None:
+        """Spill these objects' blobs to disk now (vineyardd ``--spill_path``). Raises
+        if one is in use by a client or pinned, or if spilling is off; nothing is
+        spilled then. A later ``get`` loads them back transparently."""
+        self._c.evict(self._as_ids(objects))
+
+    def load(self, objects: Any, pin: bool = False) -> None:
+        """Load these objects' spilled blobs back into memory; with ``pin=True`` they
+        stay in memory until ``unpin``."""
+        self._c.load(self._as_ids(objects), pin=pin)
+
+    def unpin(self, objects: Any) -> None:
+        """Let pinned objects be spilled again."""
+        self._c.unpin(self._as_ids(objects))
+
+    def is_spilled(self, object_id: Any) -> bool:
+        """Whether any of the object's blobs is on disk."""
+        return self._c.is_spilled(_as_id(object_id))
+
+    def is_in_use(self, object_id: Any) -> bool:
+        """Whether a client maps or references any of the object's blobs."""
+        return self._c.is_in_use(_as_id(object_id))
+
+    def release_object(self, object_id: Any) -> None:
+        """Declare an object no longer used by this client. References are given
+        back when the objects (and blobs) holding them are gone; this sends those
+        pending now, so the server may spill what nobody uses any more. A blob
+        still mapped through a live object stays referenced: it is never
+        spilled under its reader."""
+        self.release_objects([object_id])
+
+    def release_objects(self, object_ids: List[Any]) -> None:
+        """``release_object`` for several objects."""
+        flush = getattr(self._c, "flush_releases", None)
+        if flush is not None:
+            flush()
+
 
 class IPCClient(ClientBase):
     """IPC client that connects to a vineyard instance's UNIX domain socket: blobs are
