@@ -16,7 +16,8 @@ APT_PACKAGES := build-essential pkg-config cmake ninja-build \
 	libgtest-dev libgmock-dev libbenchmark-dev \
 	libspdlog-dev nlohmann-json3-dev libgflags-dev libjemalloc-dev libzstd-dev \
 	libcrypt-dev apache2-utils libasio-dev libssl-dev openssl libre2-dev \
-	libcurl4-openssl-dev etcd-server etcd-client prometheus-cpp-dev openssh-server
+	libcurl4-openssl-dev etcd-server etcd-client prometheus-cpp-dev openssh-server \
+	libxxhash-dev
 # Debian's Python headers only when this Python has none (pyenv builds ship their own).
 HAVE_PY_HEADERS := $(shell $(PYTHON) -c "import os, sysconfig; \
 	print(int(os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))))" 2>/dev/null)

@@ -1,0 +1,192 @@
+#include "llm/memory_store.h"
+
+#include <cstring>
+#include <unordered_map>
+
+namespace vineyard::llm {
+
+namespace {
+constexpr char kBlockType[] = "vineyard::llm::Block";
+
+std::vector<BlockKey> Keys(const std::vector<BlockSpec>& blocks) {
+  std::vector<BlockKey> keys;
+  keys.reserve(blocks.size());
+  for (const auto& b : blocks) keys.push_back(b.key);
+  return keys;
+}
+}  // namespace
+
+Result<std::unique_ptr<MemoryStore>> MemoryStore::Make(std::shared_ptr<Client> client,
+                                                       const Shape& shape,
+                                                       uint64_t capacity_tokens,
+                                                       const std::string& index_name) {
+  VY_ASSIGN_OR_RETURN(auto index, ShmIndex::Open(index_name, shape, capacity_tokens));
+  return std::unique_ptr<MemoryStore>(
+      new MemoryStore(std::move(client), shape, std::move(index)));
+}
+
+MemoryStore::MemoryStore(std::shared_ptr<Client> client, Shape shape,
+                         std::unique_ptr<ShmIndex> index)
+    : client_(std::move(client)), shape_(shape), index_(std::move(index)) {}
+
+MemoryStore::~MemoryStore() = default;
+
+void MemoryStore::DeleteObjects(const std::vector<ObjectID>& ids) {
+  if (ids.empty()) return;
+  Status st = client_->Delete(ids, /*force=*/false, /*deep=*/true);
+  if (!st.ok()) {
+    // One may be gone already (deleted by another process's recovery): the rest still go.
+    for (ObjectID id : ids) (void)client_->Delete(id, false, true);
+  }
+}
+
+void MemoryStore::Evicted(std::vector<EvictedEntry> evicted) {
+  if (evicted.empty()) return;
+  std::vector<ObjectID> objects;
+  for (const auto& e : evicted) objects.push_back(e.entry.object);
+  if (on_evict_) {
+    std::vector<ObjectID> blob_ids;
+    for (const auto& e : evicted) blob_ids.push_back(e.entry.blob);
+    auto blobs = client_->GetBlobs(blob_ids);
+    if (blobs.ok()) {
+      std::unordered_map<ObjectID, std::shared_ptr<Blob>> by_id;
+      for (auto& b : *blobs) by_id[b->id()] = b;
+      for (const auto& e : evicted) {
+        auto it = by_id.find(e.entry.blob);
+        if (it == by_id.end()) continue;
+        const Blob& blob = *it->second;
+        BlockHeader h;
+        if (blob.size() < sizeof(h)) continue;
+        std::memcpy(&h, blob.data(), sizeof(h));
+        if (h.magic != BlockHeader::kMagic || h.key_hi != e.key.hi || h.key_lo != e.key.lo) {
+          continue;
+        }
+        BlockSpec spec{e.key, std::vector<Token>(h.ntokens)};
+        if (blob.size() < HeaderBytes(h.ntokens)) continue;
+        std::memcpy(spec.tokens.data(), blob.data() + sizeof(h), h.ntokens * sizeof(Token));
+        if (!HeaderMatches(blob.data(), blob.size(), shape_, spec)) continue;
+        on_evict_(spec, BlockView{blob.data() + HeaderBytes(h.ntokens), h.ntokens, it->second});
+      }
+    }
+  }
+  DeleteObjects(objects);
+}
+
+Result<size_t> MemoryStore::Has(const std::vector<BlockSpec>& blocks) {
+  std::vector<IndexEntry> orphans;
+  auto found = index_->Lookup(Keys(blocks), &orphans);
+  for (const auto& o : orphans) DeleteObjects({o.object});
+  return found.size();
+}
+
+Result<std::vector<BlockView>> MemoryStore::Get(const std::vector<BlockSpec>& blocks) {
+  std::vector<IndexEntry> orphans;
+  auto found = index_->Lookup(Keys(blocks), &orphans);
+  for (const auto& o : orphans) DeleteObjects({o.object});
+  std::vector<BlockView> views;
+  if (found.empty()) return views;
+  std::vector<ObjectID> ids;
+  for (const auto& e : found) ids.push_back(e.blob);
+  auto got = client_->GetBlobs(ids);
+  std::unordered_map<ObjectID, std::shared_ptr<Blob>> by_id;
+  if (got.ok()) {
+    for (auto& b : *got) by_id[b->id()] = b;
+  } else {
+    // One of them went meanwhile: take them one at a time, up to the first gone.
+    for (ObjectID id : ids) {
+      auto one = client_->GetBlob(id);
+      if (!one.ok()) break;
+      by_id[id] = *one;
+    }
+  }
+  for (size_t i = 0; i < found.size(); ++i) {
+    auto it = by_id.find(found[i].blob);
+    bool ok = it != by_id.end() &&
+              HeaderMatches(it->second->data(), it->second->size(), shape_, blocks[i]);
+    if (!ok) {
+      // Evicted between the lookup and the mapping, or an entry left by an
+      // earlier server: not a hit, and not to be found again.
+      std::vector<IndexEntry> more;
+      index_->Remove(blocks[i].key, found[i].object, &more);
+      break;
+    }
+    uint32_t n = static_cast<uint32_t>(blocks[i].tokens.size());
+    views.push_back(BlockView{it->second->data() + HeaderBytes(n), n, it->second});
+  }
+  return views;
+}
+
+Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Filler& fill) {
+  if (blocks.empty()) return size_t{0};
+  // Blocks already present need nothing; the chain is walked in order, but a
+  // block may be present while an earlier one was evicted, so test each.
+  std::vector<size_t> todo;
+  {
+    std::vector<IndexEntry> orphans;
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      if (index_->Lookup({blocks[i].key}, &orphans).empty()) todo.push_back(i);
+    }
+    for (const auto& o : orphans) DeleteObjects({o.object});
+  }
+  size_t present = blocks.size() - todo.size();
+  if (todo.empty()) return present;
+
+  std::vector<size_t> sizes;
+  for (size_t i : todo) {
+    uint32_t n = static_cast<uint32_t>(blocks[i].tokens.size());
+    sizes.push_back(HeaderBytes(n) + shape_.PayloadBytes(n));
+  }
+  auto writers_or = client_->CreateBlobs(sizes);
+  if (!writers_or.ok()) {
+    if (!writers_or.status().IsNotEnoughMemory()) return writers_or.status();
+    // The server is full: make room from our own cache's least recently used
+    // blocks by asking for them one at a time, storing what fits.
+    writers_or = std::vector<std::unique_ptr<BlobWriter>>();
+    for (size_t k = 0; k < sizes.size(); ++k) {
+      auto w = client_->CreateBlob(sizes[k]);
+      if (!w.ok()) break;
+      writers_or->push_back(std::move(*w));
+    }
+  }
+  auto writers = std::move(*writers_or);
+
+  std::vector<BlockKey> keys;
+  std::vector<IndexEntry> entries;
+  for (size_t k = 0; k < writers.size(); ++k) {
+    const BlockSpec& spec = blocks[todo[k]];
+    uint8_t* dst = writers[k]->data();
+    WriteHeader(dst, shape_, spec, 0);
+    fill(todo[k], dst + HeaderBytes(static_cast<uint32_t>(spec.tokens.size())));
+    ObjectMeta meta;
+    meta.SetTypeName(kBlockType);
+    meta.AddKeyValue("key", spec.key.Hex());
+    meta.AddKeyValue("ntokens", spec.tokens.size());
+    meta.AddMember("buffer_", *writers[k]);
+    VY_ASSIGN_OR_RETURN(ObjectID object, client_->Put(meta, {writers[k].get()}));
+    keys.push_back(spec.key);
+    entries.push_back({object, writers[k]->id(), static_cast<uint32_t>(spec.tokens.size())});
+  }
+  writers.clear();  // our references go; the objects keep the blobs
+
+  std::vector<bool> inserted;
+  std::vector<EvictedEntry> evicted;
+  std::vector<IndexEntry> orphans;
+  index_->Insert(keys, entries, &inserted, &evicted, &orphans);
+  std::vector<ObjectID> losers;
+  for (size_t k = 0; k < keys.size(); ++k) {
+    if (!inserted[k]) {
+      losers.push_back(entries[k].object);
+      // Another process stored the same block meanwhile: it is present.
+      std::vector<IndexEntry> more;
+      if (!index_->Lookup({keys[k]}, &more).empty()) present++;
+    } else {
+      present++;
+    }
+  }
+  for (const auto& o : orphans) losers.push_back(o.object);
+  DeleteObjects(losers);
+  Evicted(std::move(evicted));
+  return present;
+}
+
+}  // namespace vineyard::llm

@@ -1,0 +1,56 @@
+// MemoryStore: blocks in vineyard shared memory, one host-wide index.
+//
+// Each block is a vineyard blob (header + payload) adopted by a small object
+// of type vineyard::llm::Block, so it outlives its writer; the ShmIndex maps
+// block keys to them. A writer fills its blobs, seals them with the object
+// (Client::Put), and only then publishes them in the index: a process killed
+// before that leaves nothing visible (the server drops an unsealed blob with
+// its connection). A reader maps the blobs (one request for all the blocks of
+// a lookup) and holds a server reference on each for as long as it keeps the
+// BlockView: eviction deletes the object, but the server frees the memory only
+// when the last reader lets go, so a block being read is never overwritten.
+//
+// Eviction is LRU over the whole host, bounded by the capacity in tokens
+// given by the first process; `on_evict` sees each evicted block before its
+// object is deleted (to write it down to a lower tier).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "client/client.h"
+#include "llm/block_store.h"
+#include "llm/shm_index.h"
+
+namespace vineyard::llm {
+
+class MemoryStore : public BlockStore {
+ public:
+  using EvictHook = std::function<void(const BlockSpec& spec, const BlockView& view)>;
+
+  /// `index_name`: the shm segment shared by the processes of this cache.
+  static Result<std::unique_ptr<MemoryStore>> Make(std::shared_ptr<Client> client,
+                                                   const Shape& shape, uint64_t capacity_tokens,
+                                                   const std::string& index_name);
+  ~MemoryStore() override;
+
+  Result<size_t> Has(const std::vector<BlockSpec>& blocks) override;
+  Result<std::vector<BlockView>> Get(const std::vector<BlockSpec>& blocks) override;
+  Result<size_t> Put(const std::vector<BlockSpec>& blocks, const Filler& fill) override;
+
+  void set_on_evict(EvictHook hook) { on_evict_ = std::move(hook); }
+  ShmIndex& index() { return *index_; }
+
+ private:
+  MemoryStore(std::shared_ptr<Client> client, Shape shape, std::unique_ptr<ShmIndex> index);
+  /// Deletes the objects of blocks no longer indexed (best effort).
+  void DeleteObjects(const std::vector<ObjectID>& ids);
+  void Evicted(std::vector<EvictedEntry> evicted);
+
+  std::shared_ptr<Client> client_;
+  Shape shape_;
+  std::unique_ptr<ShmIndex> index_;
+  EvictHook on_evict_;
+};
+
+}  // namespace vineyard::llm
