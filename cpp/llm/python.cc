@@ -20,7 +20,9 @@ using vineyard::llm::Token;
 namespace {
 
 // Raises the vineyard exception of `st`'s code (vineyard._C knows the classes).
+// Bad input (Invalid) is a ValueError, as Python code expects.
 [[noreturn]] void Raise(const Status& st) {
+  if (st.IsInvalid()) throw nb::value_error(st.message().c_str());
   nb::object to_exc = nb::module_::import_("vineyard._C").attr("status_to_exception");
   nb::object exc = to_exc(static_cast<int>(st.code()), st.message());
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
