@@ -137,10 +137,24 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Fill
     sizes.push_back(HeaderBytes(n) + shape_.PayloadBytes(n));
   }
   auto writers_or = client_->CreateBlobs(sizes);
+  // The server is full: evict this cache's least recently used blocks (as
+  // many tokens as we write) and try again, a few times; then store what fits.
+  for (int attempt = 0; attempt < 4 && !writers_or.ok() &&
+                        writers_or.status().IsNotEnoughMemory();
+       ++attempt) {
+    uint64_t tokens = 0;
+    for (size_t i : todo) tokens += blocks[i].tokens.size();
+    std::vector<EvictedEntry> evicted;
+    std::vector<IndexEntry> orphans;
+    index_->EvictOldest(tokens << attempt, &evicted, &orphans);
+    if (evicted.empty() && orphans.empty()) break;
+    for (const auto& o : orphans) DeleteObjects({o.object});
+    Evicted(std::move(evicted));
+    (void)client_->FlushReleases();
+    writers_or = client_->CreateBlobs(sizes);
+  }
   if (!writers_or.ok()) {
     if (!writers_or.status().IsNotEnoughMemory()) return writers_or.status();
-    // The server is full: make room from our own cache's least recently used
-    // blocks by asking for them one at a time, storing what fits.
     writers_or = std::vector<std::unique_ptr<BlobWriter>>();
     for (size_t k = 0; k < sizes.size(); ++k) {
       auto w = client_->CreateBlob(sizes[k]);

@@ -280,6 +280,19 @@ void ShmIndex::Insert(const std::vector<BlockKey>& keys, const std::vector<Index
   }
 }
 
+void ShmIndex::EvictOldest(uint64_t tokens, std::vector<EvictedEntry>* evicted,
+                           std::vector<IndexEntry>* orphans) {
+  Lock lock(this, orphans);
+  uint64_t freed = 0;
+  while (header_->lru_tail >= 0 && freed < tokens) {
+    int64_t t = header_->lru_tail;
+    Slot& s = slots_[t];
+    freed += s.ntokens;
+    evicted->push_back({BlockKey{s.key_hi, s.key_lo}, {s.object, s.blob, s.ntokens}});
+    Erase(t);
+  }
+}
+
 void ShmIndex::Remove(const BlockKey& key, ObjectID object, std::vector<IndexEntry>* orphans) {
   Lock lock(this, orphans);
   int64_t i = Find(key);

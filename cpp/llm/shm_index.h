@@ -62,6 +62,10 @@ class ShmIndex {
   void Insert(const std::vector<BlockKey>& keys, const std::vector<IndexEntry>& entries,
               std::vector<bool>* inserted, std::vector<EvictedEntry>* evicted,
               std::vector<IndexEntry>* orphans);
+  /// Evicts least recently used entries holding at least `tokens` tokens (all
+  /// of them if fewer): room for a writer the server refused memory.
+  void EvictOldest(uint64_t tokens, std::vector<EvictedEntry>* evicted,
+                   std::vector<IndexEntry>* orphans);
   /// Removes `key` if it still maps to `object` (a stale entry).
   void Remove(const BlockKey& key, ObjectID object, std::vector<IndexEntry>* orphans);
 

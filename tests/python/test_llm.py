@@ -217,6 +217,30 @@ def test_eviction_is_lru_and_spares_blocks_being_read(server):
     assert_serving(server)
 
 
+def test_a_full_server_evicts_instead_of_failing():
+    small = Server(size="64Mi")
+    try:
+        big = 64 * 1024  # 256 KiB per token over 2 layers: 64 MiB hold ~250 tokens
+        cache = KVCache(VineyardCacheConfig(socket=small.socket, block_size=4,
+                                            llm_cache_object_name="full"),
+                        tensor_nbytes=big, cache_capacity=1 << 20, layer=LAYER)
+        segment = "/dev/shm" + cache.index_name
+        k = np.ones(big, np.uint8)
+        row = [(KVTensor(k.ctypes.data, big), KVTensor(k.ctypes.data, big))] * LAYER
+        for s in range(50):  # 400 tokens, 100 MiB
+            seq = [s * 100 + i for i in range(8)]
+            assert cache.update(None, seq, [row] * 8) == 8
+        last = [49 * 100 + i for i in range(8)]
+        assert cache.query(None, last, [[(KVTensor(0, 0), KVTensor(0, 0))] * LAYER] * 8) == 8
+        assert cache.query(None, list(range(8)), empty_list(8)) == 0  # evicted
+        cache.close()
+        assert_serving(small)
+    finally:
+        small.stop()
+        if os.path.exists(segment):
+            os.unlink(segment)
+
+
 def test_bad_input_is_refused_and_the_server_keeps_serving(server, tmp_path):
     cache = memory_cache(server, "bad")
     tokens = [1, 2, 3]
