@@ -25,8 +25,26 @@ struct BlockView {
   std::shared_ptr<const void> owner;
 };
 
-/// Fills the payload of blocks[i] (PayloadBytes(tokens) bytes at `payload`).
-using Filler = std::function<void(size_t i, uint8_t* payload)>;
+/// A run of payload bytes to store.
+struct Piece {
+  const uint8_t* data;
+  size_t size;
+};
+
+/// Lists the payload of blocks[i] as pieces in payload order (adding up to
+/// PayloadBytes of its tokens): the caller's tensors themselves, so a store
+/// copies each byte once (into a blob, or into a file by writev).
+using Gather = std::function<void(size_t i, std::vector<Piece>* pieces)>;
+
+/// Appends a piece, merged with the last one when they are adjacent.
+inline void AddPiece(std::vector<Piece>* pieces, const void* data, size_t size) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  if (!pieces->empty() && pieces->back().data + pieces->back().size == p) {
+    pieces->back().size += size;
+  } else {
+    pieces->push_back({p, size});
+  }
+}
 
 class BlockStore {
  public:
@@ -36,9 +54,9 @@ class BlockStore {
   /// The payloads of the leading present blocks (fewer than asked when one is
   /// missing, evicted meanwhile, or found corrupted: it is dropped).
   virtual Result<std::vector<BlockView>> Get(const std::vector<BlockSpec>& blocks) = 0;
-  /// Stores `blocks` (each filled by `fill`); blocks already present are kept
-  /// as they are. Returns how many of them are present afterwards.
-  virtual Result<size_t> Put(const std::vector<BlockSpec>& blocks, const Filler& fill) = 0;
+  /// Stores `blocks` (payloads listed by `gather`); blocks already present are
+  /// kept as they are. Returns how many of them are present afterwards.
+  virtual Result<size_t> Put(const std::vector<BlockSpec>& blocks, const Gather& gather) = 0;
 };
 
 }  // namespace vineyard::llm

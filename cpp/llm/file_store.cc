@@ -1,12 +1,18 @@
 #include "llm/file_store.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
+#include <xxhash.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 
 namespace vineyard::llm {
@@ -14,30 +20,30 @@ namespace vineyard::llm {
 namespace fs = std::filesystem;
 
 namespace {
-Status WriteAll(int fd, const uint8_t* data, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, data, n);
+// Writes the pieces in order (writev, IOV_MAX pieces at a time).
+Status WriteAll(int fd, const std::vector<Piece>& pieces) {
+  std::vector<iovec> iov;
+  for (const Piece& p : pieces) {
+    if (p.size > 0) iov.push_back({const_cast<uint8_t*>(p.data), p.size});
+  }
+  size_t at = 0;
+  while (at < iov.size()) {
+    int count = static_cast<int>(std::min<size_t>(iov.size() - at, IOV_MAX));
+    ssize_t w = ::writev(fd, iov.data() + at, count);
     if (w < 0) {
       if (errno == EINTR) continue;
       return Status::IOError("write: ", strerror(errno));
     }
-    data += w;
-    n -= static_cast<size_t>(w);
+    size_t left = static_cast<size_t>(w);
+    while (at < iov.size() && left >= iov[at].iov_len) left -= iov[at++].iov_len;
+    if (left > 0) {
+      iov[at].iov_base = static_cast<uint8_t*>(iov[at].iov_base) + left;
+      iov[at].iov_len -= left;
+    }
   }
   return Status::OK();
 }
 
-bool ReadAll(int fd, uint8_t* data, size_t n, off_t offset) {
-  while (n > 0) {
-    ssize_t r = ::pread(fd, data, n, offset);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    data += r;
-    n -= static_cast<size_t>(r);
-    offset += r;
-  }
-  return true;
-}
 }  // namespace
 
 Result<std::unique_ptr<FileStore>> FileStore::Make(const Shape& shape,
@@ -94,6 +100,19 @@ Result<size_t> FileStore::Has(const std::vector<BlockSpec>& blocks) {
   return n;
 }
 
+namespace {
+// A chunk file mapped read-only; unmapped with the last view of it. Chunk
+// files are replaced by rename and removed by unlink, never changed in place,
+// so a mapping keeps the bytes it verified.
+struct FileMapping {
+  void* addr = MAP_FAILED;
+  size_t size = 0;
+  ~FileMapping() {
+    if (addr != MAP_FAILED) munmap(addr, size);
+  }
+};
+}  // namespace
+
 Result<std::vector<BlockView>> FileStore::Get(const std::vector<BlockSpec>& blocks) {
   std::vector<BlockView> views;
   for (const auto& spec : blocks) {
@@ -105,45 +124,42 @@ Result<std::vector<BlockView>> FileStore::Get(const std::vector<BlockSpec>& bloc
     size_t payload = shape_.PayloadBytes(n);
     struct stat st {};
     bool ok = fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) == header + payload;
-    std::vector<uint8_t> head(header);
-    ok = ok && ReadAll(fd, head.data(), header, 0) &&
-         HeaderMatches(head.data(), header + payload, shape_, spec);
-    std::shared_ptr<uint8_t[]> buffer;
+    auto mapping = std::make_shared<FileMapping>();
     if (ok) {
-      buffer.reset(new (std::nothrow) uint8_t[payload > 0 ? payload : 1]);
-      ok = buffer != nullptr && ReadAll(fd, buffer.get(), payload, static_cast<off_t>(header));
+      mapping->size = header + payload;
+      mapping->addr = mmap(nullptr, mapping->size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+      ok = mapping->addr != MAP_FAILED;
     }
+    const auto* bytes = static_cast<const uint8_t*>(mapping->addr);
     if (ok) {
       BlockHeader h;
-      std::memcpy(&h, head.data(), sizeof(h));
-      ok = h.payload_checksum == Checksum(buffer.get(), payload);
+      std::memcpy(&h, bytes, sizeof(h));
+      ok = HeaderMatches(bytes, mapping->size, shape_, spec) &&
+           h.payload_checksum == Checksum(bytes + header, payload);
     }
-    if (ok) {
-      // The hit keeps the chunk alive for another ttl.
-      (void)futimens(fd, nullptr);
-    }
+    if (ok) (void)futimens(fd, nullptr);  // the hit keeps the chunk for another ttl
     ::close(fd);
     if (!ok) {
       // Truncated, corrupted, or another shape under this name: never returned.
       ::unlink(path.c_str());
       break;
     }
-    views.push_back(BlockView{buffer.get(), n, buffer});
+    views.push_back(BlockView{bytes + header, n, std::shared_ptr<const void>(mapping, bytes)});
   }
   return views;
 }
 
-Status FileStore::Write(const BlockSpec& spec, const std::function<void(uint8_t*)>& fill) {
+Status FileStore::Write(const BlockSpec& spec, const std::vector<Piece>& pieces) {
   std::string path = PathOf(spec.key);
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) return Status::OK();
   uint32_t n = static_cast<uint32_t>(spec.tokens.size());
   size_t header = HeaderBytes(n);
-  size_t payload = shape_.PayloadBytes(n);
-  std::unique_ptr<uint8_t[]> buffer(new (std::nothrow) uint8_t[header + payload]);
-  if (!buffer) return Status::NotEnoughMemory("no memory for a chunk of ", header + payload);
-  fill(buffer.get() + header);
-  WriteHeader(buffer.get(), shape_, spec, Checksum(buffer.get() + header, payload));
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  for (const Piece& p : pieces) XXH3_64bits_update(&state, p.data, p.size);
+  std::vector<uint8_t> head(header);
+  WriteHeader(head.data(), shape_, spec, XXH3_64bits_digest(&state));
 
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
@@ -153,7 +169,11 @@ Status FileStore::Write(const BlockSpec& spec, const std::function<void(uint8_t*
                     "." + std::to_string(tmp_counter_++);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError("cannot create ", tmp, ": ", strerror(errno));
-  Status st_write = WriteAll(fd, buffer.get(), header + payload);
+  std::vector<Piece> all;
+  all.reserve(pieces.size() + 1);
+  all.push_back({head.data(), head.size()});
+  all.insert(all.end(), pieces.begin(), pieces.end());
+  Status st_write = WriteAll(fd, all);
   ::close(fd);
   if (!st_write.ok() || ::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
@@ -166,13 +186,16 @@ Status FileStore::Write(const BlockSpec& spec, const std::function<void(uint8_t*
 
 Status FileStore::PutPayload(const BlockSpec& spec, const uint8_t* payload) {
   size_t n = shape_.PayloadBytes(static_cast<uint32_t>(spec.tokens.size()));
-  return Write(spec, [&](uint8_t* dst) { std::memcpy(dst, payload, n); });
+  return Write(spec, {Piece{payload, n}});
 }
 
-Result<size_t> FileStore::Put(const std::vector<BlockSpec>& blocks, const Filler& fill) {
+Result<size_t> FileStore::Put(const std::vector<BlockSpec>& blocks, const Gather& gather) {
   size_t stored = 0;
+  std::vector<Piece> pieces;
   for (size_t i = 0; i < blocks.size(); ++i) {
-    VY_RETURN_NOT_OK(Write(blocks[i], [&](uint8_t* dst) { fill(i, dst); }));
+    pieces.clear();
+    gather(i, &pieces);
+    VY_RETURN_NOT_OK(Write(blocks[i], pieces));
     stored++;
   }
   return stored;

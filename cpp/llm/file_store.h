@@ -41,7 +41,7 @@ class FileStore : public BlockStore {
 
   Result<size_t> Has(const std::vector<BlockSpec>& blocks) override;
   Result<std::vector<BlockView>> Get(const std::vector<BlockSpec>& blocks) override;
-  Result<size_t> Put(const std::vector<BlockSpec>& blocks, const Filler& fill) override;
+  Result<size_t> Put(const std::vector<BlockSpec>& blocks, const Gather& gather) override;
 
   /// Writes one block whose payload is already assembled.
   Status PutPayload(const BlockSpec& spec, const uint8_t* payload);
@@ -51,7 +51,7 @@ class FileStore : public BlockStore {
 
  private:
   FileStore(const Shape& shape, FileStoreOptions options);
-  Status Write(const BlockSpec& spec, const std::function<void(uint8_t*)>& fill);
+  Status Write(const BlockSpec& spec, const std::vector<Piece>& pieces);
   void GcLoop();
 
   Shape shape_;

@@ -170,8 +170,8 @@ Result<std::vector<BlockView>> KVCache::Get(const std::vector<BlockSpec>& blocks
     if (memory_ && !found.empty()) {
       // Read back into memory: the next hit is a shared-memory one.
       rest.resize(found.size());
-      auto promoted = memory_->Put(rest, [&](size_t i, uint8_t* dst) {
-        std::memcpy(dst, found[i].payload, shape_.PayloadBytes(found[i].ntokens));
+      auto promoted = memory_->Put(rest, [&](size_t i, std::vector<Piece>* pieces) {
+        AddPiece(pieces, found[i].payload, shape_.PayloadBytes(found[i].ntokens));
       });
       (void)promoted;
     }
@@ -180,10 +180,9 @@ Result<std::vector<BlockView>> KVCache::Get(const std::vector<BlockSpec>& blocks
   return views;
 }
 
-Result<size_t> KVCache::Put(const std::vector<BlockSpec>& blocks,
-                            const std::function<void(size_t, uint8_t*)>& fill) {
-  if (memory_) return memory_->Put(blocks, fill);
-  return files_->Put(blocks, fill);
+Result<size_t> KVCache::Put(const std::vector<BlockSpec>& blocks, const Gather& gather) {
+  if (memory_) return memory_->Put(blocks, gather);
+  return files_->Put(blocks, gather);
 }
 
 Result<size_t> KVCache::Update(const std::vector<Token>& prefix, const std::vector<Token>& tokens,
@@ -225,26 +224,23 @@ Result<size_t> KVCache::Update(const std::vector<Token>& prefix, const std::vect
   }
 
   const uint64_t T = shape_.tensor_nbytes;
-  auto fill = [&](size_t i, uint8_t* payload) {
+  auto gather = [&](size_t i, std::vector<Piece>* pieces) {
     const size_t k = first + i;
     const size_t count = todo[i].tokens.size();
     for (size_t t = 0; t < count; ++t) {
       const size_t g = k * B + t;
       if (g < p) {
-        std::memcpy(payload + shape_.Offset(t, 0, 0), head.payload + shape_.Offset(t, 0, 0),
-                    shape_.TokenBytes());
+        AddPiece(pieces, head.payload + shape_.Offset(t, 0, 0), shape_.TokenBytes());
         continue;
       }
       const LayerKV& layers = kv[g - p];
       for (uint32_t j = 0; j < shape_.layer; ++j) {
-        std::memcpy(payload + shape_.Offset(t, j, 0),
-                    reinterpret_cast<const void*>(layers[j].first.data), T);
-        std::memcpy(payload + shape_.Offset(t, j, 1),
-                    reinterpret_cast<const void*>(layers[j].second.data), T);
+        AddPiece(pieces, reinterpret_cast<const void*>(layers[j].first.data), T);
+        AddPiece(pieces, reinterpret_cast<const void*>(layers[j].second.data), T);
       }
     }
   };
-  VY_ASSIGN_OR_RETURN(size_t stored, Put(todo, fill));
+  VY_ASSIGN_OR_RETURN(size_t stored, Put(todo, gather));
   if (stored >= todo.size()) return tokens.size();
   size_t end = (first + stored) * B;
   return end > p ? std::min(end - p, tokens.size()) : size_t{0};

@@ -28,6 +28,7 @@
 
 #include "common/result.h"
 #include "llm/block.h"
+#include "llm/block_store.h"
 
 namespace vineyard {
 class Client;
@@ -35,7 +36,6 @@ class Client;
 
 namespace vineyard::llm {
 
-class BlockStore;
 class MemoryStore;
 class FileStore;
 
@@ -90,9 +90,8 @@ class KVCache {
  private:
   KVCache(Shape shape, bool aligned_prefix);
   Result<size_t> Has(const std::vector<BlockSpec>& blocks);
-  Result<std::vector<struct BlockView>> Get(const std::vector<BlockSpec>& blocks);
-  Result<size_t> Put(const std::vector<BlockSpec>& blocks,
-                     const std::function<void(size_t, uint8_t*)>& fill);
+  Result<std::vector<BlockView>> Get(const std::vector<BlockSpec>& blocks);
+  Result<size_t> Put(const std::vector<BlockSpec>& blocks, const Gather& gather);
   Status CheckOpen() const;
 
   Shape shape_;

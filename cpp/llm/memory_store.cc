@@ -1,5 +1,7 @@
 #include "llm/memory_store.h"
 
+#include <sys/mman.h>
+
 #include <cstring>
 #include <unordered_map>
 
@@ -7,6 +9,14 @@ namespace vineyard::llm {
 
 namespace {
 constexpr char kBlockType[] = "vineyard::llm::Block";
+constexpr char kBlocksType[] = "vineyard::llm::Blocks";
+
+// Maps a fresh blob's pages in one call rather than one fault per page.
+void Prefault(uint8_t* data, size_t size) {
+  uintptr_t begin = reinterpret_cast<uintptr_t>(data) & ~uintptr_t{4095};
+  uintptr_t end = reinterpret_cast<uintptr_t>(data) + size;
+  (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+}
 
 std::vector<BlockKey> Keys(const std::vector<BlockSpec>& blocks) {
   std::vector<BlockKey> keys;
@@ -33,10 +43,12 @@ MemoryStore::~MemoryStore() = default;
 
 void MemoryStore::DeleteObjects(const std::vector<ObjectID>& ids) {
   if (ids.empty()) return;
-  Status st = client_->Delete(ids, /*force=*/false, /*deep=*/true);
+  // force: a Block still held by the root of a writer that died before
+  // dropping it goes with that root (the root only: the other Blocks stay).
+  Status st = client_->Delete(ids, /*force=*/true, /*deep=*/true);
   if (!st.ok()) {
     // One may be gone already (deleted by another process's recovery): the rest still go.
-    for (ObjectID id : ids) (void)client_->Delete(id, false, true);
+    for (ObjectID id : ids) (void)client_->Delete(id, true, true);
   }
 }
 
@@ -116,7 +128,7 @@ Result<std::vector<BlockView>> MemoryStore::Get(const std::vector<BlockSpec>& bl
   return views;
 }
 
-Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Filler& fill) {
+Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gather& gather) {
   if (blocks.empty()) return size_t{0};
   // Blocks already present need nothing; the chain is walked in order, but a
   // block may be present while an earlier one was evicted, so test each.
@@ -164,23 +176,54 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Fill
   }
   auto writers = std::move(*writers_or);
 
-  std::vector<BlockKey> keys;
-  std::vector<IndexEntry> entries;
+  // All the blocks in one put: a transient root holding one Block object per
+  // blob, deleted right after (not deeply), so each Block stands alone and
+  // eviction deletes it (and its blob) by itself. Three requests for any
+  // number of blocks; a writer killed in between leaves a root that the first
+  // eviction of one of its blocks removes (force).
+  ObjectMeta root;
+  root.SetTypeName(kBlocksType);
+  std::vector<BlobWriter*> sealing;
   for (size_t k = 0; k < writers.size(); ++k) {
     const BlockSpec& spec = blocks[todo[k]];
     uint8_t* dst = writers[k]->data();
+    Prefault(dst, writers[k]->size());
     WriteHeader(dst, shape_, spec, 0);
-    fill(todo[k], dst + HeaderBytes(static_cast<uint32_t>(spec.tokens.size())));
+    std::vector<Piece> pieces;
+    gather(todo[k], &pieces);
+    uint8_t* at = dst + HeaderBytes(static_cast<uint32_t>(spec.tokens.size()));
+    for (const Piece& piece : pieces) {
+      std::memcpy(at, piece.data, piece.size);
+      at += piece.size;
+    }
     ObjectMeta meta;
     meta.SetTypeName(kBlockType);
     meta.AddKeyValue("key", spec.key.Hex());
     meta.AddKeyValue("ntokens", spec.tokens.size());
     meta.AddMember("buffer_", *writers[k]);
-    VY_ASSIGN_OR_RETURN(ObjectID object, client_->Put(meta, {writers[k].get()}));
-    keys.push_back(spec.key);
-    entries.push_back({object, writers[k]->id(), static_cast<uint32_t>(spec.tokens.size())});
+    root.AddMember("block_" + std::to_string(k), meta);
+    sealing.push_back(writers[k].get());
   }
-  writers.clear();  // our references go; the objects keep the blobs
+  std::vector<BlockKey> keys;
+  std::vector<IndexEntry> entries;
+  if (!writers.empty()) {
+    VY_ASSIGN_OR_RETURN(ObjectID root_id, client_->Put(root, sealing));
+    auto tree = client_->GetMetaData(root_id);
+    if (tree.ok()) {
+      for (size_t k = 0; k < writers.size(); ++k) {
+        auto member = tree->GetMemberId("block_" + std::to_string(k));
+        if (!member.ok()) continue;
+        const BlockSpec& spec = blocks[todo[k]];
+        keys.push_back(spec.key);
+        entries.push_back({*member, writers[k]->id(), static_cast<uint32_t>(spec.tokens.size())});
+      }
+    }
+    // The Blocks stay: only the root goes.
+    Status dropped = client_->Delete(root_id, /*force=*/false, /*deep=*/false);
+    if (!tree.ok()) return tree.status();
+    VY_RETURN_NOT_OK(dropped);
+  }
+  writers.clear();  // our references go; the Block objects keep the blobs
 
   std::vector<bool> inserted;
   std::vector<EvictedEntry> evicted;

@@ -36,7 +36,7 @@ class MemoryStore : public BlockStore {
 
   Result<size_t> Has(const std::vector<BlockSpec>& blocks) override;
   Result<std::vector<BlockView>> Get(const std::vector<BlockSpec>& blocks) override;
-  Result<size_t> Put(const std::vector<BlockSpec>& blocks, const Filler& fill) override;
+  Result<size_t> Put(const std::vector<BlockSpec>& blocks, const Gather& gather) override;
 
   void set_on_evict(EvictHook hook) { on_evict_ = std::move(hook); }
   ShmIndex& index() { return *index_; }

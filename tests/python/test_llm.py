@@ -183,6 +183,7 @@ def test_prefixes_tails_and_divergence(server):
 
 
 def test_eviction_is_lru_and_spares_blocks_being_read(server):
+    before = _count_blocks(server)
     cache = memory_cache(server, "evict", capacity=16)  # 4 blocks of 4 tokens
     first = [1000 + i for i in range(8)]
     arrays, kv = tensors_for(first)
@@ -214,7 +215,17 @@ def test_eviction_is_lru_and_spares_blocks_being_read(server):
     assert cache.query(None, a, empty_list(8)) == 8
     assert cache.query(None, b, empty_list(8)) == 0
     del held
+    # Evicted blocks are deleted from the server, not just forgotten.
+    assert _count_blocks(server) == before + 4
     assert_serving(server)
+
+
+def _count_blocks(server):
+    client = vineyard.connect(server.socket)
+    try:
+        return len(client.list_metadatas("vineyard::llm::Block", limit=100000))
+    finally:
+        client.close()
 
 
 def test_a_full_server_evicts_instead_of_failing():
