@@ -33,7 +33,8 @@ QUICK = {"layers": 8, "prompts": "256,512,1024", "size": "2Gi"}
 def _start(binary: str, size: str):
     workdir = tempfile.mkdtemp(prefix="vy-llm-bench-")
     sock = os.path.join(workdir, "vineyard.sock")
-    proc = subprocess.Popen([binary, "--socket", sock, "--size", size, "--meta=local"],
+    proc = subprocess.Popen([binary, "--socket", sock, "--size", size, "--meta=local",
+                             "--reserve_memory"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
     deadline = time.time() + 30
     while not os.path.exists(sock):
@@ -135,7 +136,7 @@ def render(results: Dict[str, Any]) -> str:
     lines = ["## LLM KV cache (vineyard.llm)\n",
              f"{cfg['layers']} layers, 8 KiB per K and per V per token per layer, block of 16 "
              f"tokens, prompts of {cfg['prompts']} tokens in pairs sharing their first half; "
-             f"server --size={cfg['size']}. Ours: vineyard.llm on our vineyardd; published: "
+             f"servers --size={cfg['size']} --reserve_memory. Ours: vineyard.llm on our vineyardd; published: "
              "vineyard-llm 0.24.2 on the published vineyardd 0.24.2. Query into caller buffers is "
              "compared with numpy.copyto of the same bytes (one thread, into touched memory); "
              "'first query' is the same query the first time, when this process also maps "
