@@ -163,6 +163,38 @@ ShmIndex::ShmIndex(std::string name, void* base, size_t size)
 ShmIndex::~ShmIndex() { munmap(base_, size_); }
 
 uint64_t ShmIndex::capacity_tokens() const { return header_->capacity_tokens; }
+uint64_t ShmIndex::max_entries() const { return header_->max_live; }
+
+Status ShmIndex::Validate() {
+  std::vector<IndexEntry> orphans;
+  Lock lock(this, &orphans);
+  uint64_t mask = header_->nslots - 1;
+  uint64_t live = 0, tokens = 0;
+  for (uint64_t i = 0; i < header_->nslots; ++i) {
+    const Slot& s = slots_[i];
+    if (s.state != kLive) continue;
+    live++;
+    tokens += s.ntokens;
+    for (uint64_t j = s.key_lo & mask; j != i; j = (j + 1) & mask) {
+      if (slots_[j].state == kEmpty) return Status::Invalid("slot ", i, " is cut off from home");
+    }
+  }
+  if (live != header_->live) return Status::Invalid("live ", live, " != ", header_->live);
+  if (tokens != header_->used_tokens) {
+    return Status::Invalid("tokens ", tokens, " != ", header_->used_tokens);
+  }
+  uint64_t walked = 0;
+  int64_t prev = -1;
+  for (int64_t i = header_->lru_head; i >= 0; i = slots_[i].next) {
+    if (++walked > live) return Status::Invalid("the LRU list loops");
+    if (slots_[i].state != kLive) return Status::Invalid("the LRU list holds a free slot");
+    if (slots_[i].prev != prev) return Status::Invalid("a broken prev link at ", i);
+    prev = i;
+  }
+  if (walked != live || header_->lru_tail != prev) return Status::Invalid("the LRU list is short");
+  return Status::OK();
+}
+
 uint64_t ShmIndex::used_tokens() const { return header_->used_tokens; }
 uint64_t ShmIndex::size() const { return header_->live; }
 

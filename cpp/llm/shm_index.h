@@ -69,7 +69,12 @@ class ShmIndex {
   /// Removes `key` if it still maps to `object` (a stale entry).
   void Remove(const BlockKey& key, ObjectID object, std::vector<IndexEntry>* orphans);
 
+  /// Checks the table's invariants (every entry reachable from its home slot,
+  /// the LRU list holding each entry once, the token count); for tests.
+  Status Validate();
+
   uint64_t capacity_tokens() const;
+  uint64_t max_entries() const;
   uint64_t used_tokens() const;
   uint64_t size() const;
   const std::string& name() const { return name_; }
