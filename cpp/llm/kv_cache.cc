@@ -108,8 +108,14 @@ Result<std::unique_ptr<KVCache>> KVCache::Make(const KVCacheOptions& o) {
   if (o.shared_memory) {
     VY_ASSIGN_OR_RETURN(cache->client_, Client::Connect(o.socket));
     VY_ASSIGN_OR_RETURN(std::string name, IndexName(o.socket, o.llm_cache_object_name));
-    VY_ASSIGN_OR_RETURN(cache->memory_,
-                        MemoryStore::Make(cache->client_, shape, o.cache_capacity, name));
+    // In a cluster of several instances, blocks are shared with the other hosts.
+    std::string cluster_name;
+    auto instances = cache->client_->ClusterInfo();
+    if (instances.ok() && instances->is_object() && instances->size() > 1) {
+      cluster_name = o.llm_cache_object_name;
+    }
+    VY_ASSIGN_OR_RETURN(cache->memory_, MemoryStore::Make(cache->client_, shape, o.cache_capacity,
+                                                          name, cluster_name));
     if (cache->files_) {
       FileStore* files = cache->files_.get();
       const Shape s = shape;

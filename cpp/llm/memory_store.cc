@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_map>
 
@@ -29,15 +30,77 @@ std::vector<BlockKey> Keys(const std::vector<BlockSpec>& blocks) {
 Result<std::unique_ptr<MemoryStore>> MemoryStore::Make(std::shared_ptr<Client> client,
                                                        const Shape& shape,
                                                        uint64_t capacity_tokens,
-                                                       const std::string& index_name) {
+                                                       const std::string& index_name,
+                                                       const std::string& cluster_name) {
   VY_ASSIGN_OR_RETURN(auto index, ShmIndex::Open(index_name, shape, capacity_tokens));
   return std::unique_ptr<MemoryStore>(
-      new MemoryStore(std::move(client), shape, std::move(index)));
+      new MemoryStore(std::move(client), shape, std::move(index), cluster_name));
 }
 
 MemoryStore::MemoryStore(std::shared_ptr<Client> client, Shape shape,
-                         std::unique_ptr<ShmIndex> index)
-    : client_(std::move(client)), shape_(shape), index_(std::move(index)) {}
+                         std::unique_ptr<ShmIndex> index, std::string cluster_name)
+    : client_(std::move(client)),
+      shape_(shape),
+      index_(std::move(index)),
+      cluster_name_(std::move(cluster_name)) {}
+
+std::string MemoryStore::NameOf(const BlockKey& key) const {
+  // A name is a key in the cluster's store: no '/'.
+  std::string cache = cluster_name_;
+  std::replace(cache.begin(), cache.end(), '/', '_');
+  return "vineyard.llm:" + cache + ":" + key.Hex();
+}
+
+size_t MemoryStore::CountRemote(const std::vector<BlockSpec>& blocks) {
+  size_t n = 0;
+  for (const auto& b : blocks) {
+    if (!client_->GetName(NameOf(b.key)).ok()) break;
+    n++;
+  }
+  return n;
+}
+
+void MemoryStore::FetchRemote(const std::vector<BlockSpec>& blocks) {
+  std::vector<BlockKey> keys;
+  std::vector<IndexEntry> entries;
+  for (const auto& b : blocks) {
+    auto named = client_->GetName(NameOf(b.key));
+    if (!named.ok()) break;
+    // The server copies the object's blobs from their owner (RPC); an object
+    // of this instance migrates to itself.
+    auto local = client_->MigrateObject(*named);
+    if (!local.ok()) break;
+    auto meta = client_->GetMetaData(*local);
+    if (!meta.ok()) break;
+    auto blob = meta->GetMemberId("buffer_");
+    if (!blob.ok()) break;
+    keys.push_back(b.key);
+    entries.push_back({*local, *blob, static_cast<uint32_t>(b.tokens.size())});
+  }
+  if (keys.empty()) return;
+  std::vector<bool> inserted;
+  std::vector<EvictedEntry> evicted;
+  std::vector<IndexEntry> orphans;
+  index_->Insert(keys, entries, &inserted, &evicted, &orphans);
+  std::vector<ObjectID> losers;
+  for (size_t k = 0; k < keys.size(); ++k) {
+    // A copy another process indexed first is not needed; the named original stays.
+    if (inserted[k]) continue;
+    auto named = client_->GetName(NameOf(keys[k]));
+    if (!named.ok() || *named != entries[k].object) losers.push_back(entries[k].object);
+  }
+  for (const auto& o : orphans) losers.push_back(o.object);
+  DeleteObjects(losers);
+  Evicted(std::move(evicted));
+}
+
+void MemoryStore::Publish(const std::vector<BlockKey>& keys,
+                          const std::vector<IndexEntry>& entries,
+                          const std::vector<bool>& inserted) {
+  for (size_t k = 0; k < keys.size(); ++k) {
+    if (inserted[k]) (void)client_->PutName(entries[k].object, NameOf(keys[k]));
+  }
+}
 
 MemoryStore::~MemoryStore() = default;
 
@@ -56,6 +119,13 @@ void MemoryStore::Evicted(std::vector<EvictedEntry> evicted) {
   if (evicted.empty()) return;
   std::vector<ObjectID> objects;
   for (const auto& e : evicted) objects.push_back(e.entry.object);
+  if (!cluster_name_.empty()) {
+    for (const auto& e : evicted) {
+      // Only our own name: another instance may have named its copy since.
+      auto named = client_->GetName(NameOf(e.key));
+      if (named.ok() && *named == e.entry.object) (void)client_->DropName(NameOf(e.key));
+    }
+  }
   if (on_evict_) {
     std::vector<ObjectID> blob_ids;
     for (const auto& e : evicted) blob_ids.push_back(e.entry.blob);
@@ -88,13 +158,21 @@ Result<size_t> MemoryStore::Has(const std::vector<BlockSpec>& blocks) {
   std::vector<IndexEntry> orphans;
   auto found = index_->Lookup(Keys(blocks), &orphans);
   for (const auto& o : orphans) DeleteObjects({o.object});
-  return found.size();
+  size_t n = found.size();
+  if (!cluster_name_.empty() && n < blocks.size()) {
+    n += CountRemote(std::vector<BlockSpec>(blocks.begin() + n, blocks.end()));
+  }
+  return n;
 }
 
 Result<std::vector<BlockView>> MemoryStore::Get(const std::vector<BlockSpec>& blocks) {
   std::vector<IndexEntry> orphans;
   auto found = index_->Lookup(Keys(blocks), &orphans);
   for (const auto& o : orphans) DeleteObjects({o.object});
+  if (!cluster_name_.empty() && found.size() < blocks.size()) {
+    FetchRemote(std::vector<BlockSpec>(blocks.begin() + found.size(), blocks.end()));
+    found = index_->Lookup(Keys(blocks), &orphans);
+  }
   std::vector<BlockView> views;
   if (found.empty()) return views;
   std::vector<ObjectID> ids;
@@ -207,7 +285,10 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gath
   std::vector<BlockKey> keys;
   std::vector<IndexEntry> entries;
   if (!writers.empty()) {
-    VY_ASSIGN_OR_RETURN(ObjectID root_id, client_->Put(root, sealing));
+    // In a cluster the tree is persisted (visible to every instance) so that
+    // its Blocks can be named cluster-wide.
+    VY_ASSIGN_OR_RETURN(ObjectID root_id,
+                        client_->Put(root, sealing, /*persist=*/!cluster_name_.empty()));
     auto tree = client_->GetMetaData(root_id);
     if (tree.ok()) {
       for (size_t k = 0; k < writers.size(); ++k) {
@@ -229,6 +310,7 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gath
   std::vector<EvictedEntry> evicted;
   std::vector<IndexEntry> orphans;
   index_->Insert(keys, entries, &inserted, &evicted, &orphans);
+  if (!cluster_name_.empty()) Publish(keys, entries, inserted);
   std::vector<ObjectID> losers;
   for (size_t k = 0; k < keys.size(); ++k) {
     if (!inserted[k]) {

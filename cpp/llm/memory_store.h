@@ -13,6 +13,14 @@
 // Eviction is LRU over the whole host, bounded by the capacity in tokens
 // given by the first process; `on_evict` sees each evicted block before its
 // object is deleted (to write it down to a lower tier).
+//
+// Across hosts (a server in a cluster of several instances through etcd,
+// `cluster_name` set): a writer also persists its blocks and names each one
+// "vineyard.llm:<cluster_name>:<key>", cluster-wide. A lookup that misses
+// locally asks for the names of the next blocks; the local server migrates
+// the objects found (it fetches their blobs from the owner over the RPC
+// port), and they enter the local index: the next hit is local. Evicting a
+// named block drops its name.
 #pragma once
 
 #include <memory>
@@ -29,9 +37,12 @@ class MemoryStore : public BlockStore {
   using EvictHook = std::function<void(const BlockSpec& spec, const BlockView& view)>;
 
   /// `index_name`: the shm segment shared by the processes of this cache.
+  /// `cluster_name`: share blocks with the other instances under this name
+  /// ("" for this host only).
   static Result<std::unique_ptr<MemoryStore>> Make(std::shared_ptr<Client> client,
                                                    const Shape& shape, uint64_t capacity_tokens,
-                                                   const std::string& index_name);
+                                                   const std::string& index_name,
+                                                   const std::string& cluster_name = "");
   ~MemoryStore() override;
 
   Result<size_t> Has(const std::vector<BlockSpec>& blocks) override;
@@ -42,7 +53,16 @@ class MemoryStore : public BlockStore {
   ShmIndex& index() { return *index_; }
 
  private:
-  MemoryStore(std::shared_ptr<Client> client, Shape shape, std::unique_ptr<ShmIndex> index);
+  MemoryStore(std::shared_ptr<Client> client, Shape shape, std::unique_ptr<ShmIndex> index,
+              std::string cluster_name);
+  std::string NameOf(const BlockKey& key) const;
+  /// How many of `blocks` (from the first) are named in the cluster.
+  size_t CountRemote(const std::vector<BlockSpec>& blocks);
+  /// Migrates the named objects of the leading `blocks` here and indexes them.
+  void FetchRemote(const std::vector<BlockSpec>& blocks);
+  /// Names `keys`' objects cluster-wide (they were persisted with the put).
+  void Publish(const std::vector<BlockKey>& keys, const std::vector<IndexEntry>& entries,
+               const std::vector<bool>& inserted);
   /// Deletes the objects of blocks no longer indexed (best effort).
   void DeleteObjects(const std::vector<ObjectID>& ids);
   void Evicted(std::vector<EvictedEntry> evicted);
@@ -51,6 +71,7 @@ class MemoryStore : public BlockStore {
   Shape shape_;
   std::unique_ptr<ShmIndex> index_;
   EvictHook on_evict_;
+  std::string cluster_name_;  // "" when blocks stay on this host
 };
 
 }  // namespace vineyard::llm

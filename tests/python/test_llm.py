@@ -1,8 +1,9 @@
 """vineyard.llm, the KV cache: real vineyardd, real processes, real files.
 
 One process updates and another queries and gets identical bytes; eviction;
-the shared-memory and file tiers, alone and together; bad input and faults
-(a writer SIGKILLed mid-update, corrupted and truncated chunk files).
+the shared-memory and file tiers, alone and together; two instances of a
+cluster (etcd); bad input and faults (a writer SIGKILLed mid-update, a full
+server, corrupted and truncated chunk files).
 
 The tensors of token t at layer j are filled with a pattern of (t, j, K|V), so
 any process can check what it reads without being told what was written.
@@ -131,7 +132,7 @@ def test_one_process_updates_another_queries_identical_bytes(server):
 
     done = run_child("update", server.socket, "xproc", ",".join(map(str, tokens)))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(len(tokens))
+    assert done.stdout.split() == [str(len(tokens)), reader.index_name]
 
     kv = empty_list(len(tokens))
     assert reader.query(None, tokens, kv) == len(tokens)  # no sync step: seen at once
@@ -460,6 +461,60 @@ def test_configuration_from_the_environment(server, tmp_path, monkeypatch):
     assert isinstance(both.cache_config, list) and len(both.cache_config) == 2
 
 
+# --- across hosts -------------------------------------------------------------------------
+
+
+def test_a_prefix_cached_on_one_instance_is_found_from_another(tmp_path):
+    """Two instances of a cluster through etcd (loopback): a process on A caches a
+    sequence, one on B finds it; B's server fetches the blocks from A over the RPC
+    port, and B keeps them: with A gone, B still hits."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import cluster_harness as ch
+    from conftest import vineyardd_binary
+
+    if not os.path.exists(ch.ETCD):
+        pytest.skip(f"no etcd at {ch.ETCD}")
+    with ch.EtcdCluster(1) as etcd:
+        args = ["--meta=etcd", f"--etcd_endpoint={etcd.endpoints}",
+                f"--etcd_prefix=vyllm-{os.getpid()}", "--skip_launch_etcd", "--instance_ttl=3",
+                "--meta_timeout=3", "--rpc_socket_port=0", "--rpc_host=127.0.0.1"]
+        a = ch.Vineyardd(vineyardd_binary(), args, size="256Mi")
+        b = ch.Vineyardd(vineyardd_binary(), args, size="256Mi")
+        segments = []
+        try:
+            ch.wait_for(lambda: len(vineyard.connect(b.socket).meta) == 2, 10, "two instances")
+            tokens = list(range(300, 322))
+            done = run_child("update", a.socket, "xhost", ",".join(map(str, tokens)))
+            assert done.returncode == 0, done.stderr
+            count, segment = done.stdout.split()
+            segments.append("/dev/shm" + segment)
+            assert count == str(len(tokens))
+
+            cache = KVCache(VineyardCacheConfig(socket=b.socket, block_size=4,
+                                                llm_cache_object_name="xhost"),
+                            tensor_nbytes=NBYTES, cache_capacity=4096, layer=LAYER)
+            segments.append("/dev/shm" + cache.index_name)
+            kv = empty_list(len(tokens))
+            ch.wait_for(lambda: cache.query(None, tokens, kv) == len(tokens), 10,
+                        "the sequence cached on A, seen from B")
+            check_zero_copy(tokens, kv, len(tokens))
+            arrays, out = buffers(8)
+            assert cache.query(tokens[:4], tokens[4:12], out) == 8
+            check_copied(tokens[4:12], arrays, 8)
+
+            a.kill()
+            arrays, out = buffers(len(tokens))
+            assert cache.query(None, tokens, out) == len(tokens)
+            check_copied(tokens, arrays, len(tokens))
+            cache.close()
+        finally:
+            a.close()
+            b.close()
+            for seg in segments:
+                if os.path.exists(seg):
+                    os.unlink(seg)
+
+
 # --- child processes -----------------------------------------------------------------------
 
 
@@ -472,6 +527,7 @@ def _child(argv):
         if cmd == "update":
             arrays, kv = tensors_for(tokens)
             print(cache.update(None, tokens, kv))
+            print(cache.index_name)
         else:
             kv = empty_list(len(tokens))
             matched = cache.query(None, tokens, kv)
