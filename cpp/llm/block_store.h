@@ -55,7 +55,8 @@ class BlockStore {
   /// missing, evicted meanwhile, or found corrupted: it is dropped).
   virtual Result<std::vector<BlockView>> Get(const std::vector<BlockSpec>& blocks) = 0;
   /// Stores `blocks` (payloads listed by `gather`); blocks already present are
-  /// kept as they are. Returns how many of them are present afterwards.
+  /// kept as they are. Returns how many of them, from the first, are present
+  /// afterwards.
   virtual Result<size_t> Put(const std::vector<BlockSpec>& blocks, const Gather& gather) = 0;
 };
 

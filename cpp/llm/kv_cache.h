@@ -16,8 +16,8 @@
 // never reused by eviction); any other KVTensor is a caller buffer of
 // `tensor_nbytes` bytes that the bytes are copied into.
 //
-// Thread-safety: a KVCache may be shared by threads; processes share the
-// cache through the stores.
+// Thread-safety: Update and Query may run in several threads at once;
+// Close must not run with them. Processes share the cache through the stores.
 #pragma once
 
 #include <functional>

@@ -218,8 +218,7 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gath
     }
     for (const auto& o : orphans) DeleteObjects({o.object});
   }
-  size_t present = blocks.size() - todo.size();
-  if (todo.empty()) return present;
+  if (todo.empty()) return blocks.size();
 
   std::vector<size_t> sizes;
   for (size_t i : todo) {
@@ -313,19 +312,16 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gath
   if (!cluster_name_.empty()) Publish(keys, entries, inserted);
   std::vector<ObjectID> losers;
   for (size_t k = 0; k < keys.size(); ++k) {
-    if (!inserted[k]) {
-      losers.push_back(entries[k].object);
-      // Another process stored the same block meanwhile: it is present.
-      std::vector<IndexEntry> more;
-      if (!index_->Lookup({keys[k]}, &more).empty()) present++;
-    } else {
-      present++;
-    }
+    // Another process stored the same block meanwhile: ours goes.
+    if (!inserted[k]) losers.push_back(entries[k].object);
   }
   for (const auto& o : orphans) losers.push_back(o.object);
   DeleteObjects(losers);
   Evicted(std::move(evicted));
-  return present;
+  // What is there now, from the first block: an update larger than the
+  // capacity, or one the server had no room for, stores less than asked.
+  std::vector<IndexEntry> more;
+  return index_->Lookup(Keys(blocks), &more).size();
 }
 
 }  // namespace vineyard::llm

@@ -55,8 +55,10 @@ PyType_Slot kKVTensorSlots[] = {
     {0, nullptr}};
 
 // kv_cache_list[i][j] = (K, V) -> one LayerKV per token; `objects` keeps the
-// Python KVTensors in the same order (K, V of each layer).
-std::vector<LayerKV> Parse(nb::handle list, size_t tokens, std::vector<KVTensor*>* objects) {
+// Python KVTensors in the same order (K, V of each layer). For a query
+// (`objects` given), a KVTensor still pointing into the cache from an earlier
+// query is asked for again without a copy: its memory is read-only.
+std::vector<LayerKV> Parse(nb::handle list, std::vector<KVTensor*>* objects) {
   if (!PySequence_Check(list.ptr())) {
     throw nb::type_error("kv_cache_list must be a list (one entry per token)");
   }
@@ -78,13 +80,14 @@ std::vector<LayerKV> Parse(nb::handle list, size_t tokens, std::vector<KVTensor*
         throw nb::type_error("each kv_cache_list[i][j] must be a (K, V) pair of KVTensor");
       }
       kv[i][j] = {KVTensor{k->data, k->length, nullptr}, KVTensor{v->data, v->length, nullptr}};
+      if (objects && k->owner) kv[i][j].first = KVTensor{};
+      if (objects && v->owner) kv[i][j].second = KVTensor{};
       if (objects) {
         objects->push_back(k);
         objects->push_back(v);
       }
     }
   }
-  (void)tokens;
   return kv;
 }
 
@@ -103,16 +106,17 @@ class PyKVCache {
       nb::gil_scoped_acquire acquire;
       Raise(made.status());
     }
-    cache_ = std::move(made).value();
+    cache_ = std::shared_ptr<KVCache>(std::move(made).value());
   }
 
   size_t Update(nb::handle prefix, nb::handle tokens, nb::handle kv_list) {
     std::vector<Token> p = Tokens(prefix), t = Tokens(tokens);
-    std::vector<LayerKV> kv = Parse(kv_list, t.size(), nullptr);
+    std::vector<LayerKV> kv = Parse(kv_list, nullptr);
+    std::shared_ptr<KVCache> cache = Open();  // alive even if closed meanwhile
     vineyard::Result<size_t> r = size_t{0};
     {
       nb::gil_scoped_release release;
-      r = cache_->Update(p, t, kv);
+      r = cache->Update(p, t, kv);
     }
     return Unwrap(std::move(r));
   }
@@ -120,21 +124,21 @@ class PyKVCache {
   size_t Query(nb::handle prefix, nb::handle tokens, nb::handle kv_list) {
     std::vector<Token> p = Tokens(prefix), t = Tokens(tokens);
     std::vector<KVTensor*> objects;
-    std::vector<LayerKV> kv = Parse(kv_list, t.size(), &objects);
+    std::vector<LayerKV> kv = Parse(kv_list, &objects);
+    std::shared_ptr<KVCache> cache = Open();
     vineyard::Result<size_t> r = size_t{0};
     {
       nb::gil_scoped_release release;
-      r = cache_->Query(p, t, kv);
+      r = cache->Query(p, t, kv);
     }
     size_t matched = Unwrap(std::move(r));
     // Tensors handed back without a copy: a new (K, V) in a list of layers (as
     // vineyard does), else the KVTensor objects themselves take the address.
     size_t at = 0;
-    for (size_t i = 0; i < kv.size(); ++i) {
+    for (size_t i = 0; i < kv.size() && i < matched; ++i) {
       nb::object layers = nb::borrow(kv_list)[i];
       bool is_list = PyList_Check(layers.ptr());
       for (size_t j = 0; j < kv[i].size(); ++j, at += 2) {
-        if (i >= matched) continue;
         KVTensor& k = kv[i][j].first;
         KVTensor& v = kv[i][j].second;
         if (!k.owner && !v.owner) continue;  // copied into caller buffers
@@ -152,20 +156,22 @@ class PyKVCache {
     return matched;
   }
 
+  /// Calls in flight keep the cache; it closes when the last one returns.
   void Close() {
-    if (cache_) {
-      nb::gil_scoped_release release;
-      cache_.reset();
-    }
+    std::shared_ptr<KVCache> gone = std::move(cache_);
+    nb::gil_scoped_release release;
+    gone.reset();
   }
 
-  KVCache& cache() {
-    if (!cache_) Raise(Status::Invalid("the KV cache is closed"));
-    return *cache_;
-  }
+  KVCache& cache() { return *Open(); }
 
  private:
-  std::unique_ptr<KVCache> cache_;
+  std::shared_ptr<KVCache> Open() {
+    if (!cache_) Raise(Status::Invalid("the KV cache is closed"));
+    return cache_;
+  }
+
+  std::shared_ptr<KVCache> cache_;
 };
 
 }  // namespace

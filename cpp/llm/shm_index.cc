@@ -70,6 +70,18 @@ class ShmIndex::Lock {
 
 Result<std::unique_ptr<ShmIndex>> ShmIndex::Open(const std::string& name, const Shape& shape,
                                                  uint64_t capacity_tokens) {
+  auto opened = OpenOnce(name, shape, capacity_tokens);
+  if (!opened.ok() && opened.status().IsIOError() &&
+      opened.status().message().find("never initialised") != std::string::npos) {
+    // Its creator died before initialising it: start it again.
+    shm_unlink(name.c_str());
+    opened = OpenOnce(name, shape, capacity_tokens);
+  }
+  return opened;
+}
+
+Result<std::unique_ptr<ShmIndex>> ShmIndex::OpenOnce(const std::string& name, const Shape& shape,
+                                                     uint64_t capacity_tokens) {
   uint64_t blocks = (capacity_tokens + shape.block_size - 1) / shape.block_size;
   uint64_t nslots = NextPow2(2 * blocks + 64);
   size_t size = sizeof(Header) + nslots * sizeof(Slot);
@@ -260,14 +272,20 @@ std::vector<IndexEntry> ShmIndex::Lookup(const std::vector<BlockKey>& keys,
                                          std::vector<IndexEntry>* orphans) {
   std::vector<IndexEntry> found;
   found.reserve(keys.size());
+  std::vector<int64_t> hits;
   Lock lock(this, orphans);
   for (const BlockKey& key : keys) {
     int64_t i = Find(key);
     if (i < 0) break;
-    Slot& s = slots_[i];
+    const Slot& s = slots_[i];
     found.push_back({s.object, s.blob, s.ntokens});
-    Unlink(i);
-    PushFront(i);
+    hits.push_back(i);
+  }
+  // The first block ends up the most recent: a chain is evicted from its end,
+  // never cut at its start (which would strand every block after it).
+  for (auto it = hits.rbegin(); it != hits.rend(); ++it) {
+    Unlink(*it);
+    PushFront(*it);
   }
   return found;
 }
@@ -279,7 +297,9 @@ void ShmIndex::Insert(const std::vector<BlockKey>& keys, const std::vector<Index
   Lock lock(this, orphans);
   Header* h = header_;
   uint64_t mask = h->nslots - 1;
-  for (size_t k = 0; k < keys.size(); ++k) {
+  // From the last block to the first, for the same reason as in Lookup: when
+  // the batch outgrows the capacity, its tail is what goes.
+  for (size_t k = keys.size(); k-- > 0;) {
     const BlockKey& key = keys[k];
     const IndexEntry& e = entries[k];
     if (e.ntokens > h->capacity_tokens) continue;

@@ -51,14 +51,16 @@ class ShmIndex {
   ShmIndex(const ShmIndex&) = delete;
   ShmIndex& operator=(const ShmIndex&) = delete;
 
-  /// Entries of the leading present `keys`; each hit becomes most recently used.
+  /// Entries of the leading present `keys` (a chain of blocks); the hits become
+  /// the most recently used, the first one most of all.
   /// `orphans` gets what a crashed locker left (see above), to delete.
   std::vector<IndexEntry> Lookup(const std::vector<BlockKey>& keys,
                                  std::vector<IndexEntry>* orphans);
-  /// Inserts entries[i] under keys[i] unless the key is present (then
-  /// inserted[i] is false and the caller deletes its object). Evicts least
-  /// recently used entries while the tokens held would exceed the capacity;
-  /// an entry larger than the whole capacity is not inserted.
+  /// Inserts entries[i] under keys[i] (a chain of blocks, inserted from the
+  /// last so that the first is the most recent) unless the key is present
+  /// (then inserted[i] is false and the caller deletes its object). Evicts
+  /// least recently used entries while the tokens held would exceed the
+  /// capacity; an entry larger than the whole capacity is not inserted.
   void Insert(const std::vector<BlockKey>& keys, const std::vector<IndexEntry>& entries,
               std::vector<bool>* inserted, std::vector<EvictedEntry>* evicted,
               std::vector<IndexEntry>* orphans);
@@ -83,6 +85,8 @@ class ShmIndex {
   struct Header;
   struct Slot;
   ShmIndex(std::string name, void* base, size_t size);
+  static Result<std::unique_ptr<ShmIndex>> OpenOnce(const std::string& name, const Shape& shape,
+                                                    uint64_t capacity_tokens);
   class Lock;
 
   int64_t Find(const BlockKey& key) const;

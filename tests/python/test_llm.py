@@ -137,6 +137,10 @@ def test_one_process_updates_another_queries_identical_bytes(server):
     kv = empty_list(len(tokens))
     assert reader.query(None, tokens, kv) == len(tokens)  # no sync step: seen at once
     check_zero_copy(tokens, kv, len(tokens))
+    # The same list again: tensors that point into the cache are read-only, so
+    # they are pointed again, never written into.
+    assert reader.query(None, tokens, kv) == len(tokens)
+    check_zero_copy(tokens, kv, len(tokens))
 
     arrays, kv = buffers(len(tokens))
     assert reader.batched_query(tokens, kv) == len(tokens)
@@ -218,6 +222,14 @@ def test_eviction_is_lru_and_spares_blocks_being_read(server):
     del held
     # Evicted blocks are deleted from the server, not just forgotten.
     assert _count_blocks(server) == before + 4
+
+    # An update larger than the whole capacity keeps the start of its sequence.
+    long = [7000 + i for i in range(24)]
+    arrays, kv = tensors_for(long)
+    assert cache.update(None, long, kv) == 16
+    kv = empty_list(24)
+    assert cache.query(None, long, kv) == 16
+    check_zero_copy(long, kv, 16)
     assert_serving(server)
 
 
@@ -291,6 +303,9 @@ def test_bad_input_is_refused_and_the_server_keeps_serving(server, tmp_path):
     # Nothing above stored anything, and the server serves.
     assert cache.query(None, tokens, empty_list(3)) == 0
     assert cache.update(None, tokens, kv) == 3
+    cache.close()
+    with pytest.raises(ValueError, match="closed"):
+        cache.query(None, tokens, empty_list(3))
     assert_serving(server)
 
 
