@@ -106,12 +106,11 @@ MemoryStore::~MemoryStore() = default;
 
 void MemoryStore::DeleteObjects(const std::vector<ObjectID>& ids) {
   if (ids.empty()) return;
-  // force: a Block still held by the root of a writer that died before
-  // dropping it goes with that root (the root only: the other Blocks stay).
-  Status st = client_->Delete(ids, /*force=*/true, /*deep=*/true);
+  // deep: the Block's blob goes with it (readers keep theirs mapped).
+  Status st = client_->Delete(ids, /*force=*/false, /*deep=*/true);
   if (!st.ok()) {
     // One may be gone already (deleted by another process's recovery): the rest still go.
-    for (ObjectID id : ids) (void)client_->Delete(id, true, true);
+    for (ObjectID id : ids) (void)client_->Delete(id, false, true);
   }
 }
 
@@ -255,9 +254,10 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gath
 
   // All the blocks in one put: a transient root holding one Block object per
   // blob, deleted right after (not deeply), so each Block stands alone and
-  // eviction deletes it (and its blob) by itself. Three requests for any
-  // number of blocks; a writer killed in between leaves a root that the first
-  // eviction of one of its blocks removes (force).
+  // eviction deletes it (and its blob) by itself. Three requests (after the
+  // one that created the blobs) for any number of blocks. A writer killed
+  // after the put and before the index holds the blocks leaves them on the
+  // server, unreachable, until it restarts: never visible half-written.
   ObjectMeta root;
   root.SetTypeName(kBlocksType);
   std::vector<BlobWriter*> sealing;
