@@ -153,6 +153,42 @@ def test_one_process_updates_another_queries_identical_bytes(server):
     assert seen.stdout.strip() == str(len(tokens))
 
 
+def test_threads_of_one_process_share_a_cache(server):
+    import threading
+
+    cache = memory_cache(server, "threads", capacity=256)
+    base = [8000 + i for i in range(16)]
+    arrays, kv = tensors_for(base)
+    assert cache.update(None, base, kv) == 16
+    errors = []
+
+    def reader():
+        try:
+            for _ in range(200):
+                out = empty_list(16)
+                matched = cache.query(None, base, out)
+                check_zero_copy(base, out, matched)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    def writer():
+        try:
+            for s in range(100):  # evicts, base included at times
+                seq = [9000 + 100 * s + i for i in range(12)]
+                arrays, kv = tensors_for(seq)
+                cache.update(None, seq, kv)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    assert_serving(server)
+
+
 def test_prefixes_tails_and_divergence(server):
     cache = memory_cache(server, "prefix")
     seq = list(range(100, 111))  # 11 tokens: blocks of 4, 4, 3
