@@ -295,6 +295,15 @@ Result<size_t> KVCache::Query(const std::vector<Token>& prefix, const std::vecto
   if (covered <= p) return size_t{0};
 
   const uint64_t T = shape_.tensor_nbytes;
+  // Copies into caller buffers go as runs: consecutive tensors adjacent both
+  // in the block and in the caller's memory are one memcpy.
+  uint8_t* run_dst = nullptr;
+  const uint8_t* run_src = nullptr;
+  size_t run = 0;
+  auto flush = [&] {
+    if (run > 0) std::memcpy(run_dst, run_src, run);
+    run = 0;
+  };
   for (size_t g = p; g < covered; ++g) {
     const BlockView& view = views[g / B - first];
     const uint32_t t = static_cast<uint32_t>(g % B);
@@ -307,12 +316,21 @@ Result<size_t> KVCache::Query(const std::vector<Token>& prefix, const std::vecto
           out.data = reinterpret_cast<uintptr_t>(src);
           out.length = T;
           out.owner = view.owner;
+          continue;
+        }
+        auto* dst = reinterpret_cast<uint8_t*>(out.data);
+        if (run > 0 && run_dst + run == dst && run_src + run == src) {
+          run += T;
         } else {
-          std::memcpy(reinterpret_cast<void*>(out.data), src, T);
+          flush();
+          run_dst = dst;
+          run_src = src;
+          run = T;
         }
       }
     }
   }
+  flush();
   return covered - p;
 }
 
