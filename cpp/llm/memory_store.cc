@@ -153,6 +153,17 @@ void MemoryStore::Evicted(std::vector<EvictedEntry> evicted) {
   DeleteObjects(objects);
 }
 
+void MemoryStore::MapOnce(const Blob& blob) {
+  {
+    std::lock_guard<std::mutex> lock(mapped_mu_);
+    if (mapped_.size() > (1u << 20)) mapped_.clear();  // bounded: a few MiB at most
+    if (!mapped_.insert(blob.id()).second) return;
+  }
+  uintptr_t begin = reinterpret_cast<uintptr_t>(blob.data()) & ~uintptr_t{4095};
+  uintptr_t end = reinterpret_cast<uintptr_t>(blob.data()) + blob.size();
+  (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+}
+
 Result<size_t> MemoryStore::Has(const std::vector<BlockSpec>& blocks) {
   std::vector<IndexEntry> orphans;
   auto found = index_->Lookup(Keys(blocks), &orphans);
@@ -200,6 +211,7 @@ Result<std::vector<BlockView>> MemoryStore::Get(const std::vector<BlockSpec>& bl
       break;
     }
     uint32_t n = static_cast<uint32_t>(blocks[i].tokens.size());
+    MapOnce(*it->second);
     views.push_back(BlockView{it->second->data() + HeaderBytes(n), n, it->second});
   }
   return views;

@@ -24,7 +24,9 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 
 #include "client/client.h"
 #include "llm/block_store.h"
@@ -66,12 +68,17 @@ class MemoryStore : public BlockStore {
   /// Deletes the objects of blocks no longer indexed (best effort).
   void DeleteObjects(const std::vector<ObjectID>& ids);
   void Evicted(std::vector<EvictedEntry> evicted);
+  /// Maps a blob's pages in one call the first time this process reads it,
+  /// rather than one fault per page.
+  void MapOnce(const Blob& blob);
 
   std::shared_ptr<Client> client_;
   Shape shape_;
   std::unique_ptr<ShmIndex> index_;
   EvictHook on_evict_;
   std::string cluster_name_;  // "" when blocks stay on this host
+  std::mutex mapped_mu_;
+  std::unordered_set<ObjectID> mapped_;  // blobs MapOnce populated; guarded by mapped_mu_
 };
 
 }  // namespace vineyard::llm
