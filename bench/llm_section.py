@@ -26,14 +26,40 @@ from typing import Any, Dict, Optional
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-FULL = {"layers": 32, "prompts": "1024,2048,4096,8192", "size": "16Gi"}
-QUICK = {"layers": 8, "prompts": "256,512,1024", "size": "2Gi"}
+# Memory: the server reserves `size`; the worker holds two buffers of the
+# largest prompt (4 GiB each at 8k tokens of 512 KiB). The cache holds
+# `capacity` tokens (5 GiB in full) and evicts beyond.
+FULL = {"layers": 32, "prompts": "1024,2048,4096,8192", "size": "6Gi", "capacity": 10240}
+QUICK = {"layers": 8, "prompts": "256,512,1024", "size": "2Gi", "capacity": 65536}
 
 
-def _start(binary: str, size: str):
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    import socket
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+            return True
+        except OSError:
+            return False
+
+
+def _start(binary: str, size: str, etcd: str, rpc_port: int = 0):
+    """A server with etcd metadata: the published module's shared-memory backend
+    takes a lock that the published vineyardd only serves with etcd (and reaches
+    the server's RPC endpoint, which it finds only on the default port 9600)."""
     workdir = tempfile.mkdtemp(prefix="vy-llm-bench-")
     sock = os.path.join(workdir, "vineyard.sock")
-    proc = subprocess.Popen([binary, "--socket", sock, "--size", size, "--meta=local",
+    prefix = "vyllmbench" + os.path.basename(workdir).replace("-", "").replace("_", "")
+    proc = subprocess.Popen([binary, "--socket", sock, "--size", size, "--meta=etcd",
+                             f"--etcd_endpoint={etcd}", f"--etcd_prefix={prefix}",
+                             f"--rpc_socket_port={rpc_port or _free_port()}",
                              "--reserve_memory"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
     deadline = time.time() + 30
@@ -76,18 +102,20 @@ def published_setup(build_dir: str) -> tuple:
 
 
 def run_side(python: str, binary: Optional[str], env: Dict[str, str], cfg: Dict[str, Any],
-             timeout: float) -> Dict[str, Any]:
+             timeout: float, etcd: str = "", rpc_port: int = 0,
+             extra: tuple = ()) -> Dict[str, Any]:
     """The worker against a fresh server at `binary`, or with no binary against
     the file backend in a fresh directory."""
     if binary:
-        proc, sock, workdir = _start(binary, cfg["size"])
+        proc, sock, workdir = _start(binary, cfg["size"], etcd, rpc_port)
         where = ["--socket", sock]
     else:
         proc, workdir = None, tempfile.mkdtemp(prefix="vy-llm-files-", dir=ROOT + "/build")
         where = ["--root", os.path.join(workdir, "cache")]
     try:
         argv = [python, os.path.join(HERE, "llm_worker.py"), *where,
-                "--layers", str(cfg["layers"]), "--prompts", cfg["prompts"]]
+                "--layers", str(cfg["layers"]), "--prompts", cfg["prompts"],
+                "--capacity", str(cfg["capacity"]), *extra]
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
                               cwd=workdir)
         if done.returncode != 0:
@@ -108,18 +136,29 @@ def measure(build_dir: str, quick: bool = False) -> Dict[str, Any]:
     before = {s for s in os.listdir("/dev/shm") if s.startswith("vineyard-llm-")}
     ours_env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
     results: Dict[str, Any] = {"config": cfg}
-    results["ours"] = run_side(sys.executable, os.path.join(build_dir, "vineyardd"), ours_env,
-                               cfg, 1800)
-    for seg in {s for s in os.listdir("/dev/shm") if s.startswith("vineyard-llm-")} - before:
-        os.unlink(os.path.join("/dev/shm", seg))  # the index of the server just stopped
-    results["ours_files"] = run_side(sys.executable, None, ours_env, cfg, 1800)
-    python, binary, why = published_setup(build_dir)
-    if why:
-        results["published"] = results["published_files"] = {"error": [why]}
-    else:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        results["published"] = run_side(python, binary, env, cfg, 1800)
-        results["published_files"] = run_side(python, None, env, cfg, 1800)
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import cluster_harness as ch
+    with ch.EtcdCluster(1) as etcd:
+        results["ours"] = run_side(sys.executable, os.path.join(build_dir, "vineyardd"),
+                                   ours_env, cfg, 1800, etcd.endpoints)
+        for seg in {s for s in os.listdir("/dev/shm") if s.startswith("vineyard-llm-")} - before:
+            os.unlink(os.path.join("/dev/shm", seg))  # the index of the server just stopped
+        results["ours_files"] = run_side(sys.executable, None, ours_env, cfg, 1800)
+        python, binary, why = published_setup(build_dir)
+        if why:
+            results["published"] = results["published_files"] = {"error": [why]}
+        else:
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            if _port_free(9600):
+                # Its shared-memory backend stores nothing more once a sequence
+                # diverging from a cached one was stored (update returns 0):
+                # a new cache for each prompt length keeps it measurable.
+                results["published"] = run_side(python, binary, env, cfg, 1800,
+                                                etcd.endpoints, 9600, ("--cache-per-prompt",))
+            else:
+                results["published"] = {"error": ["port 9600, which the published module "
+                                                   "needs its server on, is taken"]}
+            results["published_files"] = run_side(python, None, env, cfg, 1800)
     return results
 
 
@@ -136,9 +175,11 @@ def render(results: Dict[str, Any]) -> str:
     lines = ["## LLM KV cache (vineyard.llm)\n",
              f"{cfg['layers']} layers, 8 KiB per K and per V per token per layer, block of 16 "
              f"tokens, prompts of {cfg['prompts']} tokens in pairs sharing their first half; "
-             f"servers --size={cfg['size']} --reserve_memory. Ours: vineyard.llm on our vineyardd; published: "
+             f"servers --size={cfg['size']} --reserve_memory --meta=etcd (one etcd), cache_capacity={cfg['capacity']} tokens. Ours: vineyard.llm on our vineyardd; published: "
              "vineyard-llm 0.24.2 on the published vineyardd 0.24.2. Query into caller buffers is "
              "compared with numpy.copyto of the same bytes (one thread, into touched memory); "
+             "the published shared-memory side uses a new cache per prompt length (it stores "
+             "nothing more after a half-shared prompt, update returning 0); "
              "'first query' is the same query the first time, when this process also maps "
              "the server's pages.\n"]
     titles = {"ours": "ours, shared memory", "published": "published, shared memory (blobs)",
@@ -156,18 +197,24 @@ def render(results: Dict[str, Any]) -> str:
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for p in r["prompts"]:
             n, b = p["tokens"], p["bytes"]
-            ratio = p["memcpy_s"] / p["query_copy_s"] if p["query_copy_s"] > 0 else 0
+            ratio = p["memcpy_s"] / p["query_copy_s"] if p["query_copy_s"] else 0
             lines.append(
                 f"| {n} | {_rate(n, p['update_new_s'])}, {_gbs(b, p['update_new_s'])} | "
                 f"{_rate(n, p['update_half_shared_s'])} | "
-                f"{_rate(p['query_matched'], p['query_copy_s'])}, {_gbs(b, p['query_copy_s'])} | "
-                f"{_rate(p['query_matched'], p.get('query_copy_cold_s', 0))} | "
-                f"{_gbs(b, p['memcpy_s'])} | {ratio:.2f}x | "
+                f"{_rate(p['query_matched'], p['query_copy_s'] or 0)}, "
+                f"{_gbs(b, p['query_copy_s'] or 0)} | "
+                f"{_rate(p['query_matched'], p['query_copy_cold_s'] or 0)} | "
+                f"{_gbs(b, p['memcpy_s'])} | {f'{ratio:.2f}x' if ratio else '-'} | "
                 f"{_rate(p['query_zero_copy_matched'], p['query_zero_copy_s']) if p['query_zero_copy_s'] else '-'} | "
                 f"{'yes' if p['query_correct'] else 'NO'} |")
         lines.append("")
-        lines.append("Lookup (query of the block after a cached prefix, into caller buffers), p50 of 20: " + ", ".join(
-            f"{x['prefix']} tokens {x['p50_us']:.0f} µs" for x in r["lookup"]) + "\n")
+        refused = {p["query_copy_error"] for p in r["prompts"] if p.get("query_copy_error")}
+        if refused:
+            lines.append("Queries into caller buffers refused: " + "; ".join(refused) + "\n")
+        how = "into caller buffers" if r.get("lookup_copies", True) else "without a copy"
+        lines.append(f"Lookup (query of the block after a cached prefix, {how}), p50 of 20: " + ", ".join(
+            f"{x['prefix']} tokens {x['p50_us']:.0f} µs" for x in r["lookup"])
+            + (f"; after a prefix: {r['lookup_error']}" if r.get("lookup_error") else "") + "\n")
     return "\n".join(lines) + "\n"
 
 
@@ -182,8 +229,13 @@ def _speedups(results: Dict[str, Any]) -> list:
         parts = []
         for pa, pb in zip(a["prompts"], b["prompts"]):
             up = pb["update_new_s"] / pa["update_new_s"] if pa["update_new_s"] else 0
-            q = pb["query_copy_s"] / pa["query_copy_s"] if pa["query_copy_s"] else 0
-            parts.append(f"{pa['tokens']} tokens: update {up:.1f}x, query {q:.1f}x")
+            part = f"{pa['tokens']} tokens: update {up:.1f}x"
+            if pa["query_copy_s"] and pb["query_copy_s"]:
+                part += f", query {pb['query_copy_s'] / pa['query_copy_s']:.1f}x"
+            if pa["query_zero_copy_s"] and pb["query_zero_copy_s"]:
+                part += (f", zero-copy query "
+                         f"{pb['query_zero_copy_s'] / pa['query_zero_copy_s']:.1f}x")
+            parts.append(part)
         out.append(f"Ours against the published module ({what}): " + "; ".join(parts) + ".\n")
     return out
 
