@@ -196,6 +196,9 @@ def render(results: Dict[str, Any]) -> str:
                      "zero-copy query (tok/s) | bytes identical |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for p in r["prompts"]:
+            if "error" in p:
+                lines.append(f"| {p['tokens']} | failed: {p['error']} |" + " |" * 7)
+                continue
             n, b = p["tokens"], p["bytes"]
             ratio = p["memcpy_s"] / p["query_copy_s"] if p["query_copy_s"] else 0
             lines.append(
@@ -208,6 +211,11 @@ def render(results: Dict[str, Any]) -> str:
                 f"{_rate(p['query_zero_copy_matched'], p['query_zero_copy_s']) if p['query_zero_copy_s'] else '-'} | "
                 f"{'yes' if p['query_correct'] else 'NO'} |")
         lines.append("")
+        short = [f"{p['tokens']}-token prompt: {p['update_new_tokens']} stored"
+                 for p in r["prompts"] if "error" not in p
+                 and p["update_new_tokens"] != p["tokens"]]
+        if short:
+            lines.append("Updates that stored less than asked: " + "; ".join(short) + "\n")
         refused = {p["query_copy_error"] for p in r["prompts"] if p.get("query_copy_error")}
         if refused:
             lines.append("Queries into caller buffers refused: " + "; ".join(refused) + "\n")
@@ -228,6 +236,12 @@ def _speedups(results: Dict[str, Any]) -> list:
             continue
         parts = []
         for pa, pb in zip(a["prompts"], b["prompts"]):
+            complete = all("error" not in x and x["update_new_tokens"] == x["tokens"]
+                           and x["query_correct"] for x in (pa, pb))
+            if not complete:
+                parts.append(f"{pa['tokens']} tokens: not comparable (a side failed or "
+                             "stored less)")
+                continue
             up = pb["update_new_s"] / pa["update_new_s"] if pa["update_new_s"] else 0
             part = f"{pa['tokens']} tokens: update {up:.1f}x"
             if pa["query_copy_s"] and pb["query_copy_s"]:

@@ -60,8 +60,8 @@ def main():
             part = view[at:at + step]
             part[:] = rng.integers(0, 255, size=part.size, dtype=np.uint8)
 
-    next_token = 1
-    for n in lengths:
+    def one_prompt(n, next_token):
+        nonlocal cache
         if args.cache_per_prompt:
             cache = make_cache(f"llm_cache_object_{n}")
         half = n // 2
@@ -124,6 +124,15 @@ def main():
             "query_zero_copy_matched": zmatched, "memcpy_s": memcpy_s,
         })
         del kv, dkv
+        return next_token
+
+    next_token = 1
+    for n in lengths:
+        try:
+            next_token = one_prompt(n, next_token)
+        except Exception as e:  # noqa: BLE001 (e.g. the server is full)
+            out["prompts"].append({"tokens": n, "error": str(e).splitlines()[0][:200]})
+            next_token += 2 * n
 
     # lookup latency against prefix length: the prompt of the longest length is
     # cached; query the block after a prefix of p tokens (matches are whole blocks)
@@ -136,7 +145,7 @@ def main():
     cache.update(None, tokens, kv_list(src, n))
     B = args.block_size
     one = dst_all[:B * token_bytes]
-    copies = all(p["query_copy_error"] is None for p in out["prompts"])
+    copies = all(p.get("query_copy_error") is None for p in out["prompts"])
     out["lookup_copies"] = copies
     for p in sorted({0, 256, 1024, n // 2, n - B}):
         if p + B > n:

@@ -221,12 +221,15 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gath
   if (blocks.empty()) return size_t{0};
   // Blocks already present need nothing; the chain is walked in order, but a
   // block may be present while an earlier one was evicted, so test each.
+  // From the last to the first, so that the first present block ends up the
+  // most recently used (as ShmIndex::Lookup orders a chain).
   std::vector<size_t> todo;
   {
     std::vector<IndexEntry> orphans;
-    for (size_t i = 0; i < blocks.size(); ++i) {
+    for (size_t i = blocks.size(); i-- > 0;) {
       if (index_->Lookup({blocks[i].key}, &orphans).empty()) todo.push_back(i);
     }
+    std::reverse(todo.begin(), todo.end());
     for (const auto& o : orphans) DeleteObjects({o.object});
   }
   if (todo.empty()) return blocks.size();
