@@ -512,6 +512,62 @@ def test_configuration_from_the_environment(server, tmp_path, monkeypatch):
     assert isinstance(both.cache_config, list) and len(both.cache_config) == 2
 
 
+# --- code written for vineyard 0.24 ----------------------------------------------------------
+
+
+def test_code_written_for_vineyard_runs_unchanged(server, tmp_path):
+    """The calls vineyard 0.24's own examples make, with its defaults."""
+    config = VineyardCacheConfig(socket=server.socket, block_size=5, sync_interval=3,
+                                 llm_cache_sync_lock="llmCacheSyncLock",
+                                 llm_cache_object_name="llm_cache_object_compat",
+                                 llm_ref_cnt_object_name="llm_refcnt_object")
+    cache = KVCache(cache_config=config, tensor_nbytes=16, cache_capacity=1024, layer=2)
+    _owned_segments["/dev/shm" + cache.index_name] = True
+    assert cache.chunk_size == 5 and cache.layer == 2
+    tokens = [1, 2, 3, 4]
+    arrays, kv = [], []
+    for _ in tokens:
+        k = np.random.rand(2, 2).astype(np.float32)
+        v = np.random.rand(2, 2).astype(np.float32)
+        arrays.append((k, v))
+        kv.append([(KVTensor(k.ctypes.data, k.nbytes), KVTensor(v.ctypes.data, v.nbytes))
+                   for _ in range(cache.layer)])
+    assert cache.update(None, tokens, kv) == len(tokens)
+    out = [[(KVTensor(0, 0), KVTensor(0, 0)) for _ in range(cache.layer)] for _ in tokens]
+    matched = cache.query(None, tokens, out)
+    assert matched == len(tokens)
+    for (k, v), row in zip(arrays, out[:matched]):
+        for qk, qv in row:
+            assert np.array_equal(np.frombuffer(qk, dtype=k.dtype).reshape(k.shape), k)
+            assert np.array_equal(np.frombuffer(qv, dtype=v.dtype).reshape(v.shape), v)
+
+    files = KVCache(cache_config=FileCacheConfig(chunk_size=2, hash_chunk_size=2,
+                                                 root=str(tmp_path / "llm_cache")),
+                    tensor_nbytes=16, cache_capacity=1024, layer=2)
+    originals = []
+    for i in range(0, len(tokens), 2):
+        k = np.random.rand(2, 2).astype(np.float32)
+        v = np.random.rand(2, 2).astype(np.float32)
+        chunk = [[(KVTensor(k.ctypes.data, k.nbytes), KVTensor(v.ctypes.data, v.nbytes))
+                  for _ in range(files.layer)] for _ in range(2)]
+        originals += [(k, v), (k, v)]
+        assert files.update(tokens[:i], tokens[i:i + 2], chunk) == 2
+    buffers_out = [[(np.empty((2, 2), np.float32), np.empty((2, 2), np.float32))
+                    for _ in range(files.layer)] for _ in tokens]
+    out = [[(KVTensor(k.ctypes.data, k.nbytes), KVTensor(v.ctypes.data, v.nbytes))
+            for k, v in row] for row in buffers_out]
+    assert files.query(None, tokens, out) == len(tokens)
+    for (k, v), row in zip(originals, buffers_out):
+        for qk, qv in row:
+            assert np.array_equal(qk, k) and np.array_equal(qv, v)
+    assert files.batched_query(tokens, out) == len(tokens)
+    zero = np.zeros((2, 2), np.float32)
+    more = [11, 12, 13, 14]
+    zkv = [[(KVTensor(zero.ctypes.data, zero.nbytes), KVTensor(zero.ctypes.data, zero.nbytes))
+            for _ in range(2)] for _ in more]
+    assert files.batched_update(more, zkv) == 4
+
+
 # --- across hosts -------------------------------------------------------------------------
 
 
