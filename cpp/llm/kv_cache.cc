@@ -1,6 +1,7 @@
 #include "llm/kv_cache.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <cstdio>
@@ -128,12 +129,20 @@ Result<std::unique_ptr<KVCache>> KVCache::Make(const KVCacheOptions& o) {
 }
 
 KVCache::KVCache(Shape shape, bool aligned_prefix)
-    : shape_(shape), aligned_prefix_(aligned_prefix) {}
+    : shape_(shape), aligned_prefix_(aligned_prefix), pid_(getpid()) {}
 
 KVCache::~KVCache() { Close(); }
 
 void KVCache::Close() {
   closed_ = true;
+  if (getpid() != pid_) {
+    // A forked child: the connection and the collector thread are the
+    // parent's (the thread is not even in this process). Leave them be.
+    (void)memory_.release();
+    (void)files_.release();
+    new std::shared_ptr<Client>(std::move(client_));  // not freed, on purpose
+    return;
+  }
   memory_.reset();
   files_.reset();
   client_.reset();
@@ -141,6 +150,12 @@ void KVCache::Close() {
 
 Status KVCache::CheckOpen() const {
   if (closed_) return Status::Invalid("the KV cache is closed");
+  // A forked child shares the parent's connection to the server: its requests
+  // would interleave with the parent's.
+  if (getpid() != pid_) {
+    return Status::Invalid("this KV cache was made by process ", pid_,
+                           "; make one in each process (after fork)");
+  }
   return Status::OK();
 }
 

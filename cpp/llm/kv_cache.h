@@ -17,8 +17,11 @@
 // `tensor_nbytes` bytes that the bytes are copied into.
 //
 // Thread-safety: Update and Query may run in several threads at once;
-// Close must not run with them. Processes share the cache through the stores.
+// Close must not run with them. Processes share the cache through the stores,
+// each with its own KVCache (one made before a fork refuses calls after it).
 #pragma once
+
+#include <sys/types.h>
 
 #include <functional>
 #include <memory>
@@ -100,6 +103,7 @@ class KVCache {
   std::unique_ptr<MemoryStore> memory_;
   std::unique_ptr<FileStore> files_;
   bool closed_ = false;
+  pid_t pid_;  // the process that made it: a forked child must make its own
 };
 
 }  // namespace vineyard::llm

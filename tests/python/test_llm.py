@@ -339,6 +339,20 @@ def test_bad_input_is_refused_and_the_server_keeps_serving(server, tmp_path):
     # Nothing above stored anything, and the server serves.
     assert cache.query(None, tokens, empty_list(3)) == 0
     assert cache.update(None, tokens, kv) == 3
+    # A forked child must make its own cache (the connection is the parent's).
+    pid = os.fork()
+    if pid == 0:
+        try:
+            cache.query(None, tokens, empty_list(3))
+            os._exit(1)
+        except ValueError as e:
+            cache.close()  # leaves the parent's connection alone
+            os._exit(0 if "after fork" in str(e) else 2)
+        except BaseException:  # noqa: BLE001
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cache.query(None, tokens, empty_list(3)) == 3  # the parent's still works
     cache.close()
     with pytest.raises(ValueError, match="closed"):
         cache.query(None, tokens, empty_list(3))
