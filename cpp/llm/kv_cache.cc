@@ -161,7 +161,11 @@ Status KVCache::CheckOpen() const {
 
 std::string KVCache::index_name() const { return memory_ ? memory_->index().name() : ""; }
 
-size_t KVCache::CollectGarbage() { return files_ ? files_->CollectGarbage() : 0; }
+size_t KVCache::CollectGarbage(int64_t min_orphan_age) {
+  size_t removed = files_ ? files_->CollectGarbage() : 0;
+  if (memory_) removed += memory_->CollectOrphans(min_orphan_age);
+  return removed;
+}
 
 std::string KVCache::ChunkPath(const BlockKey& key) const {
   return files_ ? files_->PathOf(key) : "";

@@ -85,8 +85,10 @@ class KVCache {
   const Shape& shape() const { return shape_; }
   /// The shared-memory index segment's name ("" without the memory tier).
   std::string index_name() const;
-  /// Runs the file tier's garbage collection now; returns files removed.
-  size_t CollectGarbage();
+  /// Runs the file tier's garbage collection now, and removes from shared
+  /// memory the blocks of writers killed before they indexed them (older
+  /// than `min_orphan_age` seconds); returns files and objects removed.
+  size_t CollectGarbage(int64_t min_orphan_age = 60);
   /// The file a chunk key is stored under ("" without the file tier).
   std::string ChunkPath(const BlockKey& key) const;
 

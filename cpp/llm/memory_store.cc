@@ -2,6 +2,8 @@
 
 #include <sys/mman.h>
 
+#include <ctime>
+
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
@@ -164,6 +166,37 @@ void MemoryStore::MapOnce(const Blob& blob) {
   (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
 }
 
+size_t MemoryStore::CollectOrphans(int64_t min_age) {
+  const int64_t now = time(nullptr);
+  size_t removed = 0;
+  std::vector<IndexEntry> orphans;
+  auto old_enough = [&](const ObjectMeta& m) {
+    auto index = m.GetKeyValueAs<std::string>("index");
+    auto created = m.GetKeyValueAs<int64_t>("created");
+    return index.ok() && *index == index_->name() && created.ok() && now - *created >= min_age;
+  };
+  // Roots first (a root still holds its Blocks), then the Blocks.
+  auto roots = client_->ListMetaData(kBlocksType, false, 1u << 20);
+  if (roots.ok()) {
+    for (const auto& m : *roots) {
+      if (old_enough(m) && client_->Delete(m.GetId(), false, /*deep=*/false).ok()) removed++;
+    }
+  }
+  auto blocks = client_->ListMetaData(kBlockType, false, 1u << 20);
+  if (!blocks.ok()) return removed;
+  for (const auto& m : *blocks) {
+    if (!old_enough(m)) continue;
+    auto hex = m.GetKeyValueAs<std::string>("key");
+    if (!hex.ok() || hex->size() != 32) continue;
+    BlockKey key{std::stoull(hex->substr(0, 16), nullptr, 16),
+                 std::stoull(hex->substr(16), nullptr, 16)};
+    if (index_->Peek(key, &orphans).object == m.GetId()) continue;
+    if (client_->Delete(m.GetId(), false, /*deep=*/true).ok()) removed++;
+  }
+  for (const auto& o : orphans) DeleteObjects({o.object});
+  return removed;
+}
+
 Result<size_t> MemoryStore::Has(const std::vector<BlockSpec>& blocks) {
   std::vector<IndexEntry> orphans;
   auto found = index_->Lookup(Keys(blocks), &orphans);
@@ -275,6 +308,8 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gath
   // server, unreachable, until it restarts: never visible half-written.
   ObjectMeta root;
   root.SetTypeName(kBlocksType);
+  root.AddKeyValue("index", index_->name());
+  root.AddKeyValue("created", static_cast<int64_t>(time(nullptr)));
   std::vector<BlobWriter*> sealing;
   for (size_t k = 0; k < writers.size(); ++k) {
     const BlockSpec& spec = blocks[todo[k]];
@@ -292,6 +327,8 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gath
     meta.SetTypeName(kBlockType);
     meta.AddKeyValue("key", spec.key.Hex());
     meta.AddKeyValue("ntokens", spec.tokens.size());
+    meta.AddKeyValue("index", index_->name());
+    meta.AddKeyValue("created", static_cast<int64_t>(time(nullptr)));
     meta.AddMember("buffer_", *writers[k]);
     root.AddMember("block_" + std::to_string(k), meta);
     sealing.push_back(writers[k].get());

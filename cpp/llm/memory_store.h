@@ -52,6 +52,10 @@ class MemoryStore : public BlockStore {
   Result<size_t> Put(const std::vector<BlockSpec>& blocks, const Gather& gather) override;
 
   void set_on_evict(EvictHook hook) { on_evict_ = std::move(hook); }
+  /// Deletes this cache's Block objects (and roots) older than `min_age`
+  /// seconds that the index does not hold: what writers killed between their
+  /// put and the index left behind. Returns how many objects went.
+  size_t CollectOrphans(int64_t min_age);
   ShmIndex& index() { return *index_; }
 
  private:

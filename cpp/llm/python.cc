@@ -243,8 +243,12 @@ NB_MODULE(_llm, m) {
       .def("close", &PyKVCache::Close)
       .def_prop_ro("index_name", [](PyKVCache& c) { return c.cache().index_name(); })
       .def_prop_ro("block_size", [](PyKVCache& c) { return c.cache().shape().block_size; })
-      .def("collect_garbage", [](PyKVCache& c) {
-        nb::gil_scoped_release release;
-        return c.cache().CollectGarbage();
-      });
+      .def(
+          "collect_garbage",
+          [](PyKVCache& c, int64_t min_orphan_age) {
+            KVCache& cache = c.cache();
+            nb::gil_scoped_release release;
+            return cache.CollectGarbage(min_orphan_age);
+          },
+          nb::arg("min_orphan_age") = 60);
 }

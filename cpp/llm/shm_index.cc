@@ -345,6 +345,13 @@ void ShmIndex::EvictOldest(uint64_t tokens, std::vector<EvictedEntry>* evicted,
   }
 }
 
+IndexEntry ShmIndex::Peek(const BlockKey& key, std::vector<IndexEntry>* orphans) {
+  Lock lock(this, orphans);
+  int64_t i = Find(key);
+  if (i < 0) return IndexEntry{};
+  return IndexEntry{slots_[i].object, slots_[i].blob, slots_[i].ntokens};
+}
+
 void ShmIndex::Remove(const BlockKey& key, ObjectID object, std::vector<IndexEntry>* orphans) {
   Lock lock(this, orphans);
   int64_t i = Find(key);

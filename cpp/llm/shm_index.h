@@ -68,6 +68,8 @@ class ShmIndex {
   /// of them if fewer): room for a writer the server refused memory.
   void EvictOldest(uint64_t tokens, std::vector<EvictedEntry>* evicted,
                    std::vector<IndexEntry>* orphans);
+  /// The entry of `key` (object 0 if absent), without touching the LRU order.
+  IndexEntry Peek(const BlockKey& key, std::vector<IndexEntry>* orphans);
   /// Removes `key` if it still maps to `object` (a stale entry).
   void Remove(const BlockKey& key, ObjectID object, std::vector<IndexEntry>* orphans);
 

@@ -371,6 +371,7 @@ def test_a_writer_killed_mid_update_leaves_no_half_written_block(server):
     writer.wait(timeout=10)
 
     cache = memory_cache(server, name, capacity=1 << 16)
+    cache.collect_garbage(min_orphan_age=0)  # what the writer left outside the index
     found = 0
     for s in range(400):
         seq = [s * 1000 + i for i in range(64)]
@@ -380,6 +381,36 @@ def test_a_writer_killed_mid_update_leaves_no_half_written_block(server):
         found += matched > 0
     assert found > 0
     assert_serving(server)
+
+
+def test_blocks_left_outside_the_index_are_collected(server):
+    """What a writer killed between its put and the index leaves (a Block object no
+    index entry names) goes with collect_garbage once old enough; indexed blocks stay."""
+    cache = memory_cache(server, "orphans")
+    tokens = list(range(40, 48))
+    arrays, kv = tensors_for(tokens)
+    assert cache.update(None, tokens, kv) == 8
+
+    client = vineyard.connect(server.socket)
+    made = []
+    for created in (0, int(time.time())):  # long ago, and just now
+        blob = client.create_blob(64).seal(client)
+        meta = vineyard.ObjectMeta()
+        meta.typename = "vineyard::llm::Block"
+        meta["key"] = "%032x" % (12345 + created)
+        meta["ntokens"] = 1
+        meta["index"] = cache.index_name
+        meta["created"] = created
+        meta.add_member("buffer_", blob)
+        made.append(client.create_metadata(meta).id)
+    old, young = made
+    assert cache.collect_garbage(min_orphan_age=60) == 1
+    assert not client.exists(old) and client.exists(young)
+    assert cache.query(None, tokens, empty_list(8)) == 8  # indexed blocks stay
+    assert cache.collect_garbage(min_orphan_age=0) == 1
+    assert not client.exists(young)
+    assert cache.query(None, tokens, empty_list(8)) == 8
+    client.close()
 
 
 # --- the file tier ------------------------------------------------------------------------

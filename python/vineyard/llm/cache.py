@@ -265,9 +265,11 @@ class KVCache:  # pylint: disable=too-many-instance-attributes
         """The shared-memory segment of the host-wide index ("" without it)."""
         return self.kv_cache_manager.index_name
 
-    def collect_garbage(self) -> int:
-        """Removes the file tier's chunks unused for `ttl` seconds now."""
-        return self.kv_cache_manager.collect_garbage()
+    def collect_garbage(self, min_orphan_age: int = 60) -> int:
+        """Removes now the file tier's chunks unused for `ttl` seconds, and the
+        shared-memory blocks (older than `min_orphan_age` seconds) that writers
+        killed mid-update left outside the index. Returns how many went."""
+        return self.kv_cache_manager.collect_garbage(min_orphan_age)
 
     def close(self):
         if self.kv_cache_manager is not None:
