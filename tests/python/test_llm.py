@@ -522,6 +522,10 @@ def test_rank_and_world_size_split_the_root(tmp_path):
 
 def test_tiers_evicted_blocks_go_to_files_and_come_back(server, tmp_path):
     root = tmp_path / "tier"
+    with pytest.raises(ValueError, match="must be equal"):
+        KVCache([VineyardCacheConfig(socket=server.socket, block_size=4),
+                 FileCacheConfig(chunk_size=8, root=str(root))],
+                tensor_nbytes=NBYTES, cache_capacity=16, layer=LAYER)
     cache = KVCache([VineyardCacheConfig(socket=server.socket, block_size=4,
                                          llm_cache_object_name="tiers"),
                      FileCacheConfig(chunk_size=4, root=str(root))],
