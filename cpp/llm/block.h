@@ -10,9 +10,10 @@
 // (the tail of a sequence) has its own key: it chains from the same parent
 // over fewer tokens.
 //
-// Every stored block (a vineyard blob or a file) starts with a BlockHeader
-// holding its key and its tokens, so a reader checks that what it found is
-// what it asked for: a stale index entry or a corrupted file is a miss.
+// A chunk file starts with a BlockHeader holding its key, its tokens and a
+// checksum, so a reader checks that what it found is what it asked for (a
+// corrupted file is a miss). A shared-memory block is a blob of the payload
+// alone, its key and tokens in its vineyard object (memory_store.h).
 //
 // Payload layout of a block of n tokens, L layers, T bytes per tensor:
 // token-major, then layer, then K before V:

@@ -128,27 +128,23 @@ void MemoryStore::Evicted(std::vector<EvictedEntry> evicted) {
     }
   }
   if (on_evict_) {
+    // The tokens are a field of each Block object; the payload is its blob.
     std::vector<ObjectID> blob_ids;
     for (const auto& e : evicted) blob_ids.push_back(e.entry.blob);
+    auto metas = client_->GetMetaData(objects);
     auto blobs = client_->GetBlobs(blob_ids);
-    if (blobs.ok()) {
+    if (metas.ok() && blobs.ok() && metas->size() == evicted.size()) {
       std::unordered_map<ObjectID, std::shared_ptr<Blob>> by_id;
       for (auto& b : *blobs) by_id[b->id()] = b;
-      for (const auto& e : evicted) {
+      for (size_t k = 0; k < evicted.size(); ++k) {
+        const EvictedEntry& e = evicted[k];
         auto it = by_id.find(e.entry.blob);
-        if (it == by_id.end()) continue;
-        const Blob& blob = *it->second;
-        BlockHeader h;
-        if (blob.size() < sizeof(h)) continue;
-        std::memcpy(&h, blob.data(), sizeof(h));
-        if (h.magic != BlockHeader::kMagic || h.key_hi != e.key.hi || h.key_lo != e.key.lo) {
-          continue;
-        }
-        BlockSpec spec{e.key, std::vector<Token>(h.ntokens)};
-        if (blob.size() < HeaderBytes(h.ntokens)) continue;
-        std::memcpy(spec.tokens.data(), blob.data() + sizeof(h), h.ntokens * sizeof(Token));
-        if (!HeaderMatches(blob.data(), blob.size(), shape_, spec)) continue;
-        on_evict_(spec, BlockView{blob.data() + HeaderBytes(h.ntokens), h.ntokens, it->second});
+        auto tokens = (*metas)[k].GetKeyValue("tokens");
+        if (it == by_id.end() || !tokens.ok() || !tokens->is_array()) continue;
+        BlockSpec spec{e.key, tokens->get<std::vector<Token>>()};
+        uint32_t n = static_cast<uint32_t>(spec.tokens.size());
+        if (n != e.entry.ntokens || it->second->size() != shape_.PayloadBytes(n)) continue;
+        on_evict_(spec, BlockView{it->second->data(), n, it->second});
       }
     }
   }
@@ -234,8 +230,11 @@ Result<std::vector<BlockView>> MemoryStore::Get(const std::vector<BlockSpec>& bl
   }
   for (size_t i = 0; i < found.size(); ++i) {
     auto it = by_id.find(found[i].blob);
-    bool ok = it != by_id.end() &&
-              HeaderMatches(it->second->data(), it->second->size(), shape_, blocks[i]);
+    // Blob ids are never reused by a server, and the index is per server: a
+    // blob of the entry's id and the block's size is the block.
+    uint32_t n = static_cast<uint32_t>(blocks[i].tokens.size());
+    bool ok = it != by_id.end() && found[i].ntokens == n &&
+              it->second->size() == shape_.PayloadBytes(n);
     if (!ok) {
       // Evicted between the lookup and the mapping, or an entry left by an
       // earlier server: not a hit, and not to be found again.
@@ -243,9 +242,8 @@ Result<std::vector<BlockView>> MemoryStore::Get(const std::vector<BlockSpec>& bl
       index_->Remove(blocks[i].key, found[i].object, &more);
       break;
     }
-    uint32_t n = static_cast<uint32_t>(blocks[i].tokens.size());
     MapOnce(*it->second);
-    views.push_back(BlockView{it->second->data() + HeaderBytes(n), n, it->second});
+    views.push_back(BlockView{it->second->data(), n, it->second});
   }
   return views;
 }
@@ -270,7 +268,9 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gath
   std::vector<size_t> sizes;
   for (size_t i : todo) {
     uint32_t n = static_cast<uint32_t>(blocks[i].tokens.size());
-    sizes.push_back(HeaderBytes(n) + shape_.PayloadBytes(n));
+    // The payload alone: a header would push a block of 8 MiB into the
+    // allocator's next size class (10 MiB). Key and tokens go in the object.
+    sizes.push_back(shape_.PayloadBytes(n));
   }
   auto writers_or = client_->CreateBlobs(sizes);
   // The server is full: evict this cache's least recently used blocks (as
@@ -315,10 +315,9 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gath
     const BlockSpec& spec = blocks[todo[k]];
     uint8_t* dst = writers[k]->data();
     Prefault(dst, writers[k]->size());
-    WriteHeader(dst, shape_, spec, 0);
     std::vector<Piece> pieces;
     gather(todo[k], &pieces);
-    uint8_t* at = dst + HeaderBytes(static_cast<uint32_t>(spec.tokens.size()));
+    uint8_t* at = dst;
     for (const Piece& piece : pieces) {
       std::memcpy(at, piece.data, piece.size);
       at += piece.size;
@@ -327,6 +326,7 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gath
     meta.SetTypeName(kBlockType);
     meta.AddKeyValue("key", spec.key.Hex());
     meta.AddKeyValue("ntokens", spec.tokens.size());
+    meta.AddKeyValue("tokens", json(spec.tokens));
     meta.AddKeyValue("index", index_->name());
     meta.AddKeyValue("created", static_cast<int64_t>(time(nullptr)));
     meta.AddMember("buffer_", *writers[k]);

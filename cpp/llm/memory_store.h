@@ -1,8 +1,9 @@
 // MemoryStore: blocks in vineyard shared memory, one host-wide index.
 //
-// Each block is a vineyard blob (header + payload) adopted by a small object
-// of type vineyard::llm::Block, so it outlives its writer; the ShmIndex maps
-// block keys to them. A writer fills its blobs, seals them with the object
+// Each block is a vineyard blob of its payload alone (a header would push an
+// 8 MiB block into the allocator's 10 MiB size class), adopted by a small
+// object of type vineyard::llm::Block (key, tokens, index, creation time), so
+// it outlives its writer; the ShmIndex maps block keys to them. A writer fills its blobs, seals them with the object
 // (Client::Put), and only then publishes them in the index: a process killed
 // before that leaves nothing visible (the server drops an unsealed blob with
 // its connection). A reader maps the blobs (one request for all the blocks of
