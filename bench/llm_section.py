@@ -67,7 +67,9 @@ def _start(binary: str, size: str, etcd: str, rpc_port: int = 0):
         if proc.poll() is not None or time.time() > deadline:
             raise RuntimeError(f"{binary} did not start")
         time.sleep(0.05)
-    time.sleep(0.3)
+    # The socket accepts before the published server has registered with etcd,
+    # and a lock asked for before that drops the connection.
+    time.sleep(3)
     return proc, sock, workdir
 
 
