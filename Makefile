@@ -17,7 +17,7 @@ APT_PACKAGES := build-essential pkg-config cmake ninja-build \
 	libspdlog-dev nlohmann-json3-dev libgflags-dev libjemalloc-dev libzstd-dev \
 	libcrypt-dev apache2-utils libasio-dev libssl-dev openssl libre2-dev \
 	libcurl4-openssl-dev etcd-server etcd-client prometheus-cpp-dev openssh-server
-# Spill files' checksums.
+# Spill files' and KV cache blocks' checksums and keys.
 APT_PACKAGES += libxxhash-dev
 # Debian's Python headers only when this Python has none (pyenv builds ship their own).
 HAVE_PY_HEADERS := $(shell $(PYTHON) -c "import os, sysconfig; \

@@ -393,6 +393,7 @@ def main() -> None:
         print(f"{p}: {why}", flush=True)
 
     cpp_page = rpc_page = cluster_page = server_page = stream_page = spill_page = None
+    llm_page = None  # the LLM KV cache section (bench/llm_section.py)
     if args.cpp:
         import cluster_section
         import rpc_section
@@ -406,6 +407,8 @@ def main() -> None:
         stream_page = stream_section.run_and_render(build, args.quick)
         import spill_section
         spill_page = spill_section.run_and_render(build, args.quick)
+        import llm_section
+        llm_page = llm_section.run_and_render(build, args.quick)
     many = None
     if "c1000" in args.scenarios.split(","):
         # alone on the machine, before the peers' daemons start
@@ -457,6 +460,8 @@ def main() -> None:
     data["wall_s"] = time.time() - start
     text = report.render(data, cpp_page, rpc_page, cluster_page, server_page, stream_page,
                          spill_page)
+    if llm_page:
+        text += "\n" + llm_page
     with open(args.output, "w") as f:
         f.write(text)
     shutil.rmtree(workdir, ignore_errors=True)

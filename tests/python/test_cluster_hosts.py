@@ -227,3 +227,35 @@ def test_without_any_etcd_binary_a_single_instance_runs_standalone(net):
         assert "running standalone" in server.log()
     finally:
         server.close()
+
+
+# --- the LLM KV cache across hosts (vineyard.llm) ---------------------------------------
+
+
+def test_a_kv_cache_prefix_cached_on_one_host_is_found_on_another(hosts):
+    """A process on host 0 caches a sequence in vineyard.llm; one on host 1 finds it,
+    its server fetching the blocks from host 0 over the bridge (RPC)."""
+    import test_llm as llm
+
+    _, servers, _ = hosts
+    tokens = list(range(500, 530))
+    segments = []
+    try:
+        done = llm.run_child("update", servers[0].socket, "hosts-kv", ",".join(map(str, tokens)))
+        assert done.returncode == 0, done.stderr
+        count, segment = done.stdout.split()
+        segments.append("/dev/shm" + segment)
+        assert count == str(len(tokens))
+        cache = llm.KVCache(llm.VineyardCacheConfig(socket=servers[1].socket, block_size=4,
+                                                    llm_cache_object_name="hosts-kv"),
+                            tensor_nbytes=llm.NBYTES, cache_capacity=4096, layer=llm.LAYER)
+        segments.append("/dev/shm" + cache.index_name)
+        arrays, out = llm.buffers(len(tokens))
+        wait_for(lambda: cache.query(None, tokens, out) == len(tokens), 20,
+                 "host 1 finds what host 0 cached")
+        llm.check_copied(tokens, arrays, len(tokens))
+        cache.close()
+    finally:
+        for seg in segments:
+            if os.path.exists(seg):
+                os.unlink(seg)
