@@ -312,7 +312,7 @@ def c_sync_meta(c, priv):
 
 CLIENT_CASES = {name[2:]: fn for name, fn in globals().items() if name.startswith("c_")}
 
-# The IPCClient methods and properties of the reference (issue 3).
+# The IPCClient methods and properties of the reference.
 REFERENCE_CLIENT_NAMES = """
 allocated_size clear close connected create_blob create_empty_blob create_metadata delete
 drop_name exists find_shared_memory get get_blob get_blobs get_meta get_metas get_name

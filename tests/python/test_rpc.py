@@ -281,7 +281,7 @@ def test_socket_is_private_by_default(rpc_server):
     assert os.stat(rpc_server.socket).st_mode & 0o777 == 0o600
 
 
-# The RPCClient methods and properties of the reference (issue 4); each is exercised above.
+# The RPCClient methods and properties of the reference; each is exercised above.
 REFERENCE_RPC_NAMES = """
 clear close connected create_metadata create_remote_blob delete drop_name exists get get_meta
 get_metas get_name get_object get_objects get_remote_blob get_remote_blobs instance_id
