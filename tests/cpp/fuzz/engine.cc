@@ -370,14 +370,17 @@ FuzzReport RunFuzz(const FuzzOptions& o) {
         break;
       }
       // Most sessions register first; some send garbage before, some never do.
-      if (mutator.Chance(0.1)) exchange(lane, mutator.Garbage());
-      if (lane.fd >= 0 && mutator.Chance(0.8)) {
+      // (Each counts as a message: never past the run's number of messages.)
+      if (mutator.Chance(0.1) && report.messages < o.messages) {
+        exchange(lane, mutator.Garbage());
+      }
+      if (lane.fd >= 0 && mutator.Chance(0.8) && report.messages < o.messages) {
         Frame reg;
         reg.what = "register";
         reg.bytes = MakeFrame(corpus[0].dump());
         exchange(lane, reg);
       }
-      if (lane.fd < 0) continue;
+      if (lane.fd < 0 || report.messages >= o.messages) continue;
     }
     const json& msg = corpus[mutator.Below(corpus.size())];
     // Clearing everything now and then keeps the store bounded, but rarely,
