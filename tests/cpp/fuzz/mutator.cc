@@ -316,6 +316,11 @@ Frame Mutator::Mutate(const json& original, const LiveIds& ids) {
       type->get<std::string>().find("remote_buffer") != std::string::npos) {
     frame.may_stall = true;  // the server waits for the blob bytes
   }
+  if (type != msg.end() && type->is_string() &&
+      (type->get<std::string>() == "pull_next_stream_chunk_request" ||
+       type->get<std::string>() == "get_next_stream_chunk_request")) {
+    frame.may_stall = true;  // a reader waits for a chunk, a writer for room, by design
+  }
   return frame;
 }
 
