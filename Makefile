@@ -24,7 +24,7 @@ HAVE_PY_HEADERS := $(shell $(PYTHON) -c "import os, sysconfig; \
 	print(int(os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))))" 2>/dev/null)
 APT_PACKAGES += $(if $(filter 1,$(HAVE_PY_HEADERS)),,python3-dev)
 PIP_PACKAGES := pytest numpy nanobind "pandas<3" pyarrow pyyaml click rich kubernetes \
-	prometheus_client fsspec cloudpickle
+	prometheus_client fsspec cloudpickle scipy
 
 .PHONY: all deps deps-apt deps-pip build run test test-cpp test-python test-compat bench bench-smoke baseline compat-venv clean
 .PHONY: fuzz test-asan test-tsan
@@ -44,7 +44,7 @@ deps-apt:
 	fi
 
 deps-pip:
-	@$(PYTHON) -c "import pytest, numpy, nanobind, pandas, pyarrow, yaml, click, rich, kubernetes, prometheus_client, fsspec, cloudpickle" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
+	@$(PYTHON) -c "import pytest, numpy, nanobind, pandas, pyarrow, yaml, click, rich, kubernetes, prometheus_client, fsspec, cloudpickle, scipy" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -66,7 +66,7 @@ $(COMPAT_VENV)/.done:
 	$(COMPAT_VENV)/bin/pip install -q 'vineyard==0.24.2' 'numpy<2' 'pandas<2.2' 'pyarrow<16' pytest
 	# its I/O drivers (their cloud filesystems' packages are not needed here)
 	$(COMPAT_VENV)/bin/pip install -q --no-deps 'vineyard-io==0.24.2'
-	$(COMPAT_VENV)/bin/pip install -q 'fsspec<2025' cloudpickle
+	$(COMPAT_VENV)/bin/pip install -q 'fsspec<2025' cloudpickle 'scipy<1.14'
 	touch $@
 
 test-cpp: build

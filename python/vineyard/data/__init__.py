@@ -18,6 +18,12 @@ def register_builtin_types(builder_ctx: Any = None, resolver_ctx: Any = None) ->
         return
     tensor.register(builder_ctx, resolver_ctx)
     try:
+        from . import sparse
+    except ImportError:  # scipy missing: no sparse matrices
+        pass
+    else:
+        sparse.register(builder_ctx, resolver_ctx)
+    try:
         from . import arrow
     except ImportError:  # pyarrow missing: no arrow types, string columns pickled
         pass
