@@ -124,7 +124,6 @@ def one_transfer(kind: str, python: str, where: str, total: int,
                  pythonpath: Optional[str]) -> float:
     """Bytes per second from the writer's start signal to the reader's last byte."""
     env = _env(pythonpath)
-    pass_fds: tuple = ()
     if kind == "pipe":
         r, w = os.pipe()
         writer = subprocess.Popen([python, "-c", WRITER, kind, str(w), str(total), str(CHUNK)],
@@ -144,7 +143,6 @@ def one_transfer(kind: str, python: str, where: str, total: int,
                                   env=env)
         reader.stdin.write(stream + "\n")
         reader.stdin.flush()
-    del pass_fds
     assert reader.stdout.readline().strip() == "ready"
     start = time.time()
     writer.stdin.write("go\n")

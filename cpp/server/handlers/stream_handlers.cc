@@ -58,8 +58,7 @@ Status PullNextStreamChunk(Connection& conn, const json& request, Reply* reply) 
   if (!chunk) {
     reply->defer = true;  // nothing ready: until the writer queues a chunk or stops
     if (!release.empty()) {
-      reply->park_as = request;  // released once: not again when retried
-      reply->park_as.erase("release");
+      reply->park_as = WritePullNextStreamChunkRequest(id);  // released once, not on retries
     }
     return Status::OK();
   }

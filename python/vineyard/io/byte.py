@@ -2,30 +2,16 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Dict, Optional
+from typing import Any
 
 from .. import _C
-from .stream import BaseStream, _new_stream_meta, stream_params
+from .stream import BaseStream
 
 __all__ = ["ByteStream"]
 
 
 class ByteStream(BaseStream):
     typename = "vineyard::ByteStream"
-
-    def __init__(self, meta: _C.ObjectMeta, params: Optional[Dict[str, Any]] = None):
-        super().__init__(meta)
-        self._params = dict(params) if params is not None else stream_params(meta)
-
-    @property
-    def params(self) -> Dict[str, Any]:
-        return self._params
-
-    @staticmethod
-    def new(client: Any, params: Optional[Dict[str, Any]] = None,
-            meta: Optional[_C.ObjectMeta] = None) -> "ByteStream":
-        meta = _new_stream_meta(client, ByteStream.typename, params, meta)
-        return ByteStream(meta, params)
 
     class Reader(BaseStream.Reader):
         def next(self) -> memoryview:

@@ -1,33 +1,19 @@
 """DataframeStream: record batches as Arrow IPC messages in byte chunks (vineyard's layout)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.ipc  # noqa: F401
 
 from .. import _C
-from .stream import BaseStream, _new_stream_meta, stream_params
+from .stream import BaseStream
 
 __all__ = ["DataframeStream"]
 
 
 class DataframeStream(BaseStream):
     typename = "vineyard::DataframeStream"
-
-    def __init__(self, meta: _C.ObjectMeta, params: Optional[Dict[str, Any]] = None):
-        super().__init__(meta)
-        self._params = dict(params) if params is not None else stream_params(meta)
-
-    @property
-    def params(self) -> Dict[str, Any]:
-        return self._params
-
-    @staticmethod
-    def new(client: Any, params: Optional[Dict[str, Any]] = None,
-            meta: Optional[_C.ObjectMeta] = None) -> "DataframeStream":
-        meta = _new_stream_meta(client, DataframeStream.typename, params, meta)
-        return DataframeStream(meta, params)
 
     class Reader(BaseStream.Reader):
         def next(self) -> pa.RecordBatch:

@@ -239,11 +239,9 @@ def _write_files(path: str, stream: Any, vineyard_ipc_socket: str, *args: Any,
     parts = value.streams if isinstance(value, ParallelStream) else [value]
     root, ext = os.path.splitext(path)
     targets = [path] if len(parts) == 1 else [f"{root}_{i}{ext}" for i in range(len(parts))]
-    jobs = [{"mode": "w", "path": t, "socket": vineyard_ipc_socket, "stream": repr(p.id),
+    jobs = [{"mode": "w", "path": t, "socket": vineyard_ipc_socket, "stream": int(p.id),
              "write_options": write_options, "storage_options": storage_options or {},
              "chunk_hook": _hook_blob(chunk_hook)} for t, p in zip(targets, parts)]
-    for job_spec in jobs:
-        job_spec["stream"] = int(_C.ObjectID(job_spec["stream"]))
     job = IOJob(jobs)
     if handlers is not None:
         handlers.append(job)
@@ -310,9 +308,16 @@ def _write_vineyard(path: str, stream: Any, vineyard_ipc_socket: str, *args: Any
               vineyard_ipc_socket=vineyard_ipc_socket)
 
 
-def _known_schemes() -> List[str]:
-    schemes = sorted(set((read._factory or {}).keys()) | {"file"})
-    return schemes
+def _driver_for(entry: Any, path: str, mode: str) -> Callable:
+    """The last driver registered on ``entry`` (read or write) for the path's scheme, else
+    the fsspec one when fsspec knows the scheme."""
+    scheme = urlparse(path).scheme or "file"
+    drivers = (entry._factory or {}).get(scheme) or _fsspec_driver(scheme, mode)
+    if not drivers:
+        known = sorted(set((entry._factory or {}).keys()) | {"file"})
+        raise ValueError(f"no I/O driver for {path!r}: known schemes are {', '.join(known)}, "
+                         "and those of fsspec")
+    return drivers[-1]
 
 
 @registerize
@@ -320,14 +325,9 @@ def read(path: str, *args: Any, handlers: Optional[list] = None, accumulate: boo
          chunk_hook: Optional[Callable] = None, **kwargs: Any) -> Any:
     """Reads ``path`` into a stream (see the module's doc); the last driver registered for
     its scheme wins, as in vineyard."""
-    parsed = urlparse(path)
-    scheme = parsed.scheme or "file"
-    drivers = (read._factory or {}).get(scheme) or _fsspec_driver(scheme, "r")
-    if not drivers:
-        raise ValueError(f"no I/O driver for {path!r}: known schemes are "
-                         f"{', '.join(_known_schemes())}, and those of fsspec")
+    driver = _driver_for(read, path, "r")
     sock = _socket(kwargs)
-    return drivers[-1](path, sock, *args, handlers=handlers, accumulate=accumulate,
+    return driver(path, sock, *args, handlers=handlers, accumulate=accumulate,
                        chunk_hook=chunk_hook, **kwargs)
 
 
@@ -336,14 +336,9 @@ def write(path: str, stream: Any, *args: Any, handlers: Optional[list] = None,
           chunk_hook: Optional[Callable] = None, **kwargs: Any) -> None:
     """Writes the stream ``stream`` to ``path``; waits for the writers unless ``handlers``
     is given (they are appended to it)."""
-    parsed = urlparse(path)
-    scheme = parsed.scheme or "file"
-    drivers = (write._factory or {}).get(scheme) or _fsspec_driver(scheme, "w")
-    if not drivers:
-        raise ValueError(f"no I/O driver for {path!r}: known schemes are "
-                         f"{', '.join(_known_schemes())}, and those of fsspec")
+    driver = _driver_for(write, path, "w")
     sock = _socket(kwargs)
-    return drivers[-1](path, stream, sock, *args, handlers=handlers, chunk_hook=chunk_hook,
+    return driver(path, stream, sock, *args, handlers=handlers, chunk_hook=chunk_hook,
                        **kwargs)
 
 

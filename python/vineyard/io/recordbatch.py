@@ -1,32 +1,17 @@
 """RecordBatchStream: record batches put as vineyard objects and pushed as chunks."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 import pyarrow as pa
 
-from .. import _C
-from .stream import BaseStream, _new_stream_meta, stream_params
+from .stream import BaseStream
 
 __all__ = ["RecordBatchStream"]
 
 
 class RecordBatchStream(BaseStream):
     typename = "vineyard::RecordBatchStream"
-
-    def __init__(self, meta: _C.ObjectMeta, params: Optional[Dict[str, Any]] = None):
-        super().__init__(meta)
-        self._params = dict(params) if params is not None else stream_params(meta)
-
-    @property
-    def params(self) -> Dict[str, Any]:
-        return self._params
-
-    @staticmethod
-    def new(client: Any, params: Optional[Dict[str, Any]] = None,
-            meta: Optional[_C.ObjectMeta] = None) -> "RecordBatchStream":
-        meta = _new_stream_meta(client, RecordBatchStream.typename, params, meta)
-        return RecordBatchStream(meta, params)
 
     class Writer(BaseStream.Writer):
         def write(self, batch: pa.RecordBatch) -> None:

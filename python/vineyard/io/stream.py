@@ -30,17 +30,6 @@ def stream_params(meta: Any) -> Dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
 
 
-def _new_stream_meta(client: Any, typename: str, params: Optional[Dict[str, Any]],
-                     meta: Optional[_C.ObjectMeta]) -> _C.ObjectMeta:
-    if meta is None:
-        meta = _C.ObjectMeta()
-    meta.typename = typename
-    meta["params_"] = dict(params or {})
-    meta.nbytes = 0
-    meta = client.create_metadata(meta)
-    client.create_stream(meta.id)
-    return meta
-
 
 class BaseStream:
     """A stream object: ``open_reader(client)`` and ``open_writer(client)`` give its two
@@ -111,12 +100,27 @@ class BaseStream:
         def __repr__(self) -> str:
             return f"{type(self).__name__} of stream <{self._stream!r}>"
 
-    def __init__(self, meta: _C.ObjectMeta, resolver: Optional[Callable] = None):
+    def __init__(self, meta: _C.ObjectMeta, params: Optional[Dict[str, Any]] = None,
+                 resolver: Optional[Callable] = None):
         self._meta = meta
         self._stream = meta.id
+        self._params = dict(params) if params is not None else stream_params(meta)
         self._resolver = resolver
         self._reader: Optional[BaseStream.Reader] = None
         self._writer: Optional[BaseStream.Writer] = None
+
+    @classmethod
+    def new(cls, client: Any, params: Optional[Dict[str, Any]] = None,
+            meta: Optional[_C.ObjectMeta] = None) -> Any:
+        """A new stream of this type (its metadata, with ``params_``), ready to open."""
+        if meta is None:
+            meta = _C.ObjectMeta()
+        meta.typename = cls.typename
+        meta["params_"] = dict(params or {})
+        meta.nbytes = 0
+        meta = client.create_metadata(meta)
+        client.create_stream(meta.id)
+        return cls(meta, params)
 
     @property
     def id(self) -> _C.ObjectID:
@@ -128,7 +132,7 @@ class BaseStream:
 
     @property
     def params(self) -> Dict[str, Any]:
-        return stream_params(self._meta)
+        return self._params
 
     @property
     def reader(self) -> "BaseStream.Reader":
