@@ -1,8 +1,8 @@
 """``vineyard.io.open/read/write``: drivers registered per URL scheme, run in worker
 processes (``vineyard.io.worker``), one per ``num_workers``.
 
-Built in: local files (bare paths and ``file://``), any filesystem fsspec knows (``s3://``,
-``memory://``, ...), and ``vineyard://`` (objects to files and back: ``serialize`` /
+Built in: local files (bare paths and ``file://``), any filesystem fsspec knows (``local://``,
+``s3://`` with s3fs, ...; not ``memory://``, which the workers cannot see), and ``vineyard://`` (objects to files and back: ``serialize`` /
 ``deserialize``). A reader returns the stream it made (a ParallelStream over one stream per
 worker when ``num_workers > 1``), or with ``accumulate=True`` a pandas DataFrame of all of it.
 """
