@@ -208,23 +208,34 @@ def io_read(build_dir: str, quick: bool) -> Dict[str, Any]:
     del table
     out: Dict[str, Any] = {"files": {k: os.path.getsize(p) for k, p in paths.items()}, "rows": rows}
     proc, sock, sdir = _start(os.path.join(build_dir, "vineyardd"), "6Gi" if not quick else "1Gi")
+
+    def timed_read(path: str, workers: int, n: int) -> float:
+        t0 = time.perf_counter()
+        got = vineyard.io.read(path, vineyard_ipc_socket=sock, accumulate=True,
+                               num_workers=workers)
+        seconds = time.perf_counter() - t0
+        if len(got) != n:
+            raise RuntimeError(f"{path}: {len(got)} rows, expected {n}")
+        del got
+        vineyard.connect(sock).clear()
+        return seconds
+
     try:
+        # The first read of a process starts its worker (an interpreter and the imports);
+        # later reads take it from the pool.
+        out["parquet_cold"] = timed_read(paths["parquet"], 1, rows)
         for kind, path in paths.items():
             direct = pacsv.read_csv if kind == "csv" else pq.read_table
-            t0 = time.perf_counter()
-            df = direct(path).to_pandas()
-            out[f"{kind}_pyarrow"] = time.perf_counter() - t0
-            n = len(df)
-            del df
-            for workers in (1, 2):
+            best = float("inf")
+            for _ in range(2):
                 t0 = time.perf_counter()
-                got = vineyard.io.read(path, vineyard_ipc_socket=sock, accumulate=True,
-                                       num_workers=workers)
-                out[f"{kind}_ours_{workers}"] = time.perf_counter() - t0
-                if len(got) != n:
-                    raise RuntimeError(f"{kind}: {len(got)} rows, expected {n}")
-                del got
-                vineyard.connect(sock).clear()
+                df = direct(path).to_pandas()
+                best = min(best, time.perf_counter() - t0)
+                del df
+            out[f"{kind}_pyarrow"] = best
+            for workers in (1, 2):
+                out[f"{kind}_ours_{workers}"] = min(timed_read(path, workers, rows)
+                                                    for _ in range(2))
     finally:
         _stop(proc, sdir)
         import shutil
@@ -253,7 +264,7 @@ def render(d: Dict[str, Any]) -> str:
     L += ["", f"`vineyard.io.read(path, accumulate=True)` into a pandas DataFrame against "
           f"pyarrow reading the same file and `to_pandas()` ({io['rows']:,} rows; CSV "
           f"{io['files']['csv'] / 2**20:.0f} MiB, Parquet {io['files']['parquet'] / 2**20:.0f} "
-          "MiB; the page cache warm for both):\n",
+          "MiB; the page cache warm for both; best of 2 each, the workers already started):\n",
           "| file | pyarrow alone | ours, 1 worker | ours, 2 workers | best ratio |",
           "|---|---:|---:|---:|---:|"]
     for kind in ("csv", "parquet"):
@@ -261,6 +272,10 @@ def render(d: Dict[str, Any]) -> str:
         one, two = io[f"{kind}_ours_1"], io[f"{kind}_ours_2"]
         L.append(f"| {kind} | {base:.2f} s | {one:.2f} s | {two:.2f} s | "
                  f"{min(one, two) / base:.2f}x |")
+    if "parquet_cold" in io:
+        L += ["", f"The first read of a process also starts its worker (a Python interpreter and "
+              f"its imports; workers then stay for later reads): the Parquet file with 1 worker "
+              f"took {io['parquet_cold']:.2f} s as the first read."]
     L.append("")
     return "\n".join(L)
 

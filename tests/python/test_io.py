@@ -155,3 +155,46 @@ def test_bad_input_gets_clear_errors(server, files, tmp_path):
         vineyard.io.read(files["csv"], vineyard_ipc_socket=sock, num_workers=0)
     # The server served all of it and still serves.
     assert vineyard.connect(sock).put(1) is not None
+
+
+def _read_with_handlers(path, sock, **kwargs):
+    handlers = []
+    got = vineyard.io.read(path, vineyard_ipc_socket=sock, handlers=handlers, **kwargs)
+    return got, handlers[0]
+
+
+def test_workers_stay_warm_and_a_killed_one_is_replaced(server, files):
+    sock = server.socket
+    expected = direct(files["parquet"])
+    first, job = _read_with_handlers(files["parquet"], sock, accumulate=True, num_workers=2)
+    job.join(30)
+    second, again = _read_with_handlers(files["parquet"], sock, accumulate=True, num_workers=2)
+    again.join(30)
+    pd.testing.assert_frame_equal(second, expected)
+    assert sorted(again.pids) == sorted(job.pids)  # the same processes did the second read
+    # A job stopped halfway: its worker is gone, the next read starts a new one.
+    def stuck(batch):
+        import time
+
+        time.sleep(120)
+
+    stream, stopped = _read_with_handlers(files["parquet"], sock, chunk_hook=stuck)
+    stopped.dispose()
+    assert stopped.progress["done"]
+    with pytest.raises(RuntimeError, match="I/O workers failed"):
+        stopped.join(30)
+    third, fresh = _read_with_handlers(files["parquet"], sock, accumulate=True, num_workers=2)
+    fresh.join(30)
+    pd.testing.assert_frame_equal(third, expected)
+    assert not set(stopped.pids) & set(fresh.pids)
+
+
+def test_what_a_hook_prints_does_not_confuse_its_worker(server, files):
+    def noisy(batch):
+        print('{"type": "done", "code": 1}')
+        print('{"type": "return", "content": "o0"}', flush=True)
+        return batch
+
+    got = vineyard.io.read(files["parquet"], vineyard_ipc_socket=server.socket,
+                           accumulate=True, chunk_hook=noisy)
+    pd.testing.assert_frame_equal(got, direct(files["parquet"]))

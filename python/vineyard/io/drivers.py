@@ -9,13 +9,14 @@ worker when ``num_workers > 1``), or with ``accumulate=True`` a pandas DataFrame
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Deque, Dict, List, Optional
 from urllib.parse import urlparse
 
 from .. import _C
@@ -26,56 +27,123 @@ __all__ = ["open", "read", "write", "serialize", "deserialize", "IOJob"]
 _builtin_open = open
 
 
-class IOJob:
-    """The worker processes of one read or write: ``wait()`` for the streams they made,
-    ``join()`` for their end (RuntimeError with each failed worker's error), ``progress``
-    for bytes, rows and rate so far, ``dispose()`` to stop them."""
+class _Worker:
+    """One serving worker process (``python -m vineyard.io.worker --serve``)."""
 
-    def __init__(self, jobs: List[Dict[str, Any]], env: Optional[Dict[str, str]] = None):
-        self._procs: List[subprocess.Popen] = []
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
+        self.proc = subprocess.Popen([sys.executable, "-m", "vineyard.io.worker", "--serve"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env,
+                                     start_new_session=True)
+        self.stderr: Deque[str] = collections.deque(maxlen=20)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for line in self.proc.stderr:
+            self.stderr.append(line.rstrip("\n"))
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def failure(self) -> str:
+        """Why a worker that went away went away."""
+        code = self.proc.wait()
+        tail = [line for line in self.stderr if line.strip()]
+        return tail[-1] if tail else f"exited with {code}"
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+        self.proc.wait()
+
+
+class _Pool:
+    """Workers kept between jobs: a read or write takes idle ones and starts only what is
+    missing, so only the first job of a process pays an interpreter start and the imports.
+    Idle workers exit after ``VINEYARD_IO_WORKER_IDLE`` seconds (300) or with this process;
+    a forked child starts a pool of its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: List[_Worker] = []
+        self._pid = os.getpid()
+
+    def take(self, n: int) -> List[_Worker]:
+        with self._lock:
+            if self._pid != os.getpid():  # inherited across fork: not ours to use
+                self._idle, self._pid = [], os.getpid()
+            self._idle = [w for w in self._idle if w.alive()]
+            taken, self._idle = self._idle[:n], self._idle[n:]
+        return taken + [_Worker() for _ in range(n - len(taken))]
+
+    def give_back(self, worker: _Worker) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and worker.alive():
+                self._idle.append(worker)
+                return
+        worker.kill()
+
+
+_pool = _Pool()
+
+
+class IOJob:
+    """The workers of one read or write: ``wait()`` for the streams they made, ``join()``
+    for their end (RuntimeError with each failed worker's error), ``progress`` for bytes,
+    rows and rate so far, ``dispose()`` to stop them."""
+
+    def __init__(self, jobs: List[Dict[str, Any]]):
         self._returns: List[Optional[str]] = [None] * len(jobs)
         self._errors: List[Optional[str]] = [None] * len(jobs)
+        self._done = [False] * len(jobs)
         self._bytes = [0] * len(jobs)
         self._rows = [0] * len(jobs)
         self._started = time.monotonic()
         self._cv = threading.Condition()
+        self._workers = _pool.take(len(jobs))
         self._threads = []
-        child_env = dict(os.environ if env is None else env)
-        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        child_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (here, child_env.get("PYTHONPATH", "")) if p)
-        for i, job in enumerate(jobs):
-            proc = subprocess.Popen([sys.executable, "-m", "vineyard.io.worker", json.dumps(job)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    env=child_env)
-            self._procs.append(proc)
-            t = threading.Thread(target=self._follow, args=(i, proc), daemon=True)
+        for i, (job, worker) in enumerate(zip(jobs, self._workers)):
+            t = threading.Thread(target=self._follow, args=(i, worker, job), daemon=True)
             t.start()
             self._threads.append(t)
 
-    def _follow(self, i: int, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            with self._cv:
-                kind = msg.get("type")
-                if kind == "return":
-                    self._returns[i] = msg.get("content")
-                elif kind == "progress":
-                    self._bytes[i] = int(msg.get("bytes", 0))
-                    self._rows[i] = int(msg.get("rows", 0))
-                elif kind == "error":
-                    self._errors[i] = msg.get("content")
-                self._cv.notify_all()
-        proc.wait()
-        stderr = proc.stderr.read()
+    def _follow(self, i: int, worker: _Worker, job: Dict[str, Any]) -> None:
+        code: Optional[int] = None
+        try:
+            worker.proc.stdin.write(json.dumps(job) + "\n")
+            worker.proc.stdin.flush()
+            for line in worker.proc.stdout:
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                with self._cv:
+                    kind = msg.get("type")
+                    if kind == "return":
+                        self._returns[i] = msg.get("content")
+                    elif kind == "progress":
+                        self._bytes[i] = int(msg.get("bytes", 0))
+                        self._rows[i] = int(msg.get("rows", 0))
+                    elif kind == "error":
+                        self._errors[i] = msg.get("content")
+                    elif kind == "done":
+                        code = int(msg.get("code", 1))
+                    self._cv.notify_all()
+                if code is not None:
+                    break
+        except (OSError, ValueError):  # its pipes closed: it went away
+            pass
+        error = worker.failure() if code is None else None if code == 0 else "failed"
         with self._cv:
-            if proc.returncode != 0 and self._errors[i] is None:
-                self._errors[i] = (stderr.strip().splitlines() or ["exited with "
-                                   f"{proc.returncode}"])[-1]
+            if error is not None and self._errors[i] is None:
+                self._errors[i] = error
+            self._done[i] = True  # from here on, dispose() leaves this worker alone
             self._cv.notify_all()
+        if code is not None:
+            _pool.give_back(worker)
 
     def _failure(self) -> Optional[RuntimeError]:
         failed = [f"worker {i}: {e}" for i, e in enumerate(self._errors) if e]
@@ -98,7 +166,7 @@ class IOJob:
             return list(self._returns)  # type: ignore[arg-type]
 
     def join(self, timeout: Optional[float] = None) -> None:
-        """Waits for every worker to end; raises the errors of those that failed."""
+        """Waits for every worker to end its job; raises the errors of those that failed."""
         for t in self._threads:
             t.join(timeout)
         with self._cv:
@@ -107,19 +175,25 @@ class IOJob:
             raise err
 
     @property
+    def pids(self) -> List[int]:
+        """The process id of each worker."""
+        return [w.proc.pid for w in self._workers]
+
+    @property
     def progress(self) -> Dict[str, float]:
         """{'bytes', 'rows', 'seconds', 'bytes_per_second', 'done'} over all workers."""
         with self._cv:
-            nbytes, rows = sum(self._bytes), sum(self._rows)
+            nbytes, rows, done = sum(self._bytes), sum(self._rows), all(self._done)
         seconds = time.monotonic() - self._started
-        done = all(p.poll() is not None for p in self._procs)
         return {"bytes": nbytes, "rows": rows, "seconds": seconds,
                 "bytes_per_second": nbytes / seconds if seconds > 0 else 0.0, "done": done}
 
     def dispose(self) -> None:
-        for p in self._procs:
-            if p.poll() is None:
-                p.kill()
+        """Stops the workers still at their job (they are not reused)."""
+        with self._cv:
+            running = [w for w, done in zip(self._workers, self._done) if not done]
+        for w in running:
+            w.kill()
         for t in self._threads:
             t.join(5)
 

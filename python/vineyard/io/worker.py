@@ -1,4 +1,7 @@
-"""An I/O worker process: ``python -m vineyard.io.worker <job as JSON>``.
+"""An I/O worker process: ``python -m vineyard.io.worker <job as JSON>`` runs one job;
+``python -m vineyard.io.worker --serve`` runs one job per line of its stdin, answering each
+with its messages and then ``{"type": "done", "code": 0|1}``, until stdin closes (the pool
+of ``vineyard.io.drivers`` keeps such workers warm, so a read pays no interpreter start).
 
 A reader worker makes a stream, prints ``{"type": "return", "content": "o…"}`` (as
 vineyard's I/O workers do) and fills it with its share of the source: record batches for
@@ -21,9 +24,12 @@ TABULAR = ("csv", "parquet", "orc")
 _BYTE_CHUNK = 16 << 20
 
 
+_channel = sys.stdout  # where messages go; a serving worker moves user output off it
+
+
 def report(kind: str, **fields: Any) -> None:
-    sys.stdout.write(json.dumps({"type": kind, **fields}) + "\n")
-    sys.stdout.flush()
+    _channel.write(json.dumps({"type": kind, **fields}) + "\n")
+    _channel.flush()
 
 
 def format_of(path: str, explicit: Optional[str] = None) -> str:
@@ -175,13 +181,19 @@ def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
         yield batch
 
 
+def _share(parts: int, index: int, workers: int) -> range:
+    """The ``index``-th of ``workers`` contiguous runs of ``parts``: the streams of all
+    workers, read in order, give the file's order."""
+    return range(parts * index // workers, parts * (index + 1) // workers)
+
+
 def _parquet_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str, Any],
                      progress: Progress) -> Iterator[Any]:
     import pyarrow.parquet as pq
 
     with open_input(fs, path) as f:
         pf = pq.ParquetFile(f)
-        mine = list(range(index, pf.num_row_groups, workers))
+        mine = list(_share(pf.num_row_groups, index, workers))
         if not mine:
             return
         for batch in pf.iter_batches(row_groups=mine, batch_size=options.get("batch_size", 1 << 20),
@@ -196,7 +208,7 @@ def _orc_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
 
     with open_input(fs, path) as f:
         of = orc.ORCFile(f)
-        for stripe in range(index, of.nstripes, workers):
+        for stripe in _share(of.nstripes, index, workers):
             batch = of.read_stripe(stripe)
             progress.add(batch.nbytes, batch.num_rows)
             yield batch
@@ -307,27 +319,63 @@ def _table_writer(fmt: str, sink: Any, schema: Any, path: str) -> Any:
                      "or .orc (or pass write_options={'format': ...})")
 
 
-def main(argv: list) -> int:
-    if len(argv) != 2:
-        sys.stderr.write("usage: python -m vineyard.io.worker <job as JSON>\n")
-        return 2
-    job = json.loads(argv[1])
-    hook = None
-    if job.get("chunk_hook"):
-        import cloudpickle
-
-        hook = cloudpickle.loads(base64.b64decode(job["chunk_hook"]))
+def run_job(job: Dict[str, Any]) -> int:
+    """Runs one job; 0 when it succeeded, 1 after reporting its error."""
     import vineyard
 
-    client = vineyard.connect(job["socket"])
+    client = None
     try:
+        hook = None
+        if job.get("chunk_hook"):
+            import cloudpickle
+
+            hook = cloudpickle.loads(base64.b64decode(job["chunk_hook"]))
+        client = vineyard.connect(job["socket"])
         (run_read if job["mode"] == "r" else run_write)(job, client, hook)
-    except BaseException as e:  # noqa: BLE001 - reported to the caller, then exit 1
+    except BaseException as e:  # noqa: BLE001 - reported to the caller
         report("error", content=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
         return 1
     finally:
-        client.close()
+        if client is not None:
+            client.close()
     return 0
+
+
+def serve(idle_timeout: float) -> int:
+    """Jobs from stdin, one JSON object per line, until stdin closes or stays quiet for
+    ``idle_timeout`` seconds. What a job's code prints goes to stderr, so that stdout
+    carries nothing but messages."""
+    import select
+
+    global _channel
+    _channel = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    import vineyard  # noqa: F401 - paid once, before the first job
+    import pyarrow.csv, pyarrow.parquet  # noqa: F401,E401
+
+    while True:
+        ready, _, _ = select.select([sys.stdin], [], [], idle_timeout)
+        if not ready:
+            return 0
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        try:
+            job = json.loads(line)
+        except ValueError as e:
+            report("error", content=f"not a job: {e}")
+            report("done", code=1)
+            continue
+        report("done", code=run_job(job))
+
+
+def main(argv: list) -> int:
+    if len(argv) == 2 and argv[1] == "--serve":
+        return serve(float(os.environ.get("VINEYARD_IO_WORKER_IDLE", "300")))
+    if len(argv) != 2:
+        sys.stderr.write("usage: python -m vineyard.io.worker <job as JSON> | --serve\n")
+        return 2
+    return run_job(json.loads(argv[1]))
 
 
 if __name__ == "__main__":
