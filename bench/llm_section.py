@@ -248,6 +248,8 @@ def _speedups(results: Dict[str, Any]) -> list:
             part = f"{pa['tokens']} tokens: update {up:.1f}x"
             if pa["query_copy_s"] and pb["query_copy_s"]:
                 part += f", query {pb['query_copy_s'] / pa['query_copy_s']:.1f}x"
+                if pa.get("memcpy_s"):  # no query that copies can beat a memcpy
+                    part += f" (a memcpy would be {pb['query_copy_s'] / pa['memcpy_s']:.1f}x)"
             if pa["query_zero_copy_s"] and pb["query_zero_copy_s"]:
                 part += (f", zero-copy query "
                          f"{pb['query_zero_copy_s'] / pa['query_zero_copy_s']:.1f}x")
