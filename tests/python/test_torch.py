@@ -165,6 +165,37 @@ def test_state_dict_and_module_round_trip_in_torch_context(c):
     assert isinstance(c.get(from_numpy), np.ndarray)  # outside: numpy again
 
 
+def test_datasets_and_frames_in_torch_context(c):
+    import pandas as pd
+    import pyarrow as pa
+
+    features, labels = torch.randn(10, 3), torch.randint(0, 2, (10,))
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5]})
+    with torch_context():
+        oid = c.put(torch.utils.data.TensorDataset(features, labels))
+        assert c.get_meta(oid).typename == "vineyard::DataFrame"
+        got = c.get(oid)
+        assert isinstance(got, torch.utils.data.TensorDataset) and len(got) == 10
+        assert same_bytes(got.tensors[0], features) and same_bytes(got.tensors[1], labels)
+
+        class Pairs(torch.utils.data.Dataset):  # any map-style dataset: items collated
+            def __len__(self):
+                return 4
+
+            def __getitem__(self, i):
+                return torch.full((2,), float(i)), torch.tensor(i)
+
+        got = c.get(c.put(Pairs()))
+        assert torch.equal(got.tensors[0][3], torch.full((2,), 3.0))
+        assert torch.equal(got.tensors[1], torch.arange(4))
+        for value in (frame, pa.Table.from_pandas(frame, preserve_index=False),
+                      pa.RecordBatch.from_pandas(frame, preserve_index=False)):
+            got = c.get(c.put(value))
+            assert isinstance(got, torch.utils.data.TensorDataset)
+            assert torch.equal(got.tensors[0], torch.tensor([1, 2, 3]))
+            assert torch.equal(got.tensors[1], torch.tensor([0.5, 1.5, 2.5], dtype=torch.float64))
+
+
 def test_plain_dicts_and_lists_of_tensors_outside_the_context(c):
     state = {"w": torch.randn(3, 3), "b": torch.ones(3, dtype=torch.bfloat16)}
     got = c.get(c.put(state))  # pickled

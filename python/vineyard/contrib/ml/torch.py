@@ -9,13 +9,17 @@ Inside ``with torch_context():``
   field ``state_dict`` holds the dict as JSON with ``null`` for each tensor, and each tensor
   is the member ``tensor.<path>`` (``tensor.fc.weight``). ``get`` returns the dict, its
   tensors over shared memory (``module.load_state_dict(value)`` copies them in), its keys
-  in sorted order (metadata keeps JSON objects sorted).
+  in sorted order (metadata keeps JSON objects sorted);
+- a ``torch.utils.data.Dataset`` is put as a ``vineyard::DataFrame`` whose column ``i`` is
+  the Tensor of every item's ``i``-th field (collated), and a DataFrame, RecordBatch or
+  Table comes back as a ``TensorDataset`` of its columns.
 
 Outside the context, dicts are pickled as any other value.
 """
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections import OrderedDict
 from typing import Any, Dict, Generator, Optional, Tuple
 
@@ -28,7 +32,8 @@ from ...data.torch import torch_tensor_builder, torch_tensor_resolver
 from ...data.utils import from_json, to_json
 
 __all__ = ["torch_context", "register_torch_types", "torch_tensor_builder",
-           "torch_tensor_resolver", "torch_module_builder", "torch_module_resolver"]
+           "torch_tensor_resolver", "torch_module_builder", "torch_module_resolver",
+           "torch_dataset_builder", "torch_dataset_resolver"]
 
 _PREFIX = "tensor"
 
@@ -89,14 +94,82 @@ def torch_module_resolver(obj: Any, resolver: Any = None, **kw: Any) -> Dict[str
     return _join(from_json(meta["state_dict"]), _PREFIX, tensors)
 
 
+def _columns(value: torch.utils.data.Dataset) -> Tuple[torch.Tensor, ...]:
+    if isinstance(value, torch.utils.data.TensorDataset):
+        return tuple(value.tensors)
+    items = torch.utils.data.default_collate([value[i] for i in range(len(value))])
+    if isinstance(items, torch.Tensor):
+        return (items,)
+    if not (isinstance(items, (list, tuple)) and all(isinstance(t, torch.Tensor) for t in items)):
+        raise TypeError(f"a torch Dataset is put as columns of tensors, but its items "
+                        f"collate to {type(items).__name__}: make each item a tuple of tensors")
+    return tuple(items)
+
+
+def torch_dataset_builder(client: Any, value: torch.utils.data.Dataset, builder: Any = None,
+                          **kw: Any) -> PendingObject:
+    """A Dataset -> ``vineyard::DataFrame`` of its collated fields (the reference's layout:
+    columns named 0, 1, ..., a RangeIndex, one Tensor per column)."""
+    import pandas as pd
+
+    columns = _columns(value)
+    rows = int(columns[0].shape[0]) if columns else 0
+    meta = _C.ObjectMeta()
+    meta.typename = "vineyard::DataFrame"
+    meta["columns_"] = to_json(list(range(len(columns))))
+    members = client.nest_all([builder.run(client, pd.RangeIndex(rows))] +
+                              [torch_tensor_builder(client, t) for t in columns])
+    meta.add_member("index_", members[0])
+    for i, member in enumerate(members[1:]):
+        meta["__values_-key-%d" % i] = to_json(i)
+        meta.add_member("__values_-value-%d" % i, member)
+    meta["__values_-size"] = len(columns)
+    partition = list(kw.get("partition_index", [-1, -1]))
+    meta["partition_index_row_"] = partition[0]
+    meta["partition_index_column_"] = partition[1]
+    meta["row_batch_index_"] = kw.get("row_batch_index", 0)
+    meta.nbytes = sum(t.numel() * t.element_size() for t in columns)
+    return PendingObject(meta)
+
+
+def _tensor(column: Any) -> torch.Tensor:
+    if isinstance(column, torch.Tensor):
+        return column
+    if hasattr(column, "to_numpy"):  # pandas, arrow and polars columns
+        try:
+            column = column.to_numpy(zero_copy_only=False)
+        except TypeError:
+            column = column.to_numpy()
+    with warnings.catch_warnings():  # read-only views of shared memory
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(column)
+
+
+def torch_dataset_resolver(obj: Any, resolver: Any = None, **kw: Any) -> Any:
+    """A DataFrame, RecordBatch or Table -> ``TensorDataset`` of its columns."""
+    if obj.meta.typename == "vineyard::DataFrame":
+        size = int(obj.meta["__values_-size"])
+        columns = [resolver.run(obj.member("__values_-value-%d" % i), **kw) for i in range(size)]
+    else:
+        value = resolver.parent_context.run(obj, **kw)
+        columns = list(value.columns) if hasattr(value, "columns") else [value]
+        if hasattr(value, "get_column"):  # polars
+            columns = [value.get_column(name) for name in value.columns]
+    return torch.utils.data.TensorDataset(*[_tensor(c) for c in columns])
+
+
 def register_torch_types(builder_ctx: Any, resolver_ctx: Any) -> None:
     if builder_ctx is not None:
         builder_ctx.register(torch.Tensor, torch_tensor_builder)
+        builder_ctx.register(torch.utils.data.Dataset, torch_dataset_builder)
         builder_ctx.register(torch.nn.Module, torch_module_builder)
         builder_ctx.register(dict, torch_module_builder)
         builder_ctx.register(OrderedDict, torch_module_builder)
     if resolver_ctx is not None:
         resolver_ctx.register("vineyard::Tensor", torch_tensor_resolver)
+        resolver_ctx.register("vineyard::DataFrame", torch_dataset_resolver)
+        resolver_ctx.register("vineyard::RecordBatch", torch_dataset_resolver)
+        resolver_ctx.register("vineyard::Table", torch_dataset_resolver)
         resolver_ctx.register("vineyard::torch::Module", torch_module_resolver)
 
 
