@@ -20,7 +20,8 @@ NUMPY_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "u
 OTHER_DTYPES = ["bfloat16", "complex32", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2",
                 "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2", "bits8", "bits16",
                 "bits1x8", "bits2x4", "bits4x2", "uint1", "uint4", "int4", "int7"]
-DTYPES = [n for n in NUMPY_DTYPES + OTHER_DTYPES if isinstance(getattr(torch, n, None), torch.dtype)]
+DTYPES = [n for n in NUMPY_DTYPES + OTHER_DTYPES
+          if isinstance(getattr(torch, n, None), torch.dtype)]
 
 
 @pytest.fixture
@@ -282,3 +283,11 @@ def test_the_published_client_reads_our_tensors_as_numpy(c, client, run_publishe
         dtype, shape, data = out[name]
         assert dtype == str(value.numpy().dtype) and shape == list(value.shape)
         assert bytes.fromhex(data) == value.numpy().tobytes()
+
+
+def test_vineyard_imports_neither_torch_nor_polars():
+    script = "import sys, vineyard; print(sorted({'torch', 'polars'} & set(sys.modules)))"
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(vineyard.__file__)))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, env=env, cwd="/")
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr[-2000:]

@@ -47,9 +47,10 @@ def _split(value: Any, path: str, tensors: Dict[str, torch.Tensor]) -> Any:
         skeleton = {}
         for key, item in value.items():
             if not isinstance(key, str):
+                where = path[len(_PREFIX) + 1:] or "it"
                 raise TypeError(
-                    f"a torch state dict is put with str keys, but {path[len(_PREFIX) + 1:] or 'it'}"
-                    f" has the key {key!r} ({type(key).__name__}); convert the keys or pickle it")
+                    f"a torch state dict is put with str keys, but {where} has the key "
+                    f"{key!r} ({type(key).__name__}); convert the keys or pickle it")
             skeleton[key] = _split(item, f"{path}.{key}", tensors)
         return skeleton
     if isinstance(value, (list, tuple)):
