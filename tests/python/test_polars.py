@@ -81,3 +81,13 @@ def test_the_published_client_reads_a_polars_frame_as_a_table(c, client, run_pub
     kind, names, data = out
     assert kind == "Table" and names == frame.columns
     assert data == frame.to_dict(as_series=False)
+
+
+def test_over_rpc(rpc_server):
+    rpc = vineyard.connect("127.0.0.1", rpc_server.port)
+    frame = sample()
+    got = rpc.get(rpc.put(frame))
+    assert isinstance(got, pl.DataFrame) and got.equals(frame)
+    series = pl.Series("v", [3, None, 1])
+    assert rpc.get(rpc.put(series)).equals(series)
+    rpc.close()
