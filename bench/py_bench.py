@@ -43,7 +43,8 @@ MIB, GIB = 1 << 20, 1 << 30
 VENVS = {
     "bench": (["matplotlib"], True),
     "compat": (["vineyard==0.24.2", "numpy<2", "pandas<2.2", "pyarrow<16", "pytest"], False),
-    "ray": (["ray==2.60.0", "numpy", "pandas<3", "pyarrow"], False),
+    # (torch: the torch section's Ray column; the local CPU build, as in the Makefile)
+    "ray": (["ray==2.60.0", "numpy", "pandas<3", "pyarrow", "torch==2.13.0"], False),
     "plasma": (["pyarrow==11.0.0", "numpy<2", "pandas<2.2"], False),
 }
 # peer -> the venv it runs in
@@ -394,6 +395,7 @@ def main() -> None:
 
     cpp_page = rpc_page = cluster_page = server_page = stream_page = spill_page = None
     llm_page = None  # the LLM KV cache section (bench/llm_section.py)
+    torch_page = None  # torch tensors between processes (bench/torch_section.py)
     if args.cpp:
         import cluster_section
         import rpc_section
@@ -409,6 +411,8 @@ def main() -> None:
         spill_page = spill_section.run_and_render(build, args.quick)
         import llm_section
         llm_page = llm_section.run_and_render(build, args.quick)
+        import torch_section
+        torch_page = torch_section.run_and_render(build, args.quick)
     many = None
     if "c1000" in args.scenarios.split(","):
         # alone on the machine, before the peers' daemons start
@@ -462,6 +466,8 @@ def main() -> None:
                          spill_page)
     if llm_page:
         text += "\n" + llm_page
+    if torch_page:
+        text += "\n" + torch_page
     with open(args.output, "w") as f:
         f.write(text)
     shutil.rmtree(workdir, ignore_errors=True)

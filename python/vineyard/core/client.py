@@ -376,10 +376,11 @@ class ClientBase:
         ctx = resolver if resolver is not None else get_current_resolvers()
         if self._fast:
             # One native call; a numeric tensor comes back as its array when the
-            # built-in resolver is the one that would run.
+            # built-in resolver is the one that would run (and it was not put from torch).
             meta, value, blob = self._c.get_fast(oid)
             if value is not None and not kwargs \
-                    and ctx.find(meta.typename) is _tensor_module().numpy_ndarray_resolver:
+                    and ctx.find(meta.typename) is _tensor_module().numpy_ndarray_resolver \
+                    and "value_type_torch_" not in meta:
                 self._record((blob,))
                 return value
             self._record_meta(meta)

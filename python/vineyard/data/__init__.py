@@ -1,15 +1,48 @@
 """Built-in builders and resolvers, registered in the default contexts on import."""
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import Any, Dict
 
 from ..core.builder import default_builder_context
 from ..core.resolver import default_resolver_context
 from . import pickle, scalar, sequence
 
+# Libraries whose builders are registered in the default contexts when the first value of
+# theirs is put, not when vineyard is imported (which would cost every process their import
+# time): the root of the value's module -> our module for it.
+_ON_FIRST_VALUE: Dict[str, str] = {"torch": ".torch", "polars": ".polars"}
+
+
+def fallback_builder(client: Any, value: Any, builder: Any = None, **kw: Any) -> Any:
+    """The builder of values no registered type matches: the first value of a library in
+    ``_ON_FIRST_VALUE`` registers that library's builders and is built again; a DLPack
+    tensor is put as a Tensor; anything else is pickled."""
+    root = type(value).__module__.split(".", 1)[0]
+    module = _ON_FIRST_VALUE.pop(root, None)
+    if module is not None:
+        try:
+            ours = importlib.import_module(module, __name__)
+        except ImportError:  # e.g. polars without pyarrow: pickled
+            ours = None
+        if ours is not None:
+            ours.register(default_builder_context, default_resolver_context)
+            if builder is not None:
+                return builder.run(client, value, **kw)
+    try:
+        from .tensor import dlpack_builder, is_dlpack_tensor
+    except ImportError:  # numpy missing
+        pass
+    else:
+        if is_dlpack_tensor(value):
+            return dlpack_builder(client, value, **kw)
+    return pickle.pickle_builder(client, value, **kw)
+
 
 def register_builtin_types(builder_ctx: Any = None, resolver_ctx: Any = None) -> None:
     pickle.register(builder_ctx, resolver_ctx)
+    if builder_ctx is not None:
+        builder_ctx.set_default_builder(fallback_builder)
     scalar.register(builder_ctx, resolver_ctx)
     sequence.register(builder_ctx, resolver_ctx)
     try:

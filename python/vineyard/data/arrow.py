@@ -10,6 +10,7 @@
   (string/binary/list types widened to their large variants).
 - ``RecordBatch``: ``row_num_``, ``column_num_``, ``__columns_-<i>``, member ``schema_``;
   ``Table``: ``num_rows_``, ``num_columns_``, ``batch_num_``, ``partitions_-<i>``, ``schema_``.
+- ``Table`` with ``from_polars`` (a polars frame, see polars.py): resolved to polars.
 - ``Tensor<std::string>`` (numpy string/object arrays as the reference writes them): built
   here (``string_tensor_builder``, used for pandas string columns); tensor.py resolves it.
 
@@ -27,6 +28,7 @@ import pyarrow as pa
 
 from .. import _C
 from ..core.object import PendingObject
+from .pickle import pickle_builder
 from .utils import blob_list, build_buffer, from_json, to_json
 
 _ARROW_TYPES = {"float": pa.float32(), "double": pa.float64(), "halffloat": pa.float16(),
@@ -210,7 +212,6 @@ def _ARRAY_BUILDERS(array: pa.Array) -> Any:  # noqa: N802 - used like a table
         return null_array_builder
     if pa.types.is_integer(t) or pa.types.is_floating(t):
         return numeric_array_builder
-    from .pickle import pickle_builder
     return pickle_builder
 
 
@@ -335,8 +336,16 @@ def table_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pa.Table:
             batches.append(resolver.run(member))
     schema = _schema_of(obj, resolver, schemas) if "schema_" in meta.member_names() else None
     if schema is None:
-        return pa.Table.from_batches(batches)
-    return pa.Table.from_batches(batches, schema=schema)
+        table = pa.Table.from_batches(batches)
+    else:
+        table = pa.Table.from_batches(batches, schema=schema)
+    if meta.get("from_polars", False):  # put from polars, as the reference marks it
+        try:
+            from .polars import to_polars
+        except ImportError:  # no polars here: the Table
+            return table
+        return to_polars(table, meta)
+    return table
 
 
 def object_tensor_resolver(obj: Any, **kw: Any) -> Any:
@@ -354,6 +363,7 @@ def register(builder_ctx: Any = None, resolver_ctx: Any = None) -> None:
         builder_ctx.register(pa.Schema, schema_builder)
         builder_ctx.register(pa.RecordBatch, record_batch_builder)
         builder_ctx.register(pa.Table, table_builder)
+        builder_ctx.register(pa.Array, pickle_builder)  # the other array types, pickled
     if resolver_ctx is not None:
         resolver_ctx.register("vineyard::NumericArray", numeric_array_resolver)
         resolver_ctx.register("vineyard::BooleanArray", boolean_array_resolver)

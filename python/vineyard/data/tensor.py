@@ -11,6 +11,10 @@
 As in the reference client the payload is always in C order; ``order_`` records whether the
 array was Fortran-ordered. ``get`` of a C-ordered tensor is a zero-copy, read-only view of
 the blob; a Fortran-ordered one is converted back (one copy, also read-only).
+
+Tensors put from torch (torch.py) record ``value_type_torch_`` and come back as torch
+tensors. A value of no registered type that exports DLPack in host memory is put as a Tensor
+(``dlpack_builder``).
 """
 from __future__ import annotations
 
@@ -74,6 +78,36 @@ def numpy_ndarray_builder(client: Any, value: np.ndarray, **kw: Any) -> Any:
     return PendingObject(meta, blob_list(buffer))
 
 
+_DLPACK_CPU = 1  # DLDeviceType kDLCPU
+
+
+def is_dlpack_tensor(value: Any) -> bool:
+    return hasattr(value, "__dlpack__") and hasattr(value, "__dlpack_device__")
+
+
+def dlpack_builder(client: Any, value: Any, **kw: Any) -> Any:
+    """A tensor of any library that exports DLPack (``__dlpack__``, ``__dlpack_device__``) in
+    host memory: imported without a copy (numpy, else torch for dtypes numpy lacks) and put
+    as a ``vineyard::Tensor``; ``get`` returns numpy (torch for those dtypes)."""
+    device = value.__dlpack_device__()
+    if int(device[0]) != _DLPACK_CPU:
+        raise ValueError(
+            f"the {type(value).__name__} is on DLPack device {tuple(device)}, not in host "
+            f"memory (kDLCPU = 1): vineyard keeps tensors in host shared memory, copy it to "
+            f"the host first")
+    try:
+        array = np.from_dlpack(value)
+    except (BufferError, TypeError, ValueError, RuntimeError) as e:
+        try:
+            import torch
+        except ImportError:
+            raise TypeError(f"numpy cannot import the {type(value).__name__} through DLPack "
+                            f"({e}) and torch is not installed") from e
+        from .torch import torch_tensor_builder
+        return torch_tensor_builder(client, torch.from_dlpack(value), **kw)
+    return numpy_ndarray_builder(client, array, **kw)
+
+
 def _dtype(meta: Any) -> np.dtype:
     spec = meta.get("value_type_meta_")
     try:
@@ -84,8 +118,28 @@ def _dtype(meta: Any) -> np.dtype:
     return np.dtype(meta["value_type_"])
 
 
+def _torch_tensor(obj: Any) -> Any:
+    """A tensor put from torch, as a torch tensor; None when torch is missing and numpy has
+    its dtype (then it reads as the numpy array, as the published client reads it)."""
+    try:
+        from .torch import torch_tensor_resolver
+    except ImportError:
+        try:
+            _dtype(obj.meta)
+        except TypeError:
+            raise TypeError(
+                f"the tensor {obj.meta.id} holds torch.{obj.meta['value_type_torch_']} "
+                f"values, which numpy has no type for: install torch to read it") from None
+        return None
+    return torch_tensor_resolver(obj)
+
+
 def numpy_ndarray_resolver(obj: Any, **kw: Any) -> np.ndarray:
     meta = obj.meta
+    if meta.get("value_type_torch_"):
+        tensor = _torch_tensor(obj)
+        if tensor is not None:
+            return tensor
     name = meta["value_type_"]
     if name in ("str", "string", "std::string", "std::__1::string"):
         return string_tensor_resolver(obj)

@@ -1,0 +1,1 @@
+"""Integrations of vineyard with other libraries (``vineyard.contrib.ml.torch``)."""

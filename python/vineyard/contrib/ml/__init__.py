@@ -1,0 +1,1 @@
+"""Machine-learning frameworks (``vineyard.contrib.ml.torch``)."""
