@@ -76,7 +76,8 @@ class _Pool:
             if self._pid != os.getpid():  # inherited across fork: not ours to use
                 self._idle, self._pid = [], os.getpid()
             self._idle = [w for w in self._idle if w.alive()]
-            taken, self._idle = self._idle[:n], self._idle[n:]
+            keep = max(0, len(self._idle) - n)  # the most recently used ones
+            taken, self._idle = self._idle[keep:], self._idle[:keep]
         return taken + [_Worker() for _ in range(n - len(taken))]
 
     def give_back(self, worker: _Worker) -> None:
