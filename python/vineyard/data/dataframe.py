@@ -288,7 +288,9 @@ class NDArrayArray(ExtensionArray):
     def __init__(self, data: Any) -> None:
         if isinstance(data, NDArrayArray):
             data = data._ndarray
-        elif not (isinstance(data, np.ndarray) and data.dtype != object):
+        elif isinstance(data, (np.ndarray, np.generic)) and data.dtype != object:
+            data = np.asarray(data)
+        else:
             data = np.stack([np.asarray(row) for row in data])
         if data.ndim < 1:
             raise ValueError("an NDArrayArray needs an array of at least one dimension")
