@@ -403,3 +403,21 @@ def test_ours_reads_what_the_published_client_writes(c, run_published, rpc_serve
     assert listed.to_pylist() == [[1, 2], None, [], [3]]
     assert c.get(ids["batch"]).to_pylist() == [{"l": [1.5]}, {"l": []}, {"l": None}]
     assert bytes(c.get(ids["buffer"])) == b"published bytes"
+
+
+def test_new_types_over_rpc(c, rpc):
+    values = {"sparse": SPARSE["int-zero"], "struct": ARRAYS["struct"],
+              "dictionary": ARRAYS["dictionary"], "fixed": ARRAYS["fixed_size_binary"]}
+    for name, value in values.items():
+        oid = rpc.put(value)
+        for reader in (c, rpc):
+            got = reader.get(oid)
+            if name == "sparse":
+                np.testing.assert_array_equal(np.asarray(got), np.asarray(value))
+            else:
+                assert got.to_pylist() == value.to_pylist()
+    _, frame = ndarray_frame()
+    got = rpc.get(rpc.put(frame))
+    np.testing.assert_array_equal(got["t"].ndarray.values, frame["t"].ndarray.values)
+    oid = rpc.put(pa.py_buffer(b"bytes sent over TCP"))
+    assert bytes(c.get(oid)) == bytes(rpc.get(oid)) == b"bytes sent over TCP"

@@ -192,7 +192,8 @@ def pandas_dataframe_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pd.D
 # --------------------------------------------------------------------------- SparseArray
 
 
-def pandas_sparse_array_builder(client: Any, value: pd.arrays.SparseArray, **kw: Any) -> PendingObject:
+def pandas_sparse_array_builder(client: Any, value: pd.arrays.SparseArray,
+                                **kw: Any) -> PendingObject:
     from pandas._libs.sparse import IntIndex
     meta = _C.ObjectMeta()
     meta.typename = "vineyard::SparseArray<%s>" % value.dtype.name
@@ -214,7 +215,8 @@ def pandas_sparse_array_builder(client: Any, value: pd.arrays.SparseArray, **kw:
     return PendingObject(meta)
 
 
-def pandas_sparse_array_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pd.arrays.SparseArray:
+def pandas_sparse_array_resolver(obj: Any, resolver: Any = None,
+                                 **kw: Any) -> pd.arrays.SparseArray:
     from pandas._libs.sparse import BlockIndex, IntIndex
     meta = obj.meta
     kind, size = meta["sp_index_name"], int(meta["sp_index_size"])
