@@ -339,6 +339,7 @@ def test_the_published_client_reads_ours(c, run_published, rpc_server):
         "batch": c.put(pa.RecordBatch.from_pydict({"f": ARRAYS["fixed_size_binary"],
                                                     "l": ARRAYS["list"].slice(0, 3)})),
         "array": put_cpp_array(c, np.arange(6, dtype=np.int64)),
+        "buffer": c.put(pa.py_buffer(b"our bytes")),
     }
     for oid in mine.values():
         c.persist(oid)
@@ -359,6 +360,7 @@ def test_the_published_client_reads_ours(c, run_published, rpc_server):
         "batch": [[v.hex() if isinstance(v, bytes) else v for v in r.values()]
                   for r in got["batch"].to_pylist()],
         "array": got["array"].tolist(),
+        "buffer": bytes(memoryview(got["buffer"])).decode(),
     }}))
     """, rpc_server.socket, needs=("pandas", "pyarrow"))
     assert out["sparse_type"] == "SparseArray"
@@ -369,6 +371,7 @@ def test_the_published_client_reads_ours(c, run_published, rpc_server):
     assert out["list"] == ARRAYS["sliced_list"].to_pylist()
     assert out["batch"] == [["61626364", [1, 2]], [None, None], ["7778797a", []]]
     assert out["array"] == list(range(6))
+    assert out["buffer"] == "our bytes"
 
 
 def test_ours_reads_what_the_published_client_writes(c, run_published, rpc_server):
