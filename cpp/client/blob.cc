@@ -75,8 +75,20 @@ Result<std::unique_ptr<RemoteBlobWriter>> RemoteBlobWriter::Make(size_t size) {
   return std::make_unique<RemoteBlobWriter>(size, std::move(buffer));
 }
 
+std::unique_ptr<RemoteBlobWriter> RemoteBlobWriter::Wrap(const uint8_t* data, size_t size,
+                                                        std::shared_ptr<const void> owner,
+                                                        bool writable) {
+  // aliasing: shares `owner`'s lifetime, points at `data`
+  std::shared_ptr<uint8_t> bytes(std::const_pointer_cast<void>(owner),
+                                 const_cast<uint8_t*>(data));
+  auto writer = std::make_unique<RemoteBlobWriter>(size, std::move(bytes));
+  writer->writable_ = writable;
+  return writer;
+}
+
 Status RemoteBlobWriter::Copy(size_t offset, const void* src, size_t n, int concurrency) {
   if (aborted_) return Status::Invalid("the remote blob writer was aborted");
+  if (!writable_) return Status::Invalid("the remote blob writer wraps read-only bytes");
   if (offset > size_ || n > size_ - offset) {
     return Status::Invalid("copy of ", n, " bytes at offset ", offset,
                            " exceeds the blob's ", size_, " bytes");
@@ -178,6 +190,11 @@ Result<std::shared_ptr<Blob>> BlobWriter::Seal() {
   if (IsEmptyBlob(id_)) return Blob::MakeEmpty();
   payload_.data_size = size_;
   return owner_->MakeBlob(payload_);  // read-only from now on
+}
+
+Result<ObjectID> BlobWriter::Seal(Client& /*client*/) {
+  VY_ASSIGN_OR_RETURN(auto blob, Seal());
+  return blob->id();
 }
 
 }  // namespace vineyard

@@ -16,12 +16,14 @@
 #include <cstdint>
 #include <memory>
 
+#include "client/object_builder.h"
 #include "common/ids.h"
 #include "common/protocol.h"
 #include "common/result.h"
 
 namespace vineyard {
 
+class Client;
 class ClientCore;
 
 /// A mapped region of the server's shared memory; unmapped on destruction.
@@ -82,12 +84,20 @@ class RemoteBlob : public Blob {
 class RemoteBlobWriter {
  public:
   static Result<std::unique_ptr<RemoteBlobWriter>> Make(size_t size);
+  /// Over `size` bytes at `data` that the caller owns: `owner` keeps them
+  /// alive (null: the caller must, until the writer is sent). Read-only bytes
+  /// (`writable` false) can be sent but not written through the writer.
+  static std::unique_ptr<RemoteBlobWriter> Wrap(const uint8_t* data, size_t size,
+                                                std::shared_ptr<const void> owner,
+                                                bool writable);
   RemoteBlobWriter(size_t size, std::shared_ptr<uint8_t> buffer);
 
   size_t size() const { return size_; }
   uint8_t* data() { return buffer_.get(); }
   const uint8_t* data() const { return buffer_.get(); }
   bool aborted() const { return aborted_; }
+  /// False for a writer over read-only bytes (Wrap).
+  bool writable() const { return writable_; }
 
   /// Copies `n` bytes from `src` to `offset` (threads for large copies).
   Status Copy(size_t offset, const void* src, size_t n, int concurrency = 0);
@@ -98,9 +108,10 @@ class RemoteBlobWriter {
   size_t size_;
   std::shared_ptr<uint8_t> buffer_;
   bool aborted_ = false;
+  bool writable_ = true;
 };
 
-class BlobWriter {
+class BlobWriter : public ObjectBuilder {
  public:
   BlobWriter(const Payload& payload, uint8_t* data, std::shared_ptr<Mapping> mapping,
              std::shared_ptr<ClientCore> owner);
@@ -113,7 +124,7 @@ class BlobWriter {
   size_t size() const { return size_; }
   uint8_t* data() { return data_; }
   const uint8_t* data() const { return data_; }
-  bool sealed() const { return sealed_; }
+  bool sealed() const override { return sealed_; }
   /// Neither sealed nor aborted: its bytes may still be written.
   bool writable() const { return !sealed_ && !aborted_; }
 
@@ -126,6 +137,8 @@ class BlobWriter {
   Status Abort();
   /// Seals the blob: it becomes immutable and readable by everyone.
   Result<std::shared_ptr<Blob>> Seal();
+  /// ObjectBuilder's Seal: the blob is its own object (`client` is not needed).
+  Result<ObjectID> Seal(Client& client) override;
 
   /// Marks the writer sealed by a fused request (Client::Put); the server holds
   /// one reference for this client, given back when the writer goes away.

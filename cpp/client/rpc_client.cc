@@ -208,6 +208,10 @@ Result<std::vector<ObjectMeta>> RPCClient::GetObjects(const std::vector<ObjectID
         if (!IsEmptyBlob(id)) by_owner[owner].push_back(id);
       }
     }
+    if (meta.IsBlob() && !IsEmptyBlob(meta.GetId())) {  // a blob is its own tree's only blob
+      bool placed = meta.MetaData().contains(meta_key::kInstanceId);
+      by_owner[placed ? meta.GetInstanceId() : remote_instance_id()].push_back(meta.GetId());
+    }
   }
   json cluster;
   for (auto& [owner, blob_ids] : by_owner) {

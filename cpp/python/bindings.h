@@ -81,6 +81,10 @@ T& Cast(nb::handle h, const char* expected) {
   return nb::cast<T&>(h);
 }
 
+/// The IPC client `h` stands for: a vineyard._C.IPCClient, or an object whose
+/// `native` is one (vineyard.IPCClient); null for None. TypeError otherwise.
+Client* AsIpcClient(nb::handle h);
+
 /// JSON value -> Python (None/bool/int/float/str/list/dict).
 nb::object JsonToPy(const json& j);
 /// Python value -> JSON; TypeError for values JSON cannot hold.

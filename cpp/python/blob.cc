@@ -1,4 +1,5 @@
-// Blob (sealed, read-only buffer) and BlobBuilder (unsealed, writable buffer).
+// Blob (sealed, read-only buffer), ObjectBuilder (what makes one object) and
+// BlobBuilder (an ObjectBuilder: an unsealed, writable buffer).
 //
 // Both export the Python buffer protocol over the mapped shared memory: no
 // copies. A view holds a reference to the Python object, which holds the C++
@@ -56,6 +57,18 @@ uintptr_t Address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
 }  // namespace
 
+Client* AsIpcClient(nb::handle h) {
+  if (h.is_none()) return nullptr;
+  if (nb::isinstance<Client>(h)) return &nb::cast<Client&>(h);
+  if (nb::hasattr(h, "native")) {
+    nb::object native = h.attr("native");
+    if (nb::isinstance<Client>(native)) return &nb::cast<Client&>(native);
+  }
+  throw nb::type_error(("expected an IPCClient, got " +
+                        nb::cast<std::string>(nb::str(h.type().attr("__name__"))))
+                           .c_str());
+}
+
 void BindBlobs(nb::module_& m) {
   nb::class_<Blob>(m, "Blob", nb::type_slots(kBlobSlots),
                    "A sealed blob: immutable shared memory, exported as a read-only buffer "
@@ -79,7 +92,20 @@ void BindBlobs(nb::module_& m) {
            })
       .def_static("empty", &Blob::MakeEmpty, "The empty blob (size 0).");
 
-  nb::class_<BlobWriter>(m, "BlobBuilder", nb::type_slots(kWriterSlots),
+  nb::class_<ObjectBuilder>(m, "ObjectBuilder",
+                            "What makes one vineyard object (e.g. BlobBuilder): filled in "
+                            "this process, then sealed, after which it cannot change.")
+      .def_prop_ro("issealed", &ObjectBuilder::sealed, "True once sealed (or dropped).")
+      .def(
+          "seal",
+          [](ObjectBuilder& b, nb::handle client) {
+            Client* c = AsIpcClient(client);
+            if (c == nullptr) throw nb::type_error("seal needs the IPCClient to seal through");
+            return PyObjectID(Unwrap(NoGil([&] { return b.Seal(*c); })));
+          },
+          nb::arg("client"), "Makes the object through `client`; returns its ObjectID.");
+
+  nb::class_<BlobWriter, ObjectBuilder>(m, "BlobBuilder", nb::type_slots(kWriterSlots),
                          "An unsealed blob, writable by its creator (memoryview(builder) is "
                          "writable) until sealed by seal() or IPCClient.put_object().")
       .def_prop_ro("id", [](const BlobWriter& w) { return PyObjectID(w.id()); })
@@ -121,10 +147,13 @@ void BindBlobs(nb::module_& m) {
            nb::call_guard<nb::gil_scoped_release>(), "Drops the blob (if not sealed).")
       .def(
           "seal",
-          [](BlobWriter& w, nb::handle /*client*/) { return Unwrap(NoGil([&] { return w.Seal(); })); },
+          [](BlobWriter& w, nb::handle client) {
+            AsIpcClient(client);  // type-checked only: the builder knows its session
+            return Unwrap(NoGil([&] { return w.Seal(); }));
+          },
           nb::arg("client") = nb::none(),
-          "Seals the blob and returns it as a read-only Blob (the client argument is "
-          "accepted for compatibility; the builder knows its session).")
+          "Seals the blob and returns it as a read-only Blob (the client, an IPCClient or "
+          "None, is accepted for compatibility; the builder knows its session).")
       .def("__repr__", [](const BlobWriter& w) {
         return "BlobBuilder <id=" + ObjectIDToString(w.id()) + ", size=" +
                std::to_string(w.size()) + (w.sealed() ? ", sealed" : "") + ">";

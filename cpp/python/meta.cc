@@ -13,6 +13,8 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
+
 #include "client/blob.h"
 #include "client/object_meta.h"
 #include "python/bindings.h"
@@ -215,6 +217,22 @@ void BindMeta(nb::module_& m) {
              meta.AddInlineBlob(key, blob.index, blob.size);
            },
            nb::arg("key"), nb::arg("value"))
+      .def(
+          "add_remote_blob",
+          [](ObjectMeta& meta, std::shared_ptr<RemoteBlob> blob) {
+            if (!blob) throw nb::type_error("expected a RemoteBlob, got None");
+            const auto ids = meta.GetBlobIds();
+            if (std::find(ids.begin(), ids.end(), blob->id()) == ids.end()) {
+              throw StatusError{Status::ObjectNotExists(
+                  "blob ", ObjectIDToString(blob->id()),
+                  " is not a member of this object: add_member it first")};
+            }
+            const ObjectID id = blob->id();
+            meta.SetBuffer(id, std::move(blob));
+          },
+          nb::arg("blob"),
+          "Attaches the bytes of a RemoteBlob (fetched or created over RPC) to the blob "
+          "member of the same id, so that get_buffer and the resolvers read it.")
       .def("add_inline_blob", &ObjectMeta::AddInlineBlob, nb::arg("key"), nb::arg("index"),
            nb::arg("size"),
            "A blob member made by the put from byte run `index` of its `buffers` (sent in "

@@ -27,7 +27,7 @@ int RemoteWriterGetBuffer(PyObject* self, Py_buffer* view, int flags) {
     return -1;
   }
   return PyBuffer_FillInfo(view, self, w->data(), static_cast<Py_ssize_t>(w->size()),
-                           /*readonly=*/0, flags);
+                           /*readonly=*/w->writable() ? 0 : 1, flags);
 }
 
 PyType_Slot kRemoteWriterSlots[] = {
@@ -51,6 +51,36 @@ class Views {
  private:
   std::vector<Py_buffer> views_;
 };
+
+/// A RemoteBlobWriter over the memory of a Python buffer (writable if the
+/// buffer is), holding a view of it until the writer goes.
+std::unique_ptr<RemoteBlobWriter> WrapBuffer(nb::handle data, std::optional<size_t> size) {
+  auto view = std::make_unique<Py_buffer>();
+  bool writable = true;
+  if (PyObject_GetBuffer(data.ptr(), view.get(), PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) != 0) {
+    PyErr_Clear();
+    writable = false;
+    if (PyObject_GetBuffer(data.ptr(), view.get(), PyBUF_C_CONTIGUOUS) != 0) {
+      throw nb::python_error();
+    }
+  }
+  std::shared_ptr<Py_buffer> owner(view.release(), [](Py_buffer* v) {
+    nb::gil_scoped_acquire gil;
+    PyBuffer_Release(v);
+    delete v;
+  });
+  size_t n = static_cast<size_t>(owner->len);
+  if (size.has_value()) {
+    if (*size > n) {
+      throw nb::value_error(("cannot wrap " + std::to_string(*size) + " bytes of a buffer of " +
+                             std::to_string(n))
+                                .c_str());
+    }
+    n = *size;
+  }
+  const auto* bytes = static_cast<const uint8_t*>(owner->buf);
+  return RemoteBlobWriter::Wrap(bytes, n, std::move(owner), writable);
+}
 
 std::vector<const RemoteBlobWriter*> Writers(nb::list builders) {
   std::vector<const RemoteBlobWriter*> out;
@@ -82,7 +112,22 @@ void BindRpcClient(nb::module_& m) {
              new (self) RemoteBlobWriter(std::move(*made));
            },
            nb::arg("size"))
+      .def_static(
+          "wrap",
+          [](uintptr_t address, size_t size) {
+            return RemoteBlobWriter::Wrap(reinterpret_cast<const uint8_t*>(address), size,
+                                          nullptr, /*writable=*/true);
+          },
+          nb::arg("data"), nb::arg("size"),
+          "A builder over `size` bytes at the raw address `data`, without copying them: "
+          "they must stay alive until the builder is sent.")
+      .def_static("wrap", &WrapBuffer, nb::arg("data"), nb::arg("size").none() = nb::none(),
+                  "A builder over the memory of a bytes-like object (its first `size` bytes; "
+                  "all by default), without copying it; the builder keeps it alive. Writable "
+                  "through the builder only if the object is.")
       .def_prop_ro("size", &RemoteBlobWriter::size)
+      .def_prop_ro("writable", &RemoteBlobWriter::writable,
+                   "False when it wraps read-only bytes.")
       .def_prop_ro("address",
                    [](RemoteBlobWriter& w) { return reinterpret_cast<uintptr_t>(w.data()); })
       .def_prop_ro("aborted", &RemoteBlobWriter::aborted)

@@ -236,7 +236,19 @@ class Blob:
     def empty() -> Blob:
         """The empty blob (size 0)."""
 
-class BlobBuilder:
+class ObjectBuilder:
+    """
+    What makes one vineyard object (e.g. BlobBuilder): filled in this process, then sealed, after which it cannot change.
+    """
+
+    @property
+    def issealed(self) -> bool:
+        """True once sealed (or dropped)."""
+
+    def seal(self, client: object) -> ObjectID:
+        """Makes the object through `client`; returns its ObjectID."""
+
+class BlobBuilder(ObjectBuilder):
     """
     An unsealed blob, writable by its creator (memoryview(builder) is writable) until sealed by seal() or IPCClient.put_object().
     """
@@ -277,7 +289,7 @@ class BlobBuilder:
 
     def seal(self, client: object | None = None) -> Blob:
         """
-        Seals the blob and returns it as a read-only Blob (the client argument is accepted for compatibility; the builder knows its session).
+        Seals the blob and returns it as a read-only Blob (the client, an IPCClient or None, is accepted for compatibility; the builder knows its session).
         """
 
     def __repr__(self) -> str: ...
@@ -385,6 +397,11 @@ class ObjectMeta:
 
     @overload
     def add_member(self, key: str, value: InlineBlob) -> None: ...
+
+    def add_remote_blob(self, blob: RemoteBlob) -> None:
+        """
+        Attaches the bytes of a RemoteBlob (fetched or created over RPC) to the blob member of the same id, so that get_buffer and the resolvers read it.
+        """
 
     def add_inline_blob(self, key: str, index: int, size: int) -> None:
         """
@@ -765,8 +782,26 @@ class RemoteBlobBuilder:
 
     def __init__(self, size: int) -> None: ...
 
+    @overload
+    @staticmethod
+    def wrap(data: int, size: int) -> RemoteBlobBuilder:
+        """
+        A builder over `size` bytes at the raw address `data`, without copying them: they must stay alive until the builder is sent.
+        """
+
+    @overload
+    @staticmethod
+    def wrap(data: object, size: int | None = None) -> RemoteBlobBuilder:
+        """
+        A builder over the memory of a bytes-like object (its first `size` bytes; all by default), without copying it; the builder keeps it alive. Writable through the builder only if the object is.
+        """
+
     @property
     def size(self) -> int: ...
+
+    @property
+    def writable(self) -> bool:
+        """False when it wraps read-only bytes."""
 
     @property
     def address(self) -> int: ...

@@ -21,7 +21,7 @@ def vineyardd_path() -> str:
 
 
 from . import _C  # noqa: E402
-from ._C import Blob, BlobBuilder, InstanceStatus, ObjectID, ObjectMeta, ObjectName  # noqa: E402
+from ._C import Blob, BlobBuilder, InstanceStatus, ObjectBuilder, ObjectID, ObjectMeta, ObjectName  # noqa: E402
 from ._C import RemoteBlob, RemoteBlobBuilder  # noqa: E402
 from ._C import VineyardException  # noqa: E402
 
@@ -80,7 +80,7 @@ def get(object_id: Optional[Union[ObjectID, int, str]] = None, name: Optional[st
 
 
 __all__ = [
-    "__version__", "vineyardd_path", "connect", "IPCClient", "RPCClient", "RemoteBlob", "RemoteBlobBuilder", "Object", "ObjectID", "ObjectName",
+    "__version__", "vineyardd_path", "connect", "IPCClient", "RPCClient", "RemoteBlob", "RemoteBlobBuilder", "Object", "ObjectBuilder", "ObjectID", "ObjectName",
     "ObjectMeta", "Blob", "BlobBuilder", "InstanceStatus", "VineyardException", "put", "get",
     "set_default_client", "BuilderContext", "ResolverContext", "DriverContext",
     "default_builder_context", "default_resolver_context", "default_driver_context",

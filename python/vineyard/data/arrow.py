@@ -6,8 +6,22 @@
 - ``BaseBinaryArray<arrow::LargeStringArray>`` / ``<arrow::LargeBinaryArray>``: members
   ``buffer_offsets_`` (int64 offsets; 32-bit offsets are widened), ``buffer_data_``,
   ``null_bitmap_``. ``string``/``binary`` arrays therefore come back as ``large_*``.
+- ``FixedSizeBinaryArray``: as ``NumericArray`` plus ``byte_width_``.
+- ``LargeListArray`` (``list`` and ``large_list`` arrays): ``length_``, ``null_count_``,
+  ``offset_``; members ``buffer_offsets_`` (int64; 32-bit offsets widened), ``null_bitmap_``
+  and ``values_`` (the child array, any of these layouts). A ``list`` array comes back as a
+  ``large_list`` one (as strings come back ``large_string``).
+- ``DictionaryArray`` and ``StructArray`` have no layout in vineyard's clients; these follow
+  its C++ arrays (header fields, blobs for buffers, one member per child array):
+  ``vineyard::DictionaryArray``: ``length_``, ``null_count_``, ``ordered_``; members
+  ``indices_`` and ``dictionary_`` (arrays). ``vineyard::StructArray``: ``length_``,
+  ``null_count_``, ``offset_`` (0: a sliced array is written from its own first row),
+  ``fields_`` (JSON list of ``{"name", "nullable"}``), ``__fields_-size`` and members
+  ``__fields_-<i>`` (the child arrays), ``null_bitmap_``.
+- ``pyarrow.Buffer``: a plain blob (``get`` gives a read-only memoryview over it;
+  ``pa.py_buffer`` wraps that without copying).
 - ``SchemaProxy``: ``schema_binary_`` = JSON ``{"bytes": [...]}`` of the IPC-serialized schema
-  (string/binary/list types widened to their large variants).
+  (string/binary/list types widened to their large variants, nested ones too).
 - ``RecordBatch``: ``row_num_``, ``column_num_``, ``__columns_-<i>``, member ``schema_``;
   ``Table``: ``num_rows_``, ``num_columns_``, ``batch_num_``, ``partitions_-<i>``, ``schema_``.
 - ``Table`` with ``from_polars`` (a polars frame, see polars.py): resolved to polars.
@@ -85,14 +99,25 @@ def boolean_array_builder(client: Any, array: pa.BooleanArray, **kw: Any) -> Pen
     return _fixed_width_builder("vineyard::BooleanArray", client, array)
 
 
+def fixed_size_binary_array_builder(client: Any, array: pa.FixedSizeBinaryArray,
+                                    **kw: Any) -> PendingObject:
+    built = _fixed_width_builder("vineyard::FixedSizeBinaryArray", client, array)
+    built.meta["byte_width_"] = int(array.type.byte_width)
+    return built
+
+
+def _int64_offsets(array: pa.Array, offsets: Optional[pa.Buffer]) -> Optional[pa.Buffer]:
+    """The offsets buffer of a binary/list array as int64 (32-bit offsets widened)."""
+    if offsets is None or array.type.id in _LARGE_OFFSET_TYPES:
+        return offsets
+    count = array.offset + len(array) + 1
+    return pa.py_buffer(np.frombuffer(offsets, dtype=np.int32, count=count).astype(np.int64))
+
+
 def _binary_builder(typename: str, client: Any, array: pa.Array) -> PendingObject:
     meta = _array_meta(typename, array)
     buffers = array.buffers()
-    offsets = buffers[1]
-    if offsets is not None and not pa.types.is_large_binary(array.type) \
-            and not pa.types.is_large_string(array.type):
-        count = array.offset + len(array) + 1  # 32-bit offsets -> int64, as the reference
-        offsets = pa.py_buffer(np.frombuffer(offsets, dtype=np.int32, count=count).astype(np.int64))
+    offsets = _int64_offsets(array, buffers[1])
     null_bitmap = _buffer(client, buffers[0])
     buffer_offsets = _buffer(client, offsets)
     buffer_data = _buffer(client, buffers[2])
@@ -111,6 +136,55 @@ def binary_array_builder(client: Any, array: pa.Array, **kw: Any) -> PendingObje
     return _binary_builder("vineyard::BaseBinaryArray<arrow::LargeBinaryArray>", client, array)
 
 
+def list_array_builder(client: Any, array: pa.Array, builder: Any = None,
+                       **kw: Any) -> PendingObject:
+    meta = _array_meta("vineyard::LargeListArray", array)
+    null_bitmap = _buffer(client, array.buffers()[0])
+    buffer_offsets = _buffer(client, _int64_offsets(array, array.buffers()[1]))
+    meta.add_member("null_bitmap_", null_bitmap)
+    meta.add_member("buffer_offsets_", buffer_offsets)
+    meta.add_member("values_", client.nest_all([_build_column(client, array.values, builder)])[0])
+    return PendingObject(meta, blob_list(null_bitmap) + blob_list(buffer_offsets))
+
+
+def dictionary_array_builder(client: Any, array: pa.DictionaryArray, builder: Any = None,
+                             **kw: Any) -> PendingObject:
+    meta = _C.ObjectMeta()
+    meta.typename = "vineyard::DictionaryArray"
+    meta["length_"] = len(array)
+    meta["null_count_"] = int(array.null_count)
+    meta["ordered_"] = bool(array.type.ordered)
+    meta.nbytes = int(array.nbytes)
+    members = client.nest_all([_build_column(client, array.indices, builder),
+                               _build_column(client, array.dictionary, builder)])
+    meta.add_member("indices_", members[0])
+    meta.add_member("dictionary_", members[1])
+    return PendingObject(meta)
+
+
+def struct_array_builder(client: Any, array: pa.StructArray, builder: Any = None,
+                         **kw: Any) -> PendingObject:
+    meta = _array_meta("vineyard::StructArray", array)
+    meta["offset_"] = 0
+    fields = [array.type.field(i) for i in range(array.type.num_fields)]
+    meta["fields_"] = to_json([{"name": f.name, "nullable": f.nullable} for f in fields])
+    meta["__fields_-size"] = len(fields)
+    # children as field(i) sees them (sliced to this array), the validity from row 0
+    validity = array.is_valid().buffers()[1] if array.null_count else None
+    null_bitmap = _buffer(client, validity)
+    meta.add_member("null_bitmap_", null_bitmap)
+    children = client.nest_all([_build_column(client, array.field(i), builder)
+                                for i in range(len(fields))])
+    for i, member in enumerate(children):
+        meta.add_member("__fields_-%d" % i, member)
+    return PendingObject(meta, blob_list(null_bitmap))
+
+
+def buffer_builder(client: Any, buffer: pa.Buffer, **kw: Any) -> Any:
+    from .sequence import bytes_builder
+    return bytes_builder(client, memoryview(buffer))
+
+
 def null_array_builder(client: Any, array: pa.NullArray, **kw: Any) -> PendingObject:
     meta = _C.ObjectMeta()
     meta.typename = "vineyard::NullArray"
@@ -119,19 +193,30 @@ def null_array_builder(client: Any, array: pa.NullArray, **kw: Any) -> PendingOb
     return PendingObject(meta)
 
 
+_LARGE_OFFSET_TYPES = {pa.large_string().id, pa.large_binary().id, pa.large_list(pa.int8()).id}
+
+
 def _large_type(t: pa.DataType) -> pa.DataType:
+    """The type an array of type ``t`` has once read back."""
     if t == pa.string():
         return pa.large_string()
     if t == pa.binary():
         return pa.large_binary()
-    if pa.types.is_list(t):
-        return pa.large_list(t.value_type)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return pa.large_list(_large_field(t.value_field))
+    if pa.types.is_struct(t):
+        return pa.struct([_large_field(t.field(i)) for i in range(t.num_fields)])
+    if pa.types.is_dictionary(t):
+        return pa.dictionary(t.index_type, _large_type(t.value_type), t.ordered)
     return t
 
 
+def _large_field(f: pa.Field) -> pa.Field:
+    return pa.field(f.name, _large_type(f.type), f.nullable, f.metadata)
+
+
 def schema_builder(client: Any, schema: pa.Schema, **kw: Any) -> PendingObject:
-    resized = pa.schema([pa.field(f.name, _large_type(f.type), f.nullable, f.metadata)
-                         for f in schema], schema.metadata)
+    resized = pa.schema([_large_field(f) for f in schema], schema.metadata)
     serialized = resized.serialize()
     meta = _C.ObjectMeta()
     meta.typename = "vineyard::SchemaProxy"
@@ -210,6 +295,14 @@ def _ARRAY_BUILDERS(array: pa.Array) -> Any:  # noqa: N802 - used like a table
         return binary_array_builder
     if pa.types.is_null(t):
         return null_array_builder
+    if pa.types.is_fixed_size_binary(t):
+        return fixed_size_binary_array_builder
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return list_array_builder
+    if pa.types.is_dictionary(t):
+        return dictionary_array_builder
+    if pa.types.is_struct(t):
+        return struct_array_builder
     if pa.types.is_integer(t) or pa.types.is_floating(t):
         return numeric_array_builder
     return pickle_builder
@@ -289,6 +382,45 @@ def binary_array_resolver(obj: Any, **kw: Any) -> pa.Array:
     return _binary_resolver(obj, pa.large_binary())
 
 
+def fixed_size_binary_array_resolver(obj: Any, **kw: Any) -> pa.Array:
+    length, null_count, offset = _header(obj)
+    return pa.Array.from_buffers(pa.binary(int(obj.meta["byte_width_"])), length,
+                                 [_arrow_buffer(obj.member("null_bitmap_")),
+                                  _arrow_buffer(obj.member("buffer_"))], null_count, offset)
+
+
+def list_array_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pa.Array:
+    length, null_count, offset = _header(obj)
+    values = resolver.run(obj.member("values_"))
+    offsets = _arrow_buffer(obj.member("buffer_offsets_"))
+    if offsets is None:  # zero-length array written without offsets
+        offsets = pa.py_buffer(np.zeros(offset + length + 1, dtype=np.int64))
+    return pa.Array.from_buffers(pa.large_list(values.type), length,
+                                 [_arrow_buffer(obj.member("null_bitmap_")), offsets],
+                                 null_count, offset, [values])
+
+
+def dictionary_array_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pa.Array:
+    meta = obj.meta
+    return pa.DictionaryArray.from_arrays(resolver.run(obj.member("indices_")),
+                                          resolver.run(obj.member("dictionary_")),
+                                          ordered=bool(meta.get("ordered_", False)))
+
+
+def struct_array_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pa.Array:
+    length, null_count, offset = _header(obj)
+    fields = from_json(obj.meta["fields_"])
+    children = [resolver.run(obj.member("__fields_-%d" % i))
+                for i in range(int(obj.meta["__fields_-size"]))]
+    if len(children) != len(fields):
+        raise ValueError(f"{obj.typename} {obj.id!r}: {len(fields)} fields, "
+                         f"{len(children)} child arrays")
+    struct = pa.struct([pa.field(f["name"], c.type, bool(f["nullable"]))
+                        for f, c in zip(fields, children)])
+    return pa.Array.from_buffers(struct, length, [_arrow_buffer(obj.member("null_bitmap_"))],
+                                 null_count, offset, children)
+
+
 def null_array_resolver(obj: Any, **kw: Any) -> pa.Array:
     return pa.nulls(int(obj.meta["length_"]))
 
@@ -316,6 +448,10 @@ def _record_batch_of(obj: Any, resolver: Any, schemas: dict) -> pa.RecordBatch:
     schema = _schema_of(obj, resolver, schemas)
     columns = [resolver.run(obj.member("__columns_-%d" % i))
                for i in range(int(obj.meta["__columns_-size"]))]
+    if len(columns) == len(schema) and any(c.type != f.type for c, f in zip(columns, schema)):
+        # a schema that widened only the top level (nested strings read back large)
+        schema = pa.schema([f.with_type(c.type) for c, f in zip(columns, schema)],
+                           schema.metadata)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
@@ -360,6 +496,11 @@ def register(builder_ctx: Any = None, resolver_ctx: Any = None) -> None:
         builder_ctx.register((pa.StringArray, pa.LargeStringArray), string_array_builder)
         builder_ctx.register((pa.BinaryArray, pa.LargeBinaryArray), binary_array_builder)
         builder_ctx.register(pa.NullArray, null_array_builder)
+        builder_ctx.register(pa.FixedSizeBinaryArray, fixed_size_binary_array_builder)
+        builder_ctx.register((pa.ListArray, pa.LargeListArray), list_array_builder)
+        builder_ctx.register(pa.DictionaryArray, dictionary_array_builder)
+        builder_ctx.register(pa.StructArray, struct_array_builder)
+        builder_ctx.register(pa.Buffer, buffer_builder)
         builder_ctx.register(pa.Schema, schema_builder)
         builder_ctx.register(pa.RecordBatch, record_batch_builder)
         builder_ctx.register(pa.Table, table_builder)
@@ -374,6 +515,10 @@ def register(builder_ctx: Any = None, resolver_ctx: Any = None) -> None:
         resolver_ctx.register("vineyard::LargeStringArray", string_array_resolver)
         resolver_ctx.register("vineyard::LargeBinaryArray", binary_array_resolver)
         resolver_ctx.register("vineyard::NullArray", null_array_resolver)
+        resolver_ctx.register("vineyard::FixedSizeBinaryArray", fixed_size_binary_array_resolver)
+        resolver_ctx.register("vineyard::LargeListArray", list_array_resolver)
+        resolver_ctx.register("vineyard::DictionaryArray", dictionary_array_resolver)
+        resolver_ctx.register("vineyard::StructArray", struct_array_resolver)
         resolver_ctx.register("vineyard::SchemaProxy", schema_resolver)
         resolver_ctx.register("vineyard::RecordBatch", record_batch_resolver)
         resolver_ctx.register("vineyard::Table", table_resolver)

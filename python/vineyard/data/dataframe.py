@@ -12,15 +12,27 @@ Layouts as the reference client writes them:
 
 Columns: numeric/bool/datetime64/timedelta64 -> ``Tensor<T>`` (zero-copy, read-only on get);
 str/None object columns -> ``Tensor<std::string>`` over ``BaseBinaryArray<arrow::LargeStringArray>``
-when pyarrow is available; anything else (extension dtypes, mixed objects) -> PickleBuffer.
+when pyarrow is available; ``pandas.arrays.SparseArray`` -> ``vineyard::SparseArray<...>``;
+``NDArrayArray`` (one fixed-shape ndarray per row) -> an n-d ``Tensor<T>`` whose first axis
+is the rows, as vineyard writes it (a get of an n-d tensor column gives an NDArrayArray);
+anything else (other extension dtypes, mixed objects) -> PickleBuffer.
+
+- ``vineyard::SparseArray<dtype name>``: ``value_type_`` (e.g. ``Sparse[float64, nan]``),
+  ``sp_index_name`` (``IntIndex``), ``sp_index_size`` (the dense length), members
+  ``sp_index`` (int32 positions) and ``sp_values`` (Tensors). Arrays of kind ``block``
+  are written with ``sp_index_name`` ``BlockIndex``, ``sp_index`` the block starts and a
+  member ``sp_index_lengths`` (the block lengths); vineyard itself writes only ``IntIndex``.
 """
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionArray, ExtensionDtype, register_extension_dtype
+from pandas.api.indexers import check_array_indexer
 
 from .. import _C
 from ..core.object import PendingObject
@@ -57,6 +69,10 @@ def _json_name_ok(value: Any) -> bool:
 
 def build_array(client: Any, value: Any, builder: Any = None, **kw: Any) -> Any:
     """One column / index / series payload: a Tensor when numpy can hold it natively."""
+    if isinstance(value, pd.arrays.SparseArray):
+        return pandas_sparse_array_builder(client, value)
+    if isinstance(value, NDArrayArray):
+        return numpy_ndarray_builder(client, value._ndarray)
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "biufcmM" and value.dtype.fields is None:
             return numpy_ndarray_builder(client, value, **kw)
@@ -131,6 +147,8 @@ def pandas_dataframe_builder(client: Any, value: pd.DataFrame, **kw: Any) -> Any
 def _as_column(value: Any) -> Any:
     if isinstance(value, (pd.Series, pd.Index)):
         return value.array
+    if isinstance(value, np.ndarray) and value.ndim > 1:  # one ndarray per row
+        return NDArrayArray(value)
     return value
 
 
@@ -171,12 +189,259 @@ def pandas_dataframe_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pd.D
     return frame
 
 
+# --------------------------------------------------------------------------- SparseArray
+
+
+def pandas_sparse_array_builder(client: Any, value: pd.arrays.SparseArray,
+                                **kw: Any) -> PendingObject:
+    from pandas._libs.sparse import IntIndex
+    meta = _C.ObjectMeta()
+    meta.typename = "vineyard::SparseArray<%s>" % value.dtype.name
+    meta["value_type_"] = value.dtype.name
+    index = value.sp_index
+    meta["sp_index_size"] = int(index.length)
+    if isinstance(index, IntIndex):
+        meta["sp_index_name"] = "IntIndex"
+        arrays = [("sp_index", index.indices)]
+    else:
+        meta["sp_index_name"] = "BlockIndex"
+        arrays = [("sp_index", index.blocs), ("sp_index_lengths", index.blengths)]
+    arrays.append(("sp_values", value.sp_values))
+    members = client.nest_all([numpy_ndarray_builder(client, np.ascontiguousarray(a))
+                               for _, a in arrays])
+    for (name, _), member in zip(arrays, members):
+        meta.add_member(name, member)
+    meta.nbytes = int(value.nbytes)
+    return PendingObject(meta)
+
+
+def pandas_sparse_array_resolver(obj: Any, resolver: Any = None,
+                                 **kw: Any) -> pd.arrays.SparseArray:
+    from pandas._libs.sparse import BlockIndex, IntIndex
+    meta = obj.meta
+    kind, size = meta["sp_index_name"], int(meta["sp_index_size"])
+    positions = resolver.run(obj.member("sp_index"))
+    if kind == "IntIndex":
+        index = IntIndex(size, positions)
+    elif kind == "BlockIndex":
+        index = BlockIndex(size, positions, resolver.run(obj.member("sp_index_lengths")))
+    else:
+        raise ValueError(f"unknown sparse index {kind!r} in {obj.typename}")
+    dtype = pd.api.types.pandas_dtype(meta["value_type_"])
+    return pd.arrays.SparseArray(resolver.run(obj.member("sp_values")), sparse_index=index,
+                                 dtype=dtype, copy=False)
+
+
+# --------------------------------------------------------------------------- NDArrayArray
+
+_NDARRAY_NAME = re.compile(r"NDArray\(shape=(\([0-9, ]*\)), dtype=dtype\('([^']+)'\)\)")
+
+
+@register_extension_dtype
+class NDArrayDtype(ExtensionDtype):
+    """The dtype of an ``NDArrayArray`` column: every row is an ndarray of ``shape`` and
+    ``dtype`` (spelled ``NDArray(shape=(2, 3), dtype=dtype('float64'))``, as vineyard)."""
+
+    type = np.ndarray
+    kind = "O"
+    _metadata = ("shape", "_dtype")
+
+    def __init__(self, shape: Tuple[int, ...] = (), dtype: Any = None) -> None:
+        if not isinstance(shape, tuple):
+            raise TypeError(f"NDArrayDtype's shape must be a tuple, got {type(shape).__name__}")
+        try:
+            self._dtype = np.dtype(dtype)
+        except TypeError as err:
+            raise ValueError(f"{dtype!r} is not a numpy dtype") from err
+        self.shape = tuple(int(d) for d in shape)
+
+    @property
+    def name(self) -> str:
+        return f"NDArray(shape={self.shape!r}, dtype={self._dtype!r})"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def na_value(self) -> Any:
+        return np.nan
+
+    @classmethod
+    def construct_from_string(cls, string: str) -> "NDArrayDtype":
+        if not isinstance(string, str):
+            raise TypeError(f"'construct_from_string' expects a str, got {type(string).__name__}")
+        if string == "NDArray":
+            return cls()
+        matched = _NDARRAY_NAME.fullmatch(string)
+        if matched is None:
+            raise TypeError(f"Cannot construct a 'NDArrayDtype' from '{string}'")
+        shape = tuple(int(d) for d in matched.group(1).strip("()").split(",") if d.strip())
+        return cls(shape, matched.group(2))
+
+    @classmethod
+    def construct_array_type(cls) -> type:
+        return NDArrayArray
+
+
+class NDArrayArray(ExtensionArray):
+    """A pandas column whose rows are ndarrays of one shape and dtype, backed by a single
+    ndarray of shape ``(rows, *shape)`` (no copy of it is made)."""
+
+    def __init__(self, data: Any) -> None:
+        if isinstance(data, NDArrayArray):
+            data = data._ndarray
+        elif isinstance(data, (np.ndarray, np.generic)) and data.dtype != object:
+            data = np.asarray(data)
+        else:
+            data = np.stack([np.asarray(row) for row in data])
+        if data.ndim < 1:
+            raise ValueError("an NDArrayArray needs an array of at least one dimension")
+        self._ndarray = data
+
+    @property
+    def dtype(self) -> NDArrayDtype:
+        return NDArrayDtype(self._ndarray.shape[1:], self._ndarray.dtype)
+
+    @property
+    def ndarray_shape(self) -> Tuple[int, ...]:
+        return self._ndarray.shape[1:]
+
+    @property
+    def ndarray_ndim(self) -> int:
+        return self._ndarray.ndim - 1
+
+    @property
+    def ndarray_dtype(self) -> np.dtype:
+        return self._ndarray.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._ndarray.nbytes)
+
+    def __len__(self) -> int:
+        return self._ndarray.shape[0]
+
+    def __getitem__(self, item: Any) -> Any:
+        if isinstance(item, (int, np.integer)):
+            return self._ndarray[item]
+        return type(self)(self._ndarray[check_array_indexer(self, item)])
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(value, NDArrayArray):
+            value = value._ndarray
+        self._ndarray[check_array_indexer(self, key)] = value
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        if isinstance(other, (pd.Series, pd.Index, pd.DataFrame)):
+            return NotImplemented
+        if isinstance(other, NDArrayArray):
+            other = other._ndarray
+        equal = np.asarray(self._ndarray == other)
+        return equal.reshape(len(self), -1).all(axis=1)
+
+    def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> np.ndarray:
+        if dtype is not None and np.dtype(dtype) == object:
+            rows = np.empty(len(self), dtype=object)
+            for i in range(len(self)):
+                rows[i] = self._ndarray[i]
+            return rows
+        if dtype is None:
+            return self._ndarray.copy() if copy else self._ndarray
+        return self._ndarray.astype(dtype)
+
+    @classmethod
+    def _from_sequence(cls, scalars: Sequence[Any], *, dtype: Any = None,
+                       copy: bool = False) -> "NDArrayArray":
+        if isinstance(dtype, str):
+            dtype = NDArrayDtype.construct_from_string(dtype)
+        if isinstance(scalars, NDArrayArray):
+            scalars = scalars._ndarray
+        if len(scalars) == 0 and isinstance(dtype, NDArrayDtype):
+            return cls(np.empty((0,) + dtype.shape, dtype=dtype._dtype))
+        data = np.stack([np.asarray(row) for row in scalars])
+        if isinstance(dtype, NDArrayDtype):
+            data = data.astype(dtype._dtype, copy=False)
+        return cls(data.copy() if copy else data)
+
+    @classmethod
+    def _concat_same_type(cls, to_concat: Sequence["NDArrayArray"]) -> "NDArrayArray":
+        return cls(np.concatenate([a._ndarray for a in to_concat]))
+
+    def isna(self) -> np.ndarray:
+        """A row is missing when every one of its values is (NaN / NaT)."""
+        rows = self._ndarray.reshape(len(self), -1)
+        if rows.dtype.kind in "fc":
+            return np.isnan(rows).all(axis=1) if rows.shape[1] else np.zeros(len(self), bool)
+        if rows.dtype.kind in "mM":
+            return np.isnat(rows).all(axis=1) if rows.shape[1] else np.zeros(len(self), bool)
+        return np.zeros(len(self), dtype=bool)
+
+    def take(self, indices: Sequence[int], allow_fill: bool = False,
+             fill_value: Any = None) -> "NDArrayArray":
+        from pandas.api.extensions import take
+        if allow_fill and fill_value is None:
+            fill_value = self.dtype.na_value
+        return type(self)(take(self._ndarray, np.asarray(indices, dtype=np.intp),
+                               allow_fill=allow_fill, fill_value=fill_value, axis=0))
+
+    def copy(self) -> "NDArrayArray":
+        return type(self)(self._ndarray.copy())
+
+    def astype(self, dtype: Any, copy: bool = True) -> Any:
+        dtype = pd.api.types.pandas_dtype(dtype)
+        if isinstance(dtype, NDArrayDtype) and dtype == self.dtype:
+            return self.copy() if copy else self
+        if dtype == object:
+            return self.__array__(object)
+        return super().astype(dtype, copy=copy)
+
+
+@pd.api.extensions.register_series_accessor("ndarray")
+class NDArrayAccessor:
+    """``series.ndarray`` of an NDArray series: ``.values`` is the backing ndarray of shape
+    ``(rows, *shape)``; ``.shape``/``.ndim``/``.dtype`` describe one row."""
+
+    def __init__(self, series: pd.Series) -> None:
+        if not isinstance(series.dtype, NDArrayDtype):
+            raise AttributeError("Can only use the .ndarray accessor with NDArray values")
+        self._series = series
+
+    @property
+    def ndarray(self) -> NDArrayArray:
+        return self._series.array
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.ndarray._ndarray
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.ndarray.ndarray_dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.ndarray.ndarray_ndim
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        return self.ndarray.ndarray_shape
+
+
+def ndarray_array_builder(client: Any, value: NDArrayArray, **kw: Any) -> Any:
+    """An NDArrayArray on its own: its backing ndarray as an n-d Tensor (a get gives the
+    ndarray back)."""
+    return numpy_ndarray_builder(client, value._ndarray, **kw)
+
+
 def register(builder_ctx: Any = None, resolver_ctx: Any = None) -> None:
     if builder_ctx is not None:
+        builder_ctx.register(pd.arrays.SparseArray, pandas_sparse_array_builder)
+        builder_ctx.register(NDArrayArray, ndarray_array_builder)
         builder_ctx.register(pd.DataFrame, pandas_dataframe_builder)
         builder_ctx.register(pd.Series, pandas_series_builder)
         builder_ctx.register(pd.Index, pandas_index_builder)
     if resolver_ctx is not None:
+        resolver_ctx.register("vineyard::SparseArray", pandas_sparse_array_resolver)
         resolver_ctx.register("vineyard::DataFrame", pandas_dataframe_resolver)
         resolver_ctx.register("vineyard::Series", pandas_series_resolver)
         resolver_ctx.register("vineyard::Index", pandas_index_resolver)

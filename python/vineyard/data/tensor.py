@@ -8,6 +8,9 @@
 - ``U`` arrays of other ranks (0-d, n-d): raw UCS4 payload ``Tensor<str32>`` etc., as the
   reference writes them. Other object arrays (n-d, non-str items): pickled.
 
+``vineyard::Array<T>`` (the C++ client's ``Array<T>``: ``size_`` elements in member
+``buffer_``, T as C++ spells it) resolves to a read-only 1-d array over the blob.
+
 As in the reference client the payload is always in C order; ``order_`` records whether the
 array was Fortran-ordered. ``get`` of a C-ordered tensor is a zero-copy, read-only view of
 the blob; a Fortran-ordered one is converted back (one copy, also read-only).
@@ -163,6 +166,21 @@ def numpy_ndarray_resolver(obj: Any, **kw: Any) -> np.ndarray:
     return array
 
 
+_NUMPY = {cpp: np.dtype(name) for name, cpp in _CPP.items()}
+
+
+def array_resolver(obj: Any, **kw: Any) -> np.ndarray:
+    """``vineyard::Array<T>`` -> a read-only 1-d view of its blob (no copy)."""
+    name = obj.typename[len("vineyard::Array<"):-1]
+    dtype = _NUMPY.get(name) or np.dtype(name)
+    size = int(obj.meta["size_"])
+    if size == 0:
+        array = np.zeros(0, dtype=dtype)
+        array.flags.writeable = False
+        return array
+    return np.frombuffer(obj.member("buffer_"), dtype=dtype, count=size)
+
+
 def string_tensor_resolver(obj: Any, **kw: Any) -> np.ndarray:
     """``Tensor<std::string>`` -> object ndarray of str/None, or the ``U`` dtype it was put as."""
     from .arrow import binary_array_resolver, string_array_resolver
@@ -190,3 +208,4 @@ def register(builder_ctx: Any = None, resolver_ctx: Any = None) -> None:
     if resolver_ctx is not None:
         resolver_ctx.register("vineyard::Tensor", numpy_ndarray_resolver)
         resolver_ctx.register("vineyard::Tensor<std::string>", string_tensor_resolver)
+        resolver_ctx.register("vineyard::Array", array_resolver)
