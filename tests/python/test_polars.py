@@ -69,7 +69,8 @@ def test_a_frame_of_object_values_is_refused(c):
 
 
 def test_the_published_client_reads_a_polars_frame_as_a_table(c, client, run_published):
-    frame = sample()  # (its categorical column is a pickled arrow array, which it reads too)
+    # Its categorical column is a dictionary array, a layout the published client lacks.
+    frame = sample().drop("cat")
     oid = c.put(frame)
     c.persist(oid)
     out = run_published(f"""
