@@ -24,7 +24,7 @@ HAVE_PY_HEADERS := $(shell $(PYTHON) -c "import os, sysconfig; \
 	print(int(os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))))" 2>/dev/null)
 APT_PACKAGES += $(if $(filter 1,$(HAVE_PY_HEADERS)),,python3-dev)
 PIP_PACKAGES := pytest numpy nanobind "pandas<3" pyarrow pyyaml click rich kubernetes \
-	prometheus_client fsspec cloudpickle scipy
+	prometheus_client fsspec cloudpickle scipy "dask[dataframe,distributed]"
 
 .PHONY: all deps deps-apt deps-pip build run test test-cpp test-python test-compat bench bench-smoke baseline compat-venv clean
 .PHONY: fuzz test-asan test-tsan
@@ -44,7 +44,7 @@ deps-apt:
 	fi
 
 deps-pip:
-	@$(PYTHON) -c "import pytest, numpy, nanobind, pandas, pyarrow, yaml, click, rich, kubernetes, prometheus_client, fsspec, cloudpickle, scipy" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
+	@$(PYTHON) -c "import pytest, numpy, nanobind, pandas, pyarrow, yaml, click, rich, kubernetes, prometheus_client, fsspec, cloudpickle, scipy, dask.dataframe, distributed" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

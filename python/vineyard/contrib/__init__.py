@@ -1,0 +1,1 @@
+"""Integrations of vineyard with other systems (``vineyard.contrib.dask``)."""
