@@ -97,7 +97,7 @@ def _create_global(client: Any, typename: str, metas: Sequence["_C.ObjectMeta"],
     meta.nbytes = sum(int(m.nbytes) for m in metas)
     created = client.create_metadata(meta)
     client.persist(created.id)
-    return created
+    return client.get_meta(created.id)  # as persisted
 
 
 def _tensor_index(meta: "_C.ObjectMeta") -> List[int]:

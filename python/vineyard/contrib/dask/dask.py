@@ -110,7 +110,7 @@ def _dask_client(kw: Dict[str, Any]) -> Client:
     with _clients_lock:
         client = _clients.get(address)
         if client is None or client.status not in ("running", "connecting"):
-            client = _clients[address] = Client(address, timeout=kw.get("dask_timeout", 30))
+            client = _clients[address] = Client(address, timeout=30)
         return client
 
 
