@@ -17,11 +17,7 @@ Run: PYTHONPATH=python python3 -m pytest -q tests/python/test_dask.py
 
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import uuid
 
 import numpy as np
 import pandas as pd
@@ -34,104 +30,24 @@ from vineyard.data.tensor import make_global_tensor
 
 da = pytest.importorskip("dask.array")
 dd = pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("distributed")
-from vineyard.contrib.dask import dask as vdask  # noqa: E402
+pytest.importorskip("distributed")
 from vineyard.contrib.dask.dask import dask_context  # noqa: E402
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROOT = os.path.dirname(TESTS)
 sys.path.insert(0, TESTS)
 
 import cluster_harness as ch  # noqa: E402
 from conftest import vineyardd_binary  # noqa: E402
+from dask_harness import DaskOnVineyard  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.exists(ch.ETCD),
                                 reason=f"no etcd at {ch.ETCD} (apt-get install etcd-server)")
 
 
-class DaskOnVineyard:
-    """etcd, one vineyardd per host, a scheduler and one worker per instance (each in its
-    instance's namespace when ``net`` is given); ``clients`` (IPC), ``rpc`` (RPC to each
-    instance), ``dask`` (a distributed.Client), ``worker_of`` (instance id -> worker)."""
-
-    def __init__(self, net=None):
-        self.closers = []
-        self.logs = tempfile.mkdtemp(prefix="vy-dask-")
-        try:
-            self._start(net)
-        except BaseException:
-            self.close()
-            raise
-
-    def _start(self, net):
-        hosts = [net.host(i) for i in range(2)] if net else [None, None]
-        etcd = ch.EtcdCluster(1, netns=net, hosts=[0] if net else None)
-        etcd.start_all()
-        self.closers.append(etcd.close)
-        prefix = "vydask-" + uuid.uuid4().hex[:8]
-        self.servers = []
-        for h in hosts:
-            server = ch.Vineyardd(vineyardd_binary(), [
-                "--meta=etcd", f"--etcd_endpoint={etcd.endpoints}", f"--etcd_prefix={prefix}",
-                "--skip_launch_etcd", "--rpc_socket_port=0",
-                f"--rpc_host={h.ip if h else '127.0.0.1'}"], host=h)
-            self.closers.append(server.close)
-            self.servers.append(server)
-        self.clients = [vineyard.connect(s.socket) for s in self.servers]
-        self.rpc = [vineyard.connect(c.rpc_endpoint) for c in self.clients]
-        for c in self.clients + self.rpc:
-            self.closers.append(c.close)
-        ip = net.bridge_ip if net else "127.0.0.1"
-        port = ch.free_listen_port(ip)
-        self.scheduler = f"tcp://{ip}:{port}"
-        # TMPDIR: the scheduler's and workers' scratch directories go with the logs.
-        env = ch.child_env({"PYTHONPATH": os.path.join(ROOT, "python"), "TMPDIR": self.logs})
-        self._spawn(None, "scheduler", env, "distributed.cli.dask_scheduler",
-                    "--host", ip, "--port", str(port), "--no-dashboard")
-        for i, (h, server) in enumerate(zip(hosts, self.servers)):
-            self._spawn(h, f"worker{i}", dict(env, VINEYARD_IPC_SOCKET=server.socket),
-                        "distributed.cli.dask_worker", self.scheduler, "--name", f"w{i}",
-                        "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                        "--host", h.ip if h else "127.0.0.1")
-        self.dask = distributed.Client(self.scheduler, timeout=30)
-        self.closers.append(self.dask.close)
-        try:
-            self.dask.wait_for_workers(2, timeout=30)
-        except Exception as e:
-            raise AssertionError(f"{e}\n{self.log('worker0')}\n{self.log('worker1')}") from None
-        by_address = self.dask.run(vdask._instance_of_worker)
-        self.worker_of = {inst: addr for addr, inst in by_address.items()}
-        assert sorted(self.worker_of) == sorted(c.instance_id for c in self.clients)
-
-    def _spawn(self, host, name, env, module, *args):
-        log = open(os.path.join(self.logs, name + ".log"), "wb")
-        self.closers.append(log.close)
-        proc = ch.spawn([sys.executable, "-m", module, *args], host=host, env=env,
-                        stdout=log, stderr=subprocess.STDOUT)
-
-        def stop():
-            ch._killpg(proc.pid)
-            proc.wait(timeout=10)
-        self.closers.append(stop)
-
-    def log(self, name):
-        return ch.log_tail(os.path.join(self.logs, name + ".log"))
-
-    def close(self):
-        vdask.close_dask_clients()
-        for close in reversed(self.closers):
-            try:
-                close()
-            except Exception:  # noqa: BLE001 (keep tearing down)
-                pass
-        shutil.rmtree(self.logs, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def cluster():
-    c = DaskOnVineyard()
-    yield c
-    c.close()
+    with DaskOnVineyard(vineyardd_binary()) as c:
+        yield c
 
 
 def chunk_instances(client, global_id):
@@ -359,8 +275,7 @@ def test_a_put_that_fails_on_a_worker_leaves_no_chunk(cluster):
 @pytest.mark.skipif(ch.require_root() is not None, reason=ch.require_root() or "")
 def test_dask_across_hosts_each_worker_in_its_instances_namespace():
     with ch.Netns(2) as net:
-        cluster = DaskOnVineyard(net)
-        try:
+        with DaskOnVineyard(vineyardd_binary(), net=net) as cluster:
             a, b = cluster.clients
             df = pd.DataFrame({"key": np.arange(2000) % 13, "value": np.arange(2000.0)})
             with dask_context():
@@ -371,5 +286,3 @@ def test_dask_across_hosts_each_worker_in_its_instances_namespace():
                 got = back.groupby("key")["value"].mean().compute()
             pd.testing.assert_series_equal(got.sort_index(), df.groupby("key")["value"].mean())
             pd.testing.assert_frame_equal(cluster.rpc[0].get(gid), df)
-        finally:
-            cluster.close()
