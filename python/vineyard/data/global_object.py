@@ -68,13 +68,14 @@ def _chunk_metas(client: Any, blocks: Any, what: str, kind: str) -> List["_C.Obj
     try:
         metas = client.get_metas(ids)
     except _C.ObjectNotExistsException:
+        client.sync_meta()  # a chunk persisted elsewhere a moment ago is known after it
         for i, oid in enumerate(ids):
             if not client.exists(oid):
                 raise _C.ObjectNotExistsException(
                     f"{what}: chunk {i} ({oid!r}) is not known to instance "
                     f"{client.instance_id}: a chunk of another instance must be persisted "
                     f"there first") from None
-        raise
+        metas = client.get_metas(ids)
     for i, meta in enumerate(metas):
         if typename_base(meta.typename) != kind:
             raise TypeError(f"{what}: chunk {i} ({meta.id!r}) is a {meta.typename}, not a "
