@@ -41,7 +41,8 @@ from ...data.tensor import _dtype
 from ...data.utils import from_json
 
 __all__ = ["dask_context", "register_dask_types", "dask_array_builder",
-           "dask_dataframe_builder", "dask_array_resolver", "dask_dataframe_resolver"]
+           "dask_dataframe_builder", "dask_array_resolver", "dask_dataframe_resolver",
+           "close_dask_clients", "local_client"]
 
 # --------------------------------------------------------------------------- on the workers
 
