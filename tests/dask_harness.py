@@ -50,6 +50,7 @@ class DaskOnVineyard:
         return False
 
     def _start(self, binary, n, net, size, timeout):
+        binary = os.path.abspath(binary)  # the servers run in their own directories
         hosts = [net.host(i) for i in range(n)] if net else [None] * n
         etcd = ch.EtcdCluster(1, netns=net, hosts=[0] if net else None)
         etcd.start_all()
