@@ -24,7 +24,8 @@ HAVE_PY_HEADERS := $(shell $(PYTHON) -c "import os, sysconfig; \
 	print(int(os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))))" 2>/dev/null)
 APT_PACKAGES += $(if $(filter 1,$(HAVE_PY_HEADERS)),,python3-dev)
 PIP_PACKAGES := pytest numpy nanobind "pandas<3" pyarrow pyyaml click rich kubernetes \
-	prometheus_client fsspec cloudpickle scipy torch==2.13.0 "polars>=1.0,<3"
+	prometheus_client fsspec cloudpickle scipy torch==2.13.0 "polars>=1.0,<3" \
+	"dask[dataframe,distributed]"
 
 .PHONY: all deps deps-apt deps-pip build run test test-cpp test-python test-compat bench bench-smoke baseline compat-venv clean
 .PHONY: fuzz test-asan test-tsan
@@ -44,7 +45,7 @@ deps-apt:
 	fi
 
 deps-pip:
-	@$(PYTHON) -c "import pytest, numpy, nanobind, pandas, pyarrow, yaml, click, rich, kubernetes, prometheus_client, fsspec, cloudpickle, scipy, torch, polars" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
+	@$(PYTHON) -c "import pytest, numpy, nanobind, pandas, pyarrow, yaml, click, rich, kubernetes, prometheus_client, fsspec, cloudpickle, scipy, torch, polars, dask.dataframe, distributed" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_PACKAGES)
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -396,6 +396,7 @@ def main() -> None:
     cpp_page = rpc_page = cluster_page = server_page = stream_page = spill_page = None
     llm_page = None  # the LLM KV cache section (bench/llm_section.py)
     torch_page = None  # torch tensors between processes (bench/torch_section.py)
+    dask_page = None  # Dask over vineyard (bench/dask_section.py)
     if args.cpp:
         import cluster_section
         import rpc_section
@@ -413,6 +414,8 @@ def main() -> None:
         llm_page = llm_section.run_and_render(build, args.quick)
         import torch_section
         torch_page = torch_section.run_and_render(build, args.quick)
+        import dask_section
+        dask_page = dask_section.run_and_render(build, args.quick)
     many = None
     if "c1000" in args.scenarios.split(","):
         # alone on the machine, before the peers' daemons start
@@ -468,6 +471,8 @@ def main() -> None:
         text += "\n" + llm_page
     if torch_page:
         text += "\n" + torch_page
+    if dask_page:
+        text += "\n" + dask_page
     with open(args.output, "w") as f:
         f.write(text)
     shutil.rmtree(workdir, ignore_errors=True)

@@ -1,1 +1,2 @@
-"""Integrations of vineyard with other libraries (``vineyard.contrib.ml.torch``)."""
+"""Integrations of vineyard with other libraries and systems (``vineyard.contrib.ml.torch``,
+``vineyard.contrib.dask``)."""

@@ -50,6 +50,8 @@ def register_builtin_types(builder_ctx: Any = None, resolver_ctx: Any = None) ->
     except ImportError:  # numpy missing: no tensors
         return
     tensor.register(builder_ctx, resolver_ctx)
+    from . import global_object
+    global_object.register(builder_ctx, resolver_ctx)
     try:
         from . import sparse
     except ImportError:  # scipy missing: no sparse matrices

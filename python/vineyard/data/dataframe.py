@@ -445,3 +445,6 @@ def register(builder_ctx: Any = None, resolver_ctx: Any = None) -> None:
         resolver_ctx.register("vineyard::DataFrame", pandas_dataframe_resolver)
         resolver_ctx.register("vineyard::Series", pandas_series_resolver)
         resolver_ctx.register("vineyard::Index", pandas_index_resolver)
+
+
+from .global_object import make_global_dataframe  # noqa: E402,F401  (vineyard's place for it)

@@ -209,3 +209,6 @@ def register(builder_ctx: Any = None, resolver_ctx: Any = None) -> None:
         resolver_ctx.register("vineyard::Tensor", numpy_ndarray_resolver)
         resolver_ctx.register("vineyard::Tensor<std::string>", string_tensor_resolver)
         resolver_ctx.register("vineyard::Array", array_resolver)
+
+
+from .global_object import make_global_tensor  # noqa: E402,F401  (vineyard's place for it)

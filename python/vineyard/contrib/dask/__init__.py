@@ -1,0 +1,1 @@
+"""Dask collections over a vineyard cluster: see ``vineyard.contrib.dask.dask``."""
