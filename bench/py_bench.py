@@ -341,6 +341,18 @@ def git_commit() -> str:
 
 # -- main --------------------------------------------------------------------------------------
 
+def _section(title: str, module: Any, build: str, quick: bool) -> str:
+    """One section's page; a section that fails says so on the page instead of ending
+    the run (the other sections' figures are kept)."""
+    try:
+        return module.run_and_render(build, quick)
+    except Exception as e:  # noqa: BLE001 - reported on the page and on stderr
+        import traceback
+
+        traceback.print_exc()
+        return f"## {title}\n\nDid not run: {type(e).__name__}: {e}\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -404,18 +416,18 @@ def main() -> None:
         import server_section
         import stream_section
         cpp_page = run_bench.run_and_render(build, args.quick)
-        rpc_page = rpc_section.run_and_render(build, args.quick)
-        cluster_page = cluster_section.run_and_render(build, args.quick)
-        server_page = server_section.run_and_render(build, args.quick)
-        stream_page = stream_section.run_and_render(build, args.quick)
+        rpc_page = _section("RPC", rpc_section, build, args.quick)
+        cluster_page = _section("Cluster", cluster_section, build, args.quick)
+        server_page = _section("Server under load", server_section, build, args.quick)
+        stream_page = _section("Streams and I/O", stream_section, build, args.quick)
         import spill_section
-        spill_page = spill_section.run_and_render(build, args.quick)
+        spill_page = _section("Spilling to disk", spill_section, build, args.quick)
         import llm_section
-        llm_page = llm_section.run_and_render(build, args.quick)
+        llm_page = _section("LLM KV cache", llm_section, build, args.quick)
         import torch_section
-        torch_page = torch_section.run_and_render(build, args.quick)
+        torch_page = _section("torch tensors", torch_section, build, args.quick)
         import dask_section
-        dask_page = dask_section.run_and_render(build, args.quick)
+        dask_page = _section("Dask over vineyard", dask_section, build, args.quick)
     many = None
     if "c1000" in args.scenarios.split(","):
         # alone on the machine, before the peers' daemons start
