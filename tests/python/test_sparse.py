@@ -1,6 +1,10 @@
 """scipy.sparse matrices in vineyard's layouts: each format's round trip (values compared
 exactly, arrays read in place), and the published 0.24.2 client reading ours and writing
 what ours reads."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -64,3 +68,26 @@ def test_the_published_client_reads_ours_and_ours_reads_theirs(client, run_publi
         assert sums[fmt] == pytest.approx(sample(fmt).toarray().sum())
     got = c.get(vineyard.ObjectID(theirs))
     assert isinstance(got, sp.csr_matrix) and got.toarray().sum() == pytest.approx(total)
+
+
+def test_a_process_that_imports_scipy_after_vineyard_puts_and_gets_matrices(client):
+    # vineyard registers its scipy builders when the first matrix is put.
+    script = """
+import sys
+import vineyard
+assert "scipy" not in sys.modules
+import numpy as np, scipy.sparse as sp
+c = vineyard.connect(sys.argv[1])
+m = sp.random(50, 40, density=0.1, format="csr", random_state=1)
+oid = c.put(m)
+assert c.get_meta(oid).typename == "vineyard::CSRMatrix<float64>"
+back = c.get(oid)
+assert isinstance(back, sp.csr_matrix) and (back != m).nnz == 0
+got = c.get(c.put(sp.coo_array(m)))
+assert (sp.csr_matrix(got) != m).nnz == 0
+print("ok")
+"""
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(vineyard.__file__)))
+    out = subprocess.run([sys.executable, "-c", script, client.ipc_socket],
+                         capture_output=True, text=True, timeout=60, env=env, cwd="/")
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

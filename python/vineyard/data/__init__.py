@@ -11,7 +11,7 @@ from . import pickle, scalar, sequence
 # Libraries whose builders are registered in the default contexts when the first value of
 # theirs is put, not when vineyard is imported (which would cost every process their import
 # time): the root of the value's module -> our module for it.
-_ON_FIRST_VALUE: Dict[str, str] = {"torch": ".torch", "polars": ".polars"}
+_ON_FIRST_VALUE: Dict[str, str] = {"torch": ".torch", "polars": ".polars", "scipy": ".sparse"}
 
 
 def fallback_builder(client: Any, value: Any, builder: Any = None, **kw: Any) -> Any:

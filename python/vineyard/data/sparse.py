@@ -5,31 +5,34 @@ The layouts are vineyard's: ``value_type_`` (the dtype's name), ``shape_`` (JSON
 (``data`` and ``indices``/``indptr``, ``row``/``col`` or ``offsets``); BSR also records
 ``blocksize`` and CSR/BSR ``has_sorted_indices``. A get rebuilds the matrix over the
 tensors, which are read-only views of shared memory (no copy of the arrays).
+
+scipy is imported when a matrix is first put or got, not with vineyard.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
-import scipy.sparse as sp
 
 from .. import _C
 from ..core.object import PendingObject
 from .tensor import numpy_ndarray_builder
 from .utils import from_json, to_json
 
-# format -> (class, typename prefix, member arrays)
-_FORMATS: Dict[str, Tuple[Any, str, List[str]]] = {
-    "bsr": (sp.bsr_matrix, "vineyard::BSRMatrix", ["data", "indices", "indptr"]),
-    "coo": (sp.coo_matrix, "vineyard::COOMatrix", ["data", "row", "col"]),
-    "csc": (sp.csc_matrix, "vineyard::CSCMatrix", ["data", "indices", "indptr"]),
-    "csr": (sp.csr_matrix, "vineyard::CSRMatrix", ["data", "indices", "indptr"]),
-    "dia": (sp.dia_matrix, "vineyard::DIAMatrix", ["data", "offsets"]),
+# format -> (typename prefix, member arrays); the classes are scipy.sparse's
+# ``<format>_matrix`` and ``<format>_array``
+_FORMATS: Dict[str, Tuple[str, List[str]]] = {
+    "bsr": ("vineyard::BSRMatrix", ["data", "indices", "indptr"]),
+    "coo": ("vineyard::COOMatrix", ["data", "row", "col"]),
+    "csc": ("vineyard::CSCMatrix", ["data", "indices", "indptr"]),
+    "csr": ("vineyard::CSRMatrix", ["data", "indices", "indptr"]),
+    "dia": ("vineyard::DIAMatrix", ["data", "offsets"]),
 }
 
 
 def _builder(fmt: str):
-    cls, prefix, arrays = _FORMATS[fmt]
+    prefix, arrays = _FORMATS[fmt]
 
     def build(client: Any, value: Any, **kw: Any) -> PendingObject:
         meta = _C.ObjectMeta()
@@ -55,9 +58,12 @@ def _builder(fmt: str):
 
 
 def _resolver(fmt: str):
-    cls, _, arrays = _FORMATS[fmt]
+    _, arrays = _FORMATS[fmt]
 
     def resolve(obj: Any, resolver: Any = None, **kw: Any) -> Any:
+        import scipy.sparse as sp
+
+        cls = getattr(sp, f"{fmt}_matrix")
         meta = obj.meta
         shape = tuple(from_json(meta["shape_"]))
         dtype = np.dtype(meta["value_type_"])
@@ -73,11 +79,17 @@ def _resolver(fmt: str):
 
 
 def register(builder_ctx: Any = None, resolver_ctx: Any = None) -> None:
-    for fmt, (cls, prefix, _) in _FORMATS.items():
-        if builder_ctx is not None:
-            builder_ctx.register(cls, _builder(fmt))
-            array_cls = getattr(sp, f"{fmt}_array", None)  # scipy's sparse arrays too
-            if array_cls is not None:
-                builder_ctx.register(array_cls, _builder(fmt))
+    """The resolvers, and the builders when scipy is imported already (else
+    ``vineyard.data`` registers them when the first matrix is put)."""
+    for fmt, (prefix, _) in _FORMATS.items():
         if resolver_ctx is not None:
             resolver_ctx.register(prefix, _resolver(fmt))
+    if builder_ctx is None or "scipy.sparse" not in sys.modules:
+        return
+    import scipy.sparse as sp
+
+    for fmt in _FORMATS:
+        builder_ctx.register(getattr(sp, f"{fmt}_matrix"), _builder(fmt))
+        array_cls = getattr(sp, f"{fmt}_array", None)  # scipy's sparse arrays too
+        if array_cls is not None:
+            builder_ctx.register(array_cls, _builder(fmt))
