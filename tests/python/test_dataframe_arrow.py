@@ -192,3 +192,38 @@ def test_interop_we_read_published_client(vc, vineyardd_socket, run_published):
     assert vc.get(vineyard.ObjectID(res["t"])).equals(t)
     pd.testing.assert_series_equal(vc.get(vineyard.ObjectID(res["s"])), pd.Series([4, 5], name="n"))
     pd.testing.assert_frame_equal(vc.get(vineyard.ObjectID(res["ri"])), pd.DataFrame({0: [1.0, 2.0]}))
+
+
+def test_pandas_is_imported_with_the_first_frame_not_with_vineyard(vc):
+    """A process that has not imported pandas gets a DataFrame (pandas comes with it), then
+    puts frames, series, sparse and ndarray columns through the builders that registers."""
+    frame = sample_frame()
+    oid = vc.put(frame)
+    script = textwrap.dedent("""
+        import sys
+        import vineyard
+        assert "pandas" not in sys.modules
+        c = vineyard.connect(sys.argv[1])
+        got = c.get(vineyard.ObjectID(sys.argv[2]))
+        import numpy as np, pandas as pd
+        from vineyard.data.dataframe import NDArrayArray
+        assert isinstance(got, pd.DataFrame), type(got)
+        print(got.to_json())
+        values = [pd.Series([1.5, None, 3.0], name="x"), pd.Index([3, 1, 2], name="k"),
+                  pd.arrays.SparseArray([0, 0, 7, 0])]
+        for v in values:
+            oid = c.put(v)
+            back = c.get(oid)
+            assert type(back) is type(v) and repr(back) == repr(v), (repr(back), repr(v))
+            assert c.get_meta(oid).typename.split("<")[0] in (
+                "vineyard::Series", "vineyard::Index", "vineyard::SparseArray")
+        cells = np.arange(12, dtype=np.int64).reshape(3, 4)
+        back = c.get(c.put(pd.DataFrame({"v": NDArrayArray(cells)})))
+        assert isinstance(back["v"].array, NDArrayArray)
+        assert np.array_equal(np.asarray(back["v"].ndarray.values), cells)
+    """)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(vineyard.__file__)))
+    out = subprocess.run(["python3", "-c", script, vc.ipc_socket, repr(oid)],
+                         capture_output=True, text=True, timeout=60, env=env, cwd="/")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == frame.to_json()

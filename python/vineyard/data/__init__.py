@@ -2,31 +2,57 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any, Dict
 
-from ..core.builder import default_builder_context
+from ..core.builder import _call_with_accepted_kwargs, default_builder_context
 from ..core.resolver import default_resolver_context
 from . import pickle, scalar, sequence
 
 # Libraries whose builders are registered in the default contexts when the first value of
 # theirs is put, not when vineyard is imported (which would cost every process their import
-# time): the root of the value's module -> our module for it.
-_ON_FIRST_VALUE: Dict[str, str] = {"torch": ".torch", "polars": ".polars", "scipy": ".sparse"}
+# time): the value's module, or its root -> our module for it.
+_ON_FIRST_VALUE: Dict[str, str] = {"torch": ".torch", "polars": ".polars", "scipy": ".sparse",
+                                   "pandas": ".dataframe",
+                                   "vineyard.data.dataframe": ".dataframe"}  # NDArrayArray
+
+# The typenames whose resolvers live in .dataframe: registered as stand-ins that import
+# pandas (and .dataframe) when the first of them is got.
+PANDAS_TYPENAMES = ("vineyard::DataFrame", "vineyard::Series", "vineyard::Index",
+                    "vineyard::SparseArray")
+_pandas_resolvers: Dict[str, Any] = {}
+
+
+def _pandas_resolver(typename: str) -> Any:
+    def resolve(obj: Any, resolver: Any = None, **kw: Any) -> Any:
+        if not _pandas_resolvers:
+            from . import dataframe
+
+            class Found:
+                def register(self, name: str, fn: Any) -> None:
+                    _pandas_resolvers[name] = fn
+
+            dataframe.register(None, Found())
+        return _call_with_accepted_kwargs(_pandas_resolvers[typename], (obj,), kw,
+                                          "resolver", resolver)
+
+    resolve.__name__ = f"pandas_resolver_of_{typename.split('::')[-1].lower()}"
+    return resolve
 
 
 def fallback_builder(client: Any, value: Any, builder: Any = None, **kw: Any) -> Any:
     """The builder of values no registered type matches: the first value of a library in
     ``_ON_FIRST_VALUE`` registers that library's builders and is built again; a DLPack
     tensor is put as a Tensor; anything else is pickled."""
-    root = type(value).__module__.split(".", 1)[0]
-    module = _ON_FIRST_VALUE.pop(root, None)
+    where = type(value).__module__
+    module = _ON_FIRST_VALUE.pop(where, None) or _ON_FIRST_VALUE.pop(where.split(".", 1)[0], None)
     if module is not None:
         try:
             ours = importlib.import_module(module, __name__)
         except ImportError:  # e.g. polars without pyarrow: pickled
             ours = None
         if ours is not None:
-            ours.register(default_builder_context, default_resolver_context)
+            ours.register(default_builder_context, None)  # resolvers are there already
             if builder is not None:
                 return builder.run(client, value, **kw)
     try:
@@ -64,12 +90,13 @@ def register_builtin_types(builder_ctx: Any = None, resolver_ctx: Any = None) ->
         pass
     else:
         arrow.register(builder_ctx, resolver_ctx)
-    try:
+    if "pandas" in sys.modules:  # imported already: nothing to save
         from . import dataframe
-    except ImportError:  # pandas missing: no DataFrame/Series/Index
-        pass
-    else:
+
         dataframe.register(builder_ctx, resolver_ctx)
+    elif resolver_ctx is not None:
+        for typename in PANDAS_TYPENAMES:
+            resolver_ctx.register(typename, _pandas_resolver(typename))
 
 
 register_builtin_types(default_builder_context, default_resolver_context)
