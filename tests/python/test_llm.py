@@ -24,6 +24,7 @@ from conftest import ROOT, Server  # noqa: E402
 
 import vineyard  # noqa: E402
 from vineyard.llm import FileCacheConfig  # noqa: E402
+from vineyard.llm import FilesystemType  # noqa: E402
 from vineyard.llm import KVCache  # noqa: E402
 from vineyard.llm import KVTensor  # noqa: E402
 from vineyard.llm import VineyardCacheConfig  # noqa: E402
@@ -440,6 +441,39 @@ def test_files_one_process_writes_another_reads(server, tmp_path):
     check_zero_copy(tokens[4:], kv, 8)
 
 
+def vineyard_fs_cache(sock, root, chunk_size=4):
+    cache = KVCache(FileCacheConfig(chunk_size=chunk_size, root=str(root), socket=sock,
+                                    filesystem_type=FilesystemType.VINEYARD),
+                    tensor_nbytes=NBYTES, cache_capacity=4096, layer=LAYER)
+    _owned_segments["/dev/shm" + cache.index_name] = True
+    return cache
+
+
+def test_a_vineyard_filesystem_keeps_the_chunks_in_vineyardd(server, tmp_path, monkeypatch):
+    root = tmp_path / "in-vineyard"
+    tokens = list(range(300, 312))  # 3 chunks of 4
+    writer = vineyard_fs_cache(server.socket, root)
+    arrays, kv = tensors_for(tokens)
+    assert writer.update(None, tokens, kv) == len(tokens)
+    assert not root.exists()  # no file: the chunks are blobs of the server
+    done = run_child("vineyard-fs-query", server.socket, str(root), ",".join(map(str, tokens)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(len(tokens))
+    other = vineyard_fs_cache(server.socket, tmp_path / "elsewhere")  # another root
+    assert other.query(None, tokens, empty_list(len(tokens))) == 0
+    with pytest.raises(ValueError, match=r"multiple of chunk_size \(4\)"):
+        writer.update(tokens[:3], tokens[3:6], tensors_for(tokens[3:6])[1])
+    monkeypatch.delenv("VINEYARD_IPC_SOCKET", raising=False)
+    with pytest.raises(ValueError, match="socket"):
+        vineyard_fs_cache("", root)
+    with pytest.raises(ValueError, match="not both"):
+        KVCache([VineyardCacheConfig(socket=server.socket),
+                 FileCacheConfig(root=str(root), socket=server.socket,
+                                 filesystem_type=FilesystemType.VINEYARD)],
+                tensor_nbytes=NBYTES, cache_capacity=4096, layer=LAYER)
+    assert_serving(server)
+
+
 def test_corrupted_or_truncated_chunks_are_removed_never_returned(tmp_path):
     root = tmp_path / "bad"
     cache = file_cache(root)
@@ -689,6 +723,13 @@ def _child(argv):
             matched = cache.query(None, tokens, kv)
             check_zero_copy(tokens, kv, matched)
             print(matched)
+    elif cmd == "vineyard-fs-query":
+        cache = vineyard_fs_cache(argv[1], argv[2])
+        tokens = [int(t) for t in argv[3].split(",")]
+        arrays, kv = buffers(len(tokens))
+        matched = cache.query(None, tokens, kv)
+        check_copied(tokens, arrays, matched)
+        print(matched)
     elif cmd == "file-update":
         cache = file_cache(argv[1])
         tokens = [int(t) for t in argv[2].split(",")]

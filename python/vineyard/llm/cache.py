@@ -19,8 +19,10 @@ _FS_ENV = "VINEYARD_LLM_CACHE_FILESYSTEM"
 
 
 class FilesystemType(enum.IntEnum):
-    """Where FileCacheConfig's files live: LOCAL is a directory of this host (or
-    one shared by several hosts). VINEYARD is not supported."""
+    """Where FileCacheConfig's chunks live: LOCAL is a directory of this host (or one
+    shared by several hosts); VINEYARD keeps them in vineyardd (the `socket` of the
+    FileCacheConfig), as blocks of `chunk_size` tokens that every process of the host sees,
+    and other hosts of its cluster find (fetched over RPC), named after `root`."""
 
     LOCAL = 0
     VINEYARD = 1
@@ -66,8 +68,11 @@ class FileCacheConfig:
     by the hash of their prefix in `hash_chunk_size` levels of directories,
     removed after `ttl` seconds unused (checked every `gc_interval` seconds).
 
-    The global-GC arguments, `socket`, `rpc_endpoint` and `rdma_endpoint` are
-    accepted for compatibility; FilesystemType.VINEYARD is refused.
+    With `filesystem_type=FilesystemType.VINEYARD` the chunks are kept in the vineyardd
+    of `socket` (or $VINEYARD_IPC_SOCKET) instead of files: the shared-memory store with
+    blocks of `chunk_size` tokens, one cache per `root`, prefixes still whole chunks.
+    The global-GC arguments, `rpc_endpoint` and `rdma_endpoint` are accepted for
+    compatibility (the cluster finds other hosts' chunks without them).
     """
 
     def __init__(
@@ -204,13 +209,28 @@ class KVCache:  # pylint: disable=too-many-instance-attributes
                 block_size=m.block_size,
                 llm_cache_object_name=m.llm_cache_object_name,
             )
+        self._chunk_size = 0  # > 0: prefixes must be whole chunks of it (checked here)
         if files:
             f = files[0]
-            if f.filesystem_type != FilesystemType.LOCAL:
-                raise ValueError("only FilesystemType.LOCAL file caches are supported")
             root = f.root
             if rank is not None and world_size is not None:
                 root = os.path.join(root, f"{world_size}-{rank}")
+            if f.filesystem_type not in (FilesystemType.LOCAL, FilesystemType.VINEYARD):
+                raise ValueError(f"unknown filesystem_type {f.filesystem_type!r}: use "
+                                 "FilesystemType.LOCAL or FilesystemType.VINEYARD")
+        if files and f.filesystem_type == FilesystemType.VINEYARD:
+            if memory:
+                raise ValueError("a FileCacheConfig with FilesystemType.VINEYARD keeps its "
+                                 "chunks in vineyardd already: give it or a "
+                                 "VineyardCacheConfig, not both")
+            socket = f.socket or os.environ.get("VINEYARD_IPC_SOCKET", "")
+            if not socket:
+                raise ValueError("FilesystemType.VINEYARD keeps the chunks in vineyardd: give "
+                                 "FileCacheConfig(socket=...) or set VINEYARD_IPC_SOCKET")
+            options.update(shared_memory=True, socket=socket, block_size=f.chunk_size,
+                           llm_cache_object_name=f"llm_cache_files:{root}")
+            self._chunk_size = f.chunk_size
+        elif files:
             options.update(
                 filesystem=True,
                 chunk_size=f.chunk_size,
@@ -241,6 +261,9 @@ class KVCache:  # pylint: disable=too-many-instance-attributes
         `prefix` (whose tensors must be cached already; for the file tier its
         length must be a multiple of the chunk size). Returns how many tokens
         of `tokens` are cached afterwards."""
+        if self._chunk_size and prefix and len(prefix) % self._chunk_size:
+            raise ValueError(f"the prefix has {len(prefix)} tokens; the file cache needs a "
+                             f"multiple of chunk_size ({self._chunk_size})")
         return self.kv_cache_manager.update(prefix or [], tokens, kv_cache_list)
 
     def query(
