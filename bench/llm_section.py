@@ -20,8 +20,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Any, Dict, Optional
+
+from peers.base import start_vineyardd, stop_vineyardd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -55,32 +56,14 @@ def _start(binary: str, size: str, etcd: str, rpc_port: int = 0):
     takes a lock that the published vineyardd only serves with etcd (and reaches
     the server's RPC endpoint, which it finds only on the default port 9600)."""
     workdir = tempfile.mkdtemp(prefix="vy-llm-bench-")
-    sock = os.path.join(workdir, "vineyard.sock")
     prefix = "vyllmbench" + os.path.basename(workdir).replace("-", "").replace("_", "")
-    proc = subprocess.Popen([binary, "--socket", sock, "--size", size, "--meta=etcd",
-                             f"--etcd_endpoint={etcd}", f"--etcd_prefix={prefix}",
-                             f"--rpc_socket_port={rpc_port or _free_port()}",
-                             "--reserve_memory"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
-    deadline = time.time() + 30
-    while not os.path.exists(sock):
-        if proc.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"{binary} did not start")
-        time.sleep(0.05)
-    # The socket accepts before the published server has registered with etcd,
-    # and a lock asked for before that drops the connection.
-    time.sleep(3)
+    proc, sock, _ = start_vineyardd(binary, ["--size", size, "--meta=etcd",
+                                             f"--etcd_endpoint={etcd}", f"--etcd_prefix={prefix}",
+                                             f"--rpc_socket_port={rpc_port or _free_port()}",
+                                             "--reserve_memory"], workdir=workdir, cwd=True,
+                                    settle=3.0)  # the socket accepts before the published
+    # server has registered with etcd, and a lock asked for before that drops the connection
     return proc, sock, workdir
-
-
-def _stop(proc, workdir: str) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def published_setup(build_dir: str) -> tuple:
@@ -127,7 +110,7 @@ def run_side(python: str, binary: Optional[str], env: Dict[str, str], cfg: Dict[
         return {"error": [f"did not finish within {timeout:.0f} s"]}
     finally:
         if proc is not None:
-            _stop(proc, workdir)
+            stop_vineyardd(proc, workdir)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 

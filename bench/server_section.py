@@ -13,39 +13,15 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List
+
+from peers.base import start_vineyardd, stop_vineyardd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "python"))
-
-
-def _start(binary: str, size: str) -> tuple:
-    workdir = tempfile.mkdtemp(prefix="vy-server-bench-")
-    sock = os.path.join(workdir, "vineyard.sock")
-    proc = subprocess.Popen([binary, "--socket", sock, "--size", size, "--meta=local"] + os.environ.get("VY_EXTRA", "").split() + [
-                             "--norpc"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while not os.path.exists(sock):
-        if proc.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"{binary} did not start")
-        time.sleep(0.05)
-    return proc, sock, workdir
-
-
-def _stop(proc: Any, workdir: str) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    import shutil
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _percentiles(samples: List[float]) -> Dict[str, float]:
@@ -78,7 +54,8 @@ def small_under_load(binary: str, quick: bool) -> Dict[str, Any]:
     import vineyard
     chunks = 2000 if quick else 10000
     seconds = 3.0 if quick else 8.0
-    proc, sock, workdir = _start(binary, "4Gi")
+    proc, sock, workdir = start_vineyardd(binary, ["--size=4Gi", "--meta=local", "--norpc"],
+                                         "vy-server-bench-")
     try:
         client = vineyard.connect(sock)
         small = client.put(np.arange(8))
@@ -106,14 +83,15 @@ def small_under_load(binary: str, quick: bool) -> Dict[str, Any]:
         return {"alone": _percentiles(alone), "loaded": _percentiles(loaded),
                 "chunks": chunks, "rounds": rounds.value, "seconds": seconds}
     finally:
-        _stop(proc, workdir)
+        stop_vineyardd(proc, workdir)
 
 
 def delete_latency(binary: str, quick: bool) -> Dict[str, Any]:
     import numpy as np
     import vineyard
     names = 10000 if quick else 100000
-    proc, sock, workdir = _start(binary, "4Gi")
+    proc, sock, workdir = start_vineyardd(binary, ["--size=4Gi", "--meta=local", "--norpc"],
+                                         "vy-server-bench-")
     try:
         client = vineyard.connect(sock)
         value = np.arange(8)
@@ -137,7 +115,7 @@ def delete_latency(binary: str, quick: bool) -> Dict[str, Any]:
         many = deletes(2000)
         return {"one": _percentiles(one), "many": _percentiles(many), "names": names}
     finally:
-        _stop(proc, workdir)
+        stop_vineyardd(proc, workdir)
 
 
 def measure(build_dir: str, quick: bool) -> Dict[str, Any]:

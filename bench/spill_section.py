@@ -27,6 +27,8 @@ import tempfile
 import time
 from typing import Any, Dict, List
 
+from peers.base import start_vineyardd, stop_daemon
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "python"))
@@ -41,20 +43,6 @@ def _parse_size(text: str) -> int:
         if text.endswith(u):
             return int(float(text[:-len(u)]) * units[u])
     return int(text)
-
-
-def _start(binary: str, size: str, spill: str) -> tuple:
-    sock = os.path.join(os.path.dirname(spill), "vineyard.sock")
-    proc = subprocess.Popen([binary, "--socket", sock, "--size", size, "--meta=local", "--norpc",
-                             f"--spill_path={spill}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while not os.path.exists(sock):
-        if proc.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"{binary} did not start")
-        time.sleep(0.05)
-    time.sleep(0.1)
-    return proc, sock
 
 
 def _dd(args: List[str]) -> None:
@@ -97,7 +85,9 @@ def measure(build_dir: str, quick: bool = False, size: str = "", where: str = ""
 
     # vineyardd and dd take turns batch by batch, so that both meet the disk in the
     # same state (a virtual disk's write bursts, other work on the machine).
-    proc, sock = _start(binary, size, spill)
+    proc, sock, _ = start_vineyardd(binary, ["--size", size, "--meta=local", "--norpc",
+                                             f"--spill_path={spill}"], workdir=workdir,
+                                    settle=0.1)
     try:
         c = vineyard.connect(sock)
         ids: List[Any] = []
@@ -154,8 +144,7 @@ def measure(build_dir: str, quick: bool = False, size: str = "", where: str = ""
         out["get_in_memory_ms"] = sorted(in_memory)[len(in_memory) // 2] * 1e3
         c.close()
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop_daemon(proc, grace=30.0)
         os.unlink(src.name)
         shutil.rmtree(workdir, ignore_errors=True)
     return out

@@ -19,6 +19,8 @@ import tempfile
 import time
 from typing import Any, Dict, Optional
 
+from peers.base import start_vineyardd, stop_vineyardd
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CHUNK = 4 << 20
@@ -88,29 +90,9 @@ print(time.time(), got, flush=True)
 
 
 def _start(binary: str, size: str) -> tuple:
-    workdir = tempfile.mkdtemp(prefix="vy-stream-bench-")
-    sock = os.path.join(workdir, "vineyard.sock")
-    proc = subprocess.Popen([binary, "--socket", sock, "--size", size, "--meta", "local",
-                             "--norpc"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while not os.path.exists(sock):
-        if proc.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"{binary} did not start")
-        time.sleep(0.05)
-    time.sleep(0.2)
-    return proc, sock, workdir
-
-
-def _stop(proc: Any, workdir: str) -> None:
-    import shutil
-
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    shutil.rmtree(workdir, ignore_errors=True)
+    """(process, socket, workdir) of a vineyardd for this section."""
+    return start_vineyardd(binary, ["--size", size, "--meta=local", "--norpc"],
+                           "vy-stream-bench-", settle=0.2)
 
 
 def _env(pythonpath: Optional[str]) -> Dict[str, str]:
@@ -170,7 +152,7 @@ def streams(build_dir: str, quick: bool) -> Dict[str, Any]:
         out["ours"] = best(lambda: one_transfer("vineyard", sys.executable, sock, total,
                                                 os.path.join(ROOT, "python")))
     finally:
-        _stop(proc, workdir)
+        stop_vineyardd(proc, workdir)
     published = cluster_section.published_binary(build_dir)
     python = os.path.join(build_dir, "venv-compat", "bin", "python")
     if published and os.path.exists(python):
@@ -180,7 +162,7 @@ def streams(build_dir: str, quick: bool) -> Dict[str, Any]:
         except Exception as e:  # noqa: BLE001
             out["published"] = f"failed: {e}"
         finally:
-            _stop(proc, workdir)
+            stop_vineyardd(proc, workdir)
     else:
         out["published"] = "build/venv-compat is missing (make compat-venv)"
     return out
@@ -237,7 +219,7 @@ def io_read(build_dir: str, quick: bool) -> Dict[str, Any]:
                 out[f"{kind}_ours_{workers}"] = min(timed_read(path, workers, rows)
                                                     for _ in range(2))
     finally:
-        _stop(proc, sdir)
+        stop_vineyardd(proc, sdir)
         import shutil
         shutil.rmtree(workdir, ignore_errors=True)
     return out

@@ -21,7 +21,8 @@ import tempfile
 import time
 from typing import Any, Dict
 
-from stream_section import _env, _start, _stop
+from peers.base import stop_vineyardd
+from stream_section import _env, _start
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -180,7 +181,7 @@ def measure(build_dir: str, quick: bool = False) -> Dict[str, Any]:
                     statistics.median(times[n * runs:(n + 1) * runs])
         client.close()
     finally:
-        _stop(proc, workdir)
+        stop_vineyardd(proc, workdir)
         import shutil
 
         shutil.rmtree(shm, ignore_errors=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -141,15 +143,19 @@ def _consumer(peer_name: str, info: Dict[str, Any], conn: Any) -> None:
 # -- helpers for peers that run a daemon ---------------------------------------------------
 
 def start_daemon(cmd: List[str], socket_path: Optional[str], log_path: str,
-                 timeout: float = 30.0) -> subprocess.Popen:
+                 timeout: float = 30.0, cwd: Optional[str] = None) -> subprocess.Popen:
     """Start ``cmd`` and wait for ``socket_path`` (if any) to appear."""
-    log = open(log_path, "wb")
-    # In the worker's process group: killing the worker's group ends the daemon too.
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "wb") as log:
+        # In the worker's process group: killing the worker's group ends the daemon too.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
     deadline = time.time() + timeout
     while socket_path and not os.path.exists(socket_path):
         if proc.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"{cmd[0]} did not start (see {log_path})")
+            stop_daemon(proc)
+            with open(log_path, "rb") as log:
+                tail = log.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"{cmd[0]} did not start within {timeout:.0f} s (log "
+                               f"{log_path}: {' | '.join(tail) or 'empty'})")
         time.sleep(0.05)
     return proc
 
@@ -164,6 +170,32 @@ def stop_daemon(proc: Optional[subprocess.Popen], grace: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def start_vineyardd(binary: str, args: List[str], prefix: str = "vy-bench-",
+                    workdir: Optional[str] = None, settle: float = 0.0,
+                    cwd: bool = False) -> Tuple[subprocess.Popen, str, str]:
+    """``binary --socket <workdir>/vineyard.sock *args``, once its socket is there (and
+    ``settle`` seconds more): (process, socket, workdir). ``workdir`` is made with
+    ``prefix`` unless given; the log is ``<workdir>/vineyardd.log``; ``cwd``: run there."""
+    made = workdir is None
+    workdir = workdir or tempfile.mkdtemp(prefix=prefix)
+    sock = os.path.join(workdir, "vineyard.sock")
+    try:
+        proc = start_daemon([binary, "--socket", sock, *args], sock,
+                            os.path.join(workdir, "vineyardd.log"), cwd=workdir if cwd else None)
+    except BaseException:
+        if made:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    time.sleep(settle)
+    return proc, sock, workdir
+
+
+def stop_vineyardd(proc: Optional[subprocess.Popen], workdir: str) -> None:
+    """Stops what start_vineyardd started and removes its directory."""
+    stop_daemon(proc, grace=10.0)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def rss_kib(pid: int, field: str = "RssAnon") -> int:
