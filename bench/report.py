@@ -491,27 +491,30 @@ SLOW_NOTES: Dict[Tuple[str, str], str] = {
         "The same first-touch cost as scenario 2: each 64 MiB put writes pages our server "
         "purged after the previous delete."),
     ("s3", "put s"): (
-        "Two requests for the whole frame (round-trip table): one allocates the 100 column "
-        "blobs, the client copies into them, the other creates the tree. The copy of 720 MB "
-        "of numbers and the str columns' encoding are most of the time, as for Ray's "
-        "pickle-5 stream."),
+        "The 10 str columns are encoded by one native pass each, straight into their blobs "
+        "(two threads each), the 90 numeric columns copied into blobs made by one request, "
+        "and one request creates the tree (round-trip table). The copy of 720 MB of numbers "
+        "is most of what is left, as for Ray's pickle-5 stream."),
     ("s3", "get s"): (
         "One request. The 10 str columns are the time: Arrow makes one Python str per "
         "distinct value (deduplicated), where Ray unpickles references to a few objects."),
     ("s4", "put s"): (
-        "One request for the whole table (round-trip table); the time is in the metadata. "
-        "10,000 batches are a tree of 80,000 nodes: 30,000 objects and their blobs. The Python "
-        "builders make it (about "
-        "75 µs per chunk), it is encoded as JSON (about 10 MB), and the server parses it "
-        "and creates it object by object. The peers serialize the table into one buffer. "
-        "Building the tree natively from Arrow's C data interface, with a binary encoding, "
-        "is the next step."),
+        "One native call reads the table through Arrow's C data interface and makes the "
+        "tree, and one request creates it (round-trip table): no Python per chunk. The time "
+        "is in the metadata: 10,000 batches are a tree of 80,000 nodes (30,000 objects and "
+        "their blobs), sent as JSON text (about 10 MB) that the server parses into a "
+        "document and creates object by object. In a profile about half of the time is the "
+        "server's; most of the rest is the client's JSON document (building, writing out and "
+        "freeing it). The peers serialize the table into one buffer. A binary encoding "
+        "between our client and server, and records kept compact on the server (no JSON "
+        "document per request), are the next steps."),
     ("s4", "get s"): (
-        "One request; the time is in the metadata again. The server expands the tree to "
-        "JSON, the client parses it (about 0.9 s of the 1.3 s in a profile), and the Python "
-        "resolvers walk it, one pyarrow array per chunk and column. The peers read one IPC "
-        "stream or pickle. Spliced replies, a binary encoding and native resolvers for "
-        "Arrow are the next steps."),
+        "One request, and pyarrow imports the batches through Arrow's C stream interface "
+        "(zero-copy, no Python per chunk). The time is in the metadata again: the server "
+        "expands 80,000 nodes into JSON text, and the client parses it into a document, "
+        "puts the shared schema back into each batch and frees the document afterwards "
+        "(nearly all of the time in a profile). Spliced replies and a binary encoding are "
+        "the next steps."),
     ("s8", "server heap bytes / object"): (
         "Each object is a tensor plus its blob. The server keeps the tensor's fields as a JSON "
         "map, std::map nodes with string keys: about 70% of the bytes. It also keeps the "

@@ -192,11 +192,17 @@ Result<ObjectID> Client::Put(ObjectMeta& meta, const std::vector<BlobWriter*>& b
       *p = BlobMember(w->id(), w->size(), instance_id());
     }
   }
-  r.tree = meta.MetaData();
+  // The tree travels in the request and comes back into `meta` afterwards (the
+  // placeholders point into it): a large tree is never copied.
+  r.tree = std::move(meta.MutableMetaData());
   r.persist = persist;
   r.name = name;
   r.release = core_->TakeReleases();
-  VY_ASSIGN_OR_RETURN(json reply, core_->Request(WriteVyPutRequest(r), attachment));
+  std::vector<uint64_t> inline_sizes = r.inline_sizes;
+  json request = WriteVyPutRequest(std::move(r));
+  auto answered = core_->Request(request, attachment);
+  meta.MutableMetaData() = std::move(request["content"]);
+  VY_ASSIGN_OR_RETURN(json reply, std::move(answered));
   CreatedObject c;
   std::vector<ObjectID> made_blobs, made_members;
   VY_RETURN_NOT_OK(ReadVyPutReply(reply, &c, &made_blobs, &made_members));
@@ -218,7 +224,7 @@ Result<ObjectID> Client::Put(ObjectMeta& meta, const std::vector<BlobWriter*>& b
     auto k = p->find(kInlineBlobKey);
     if (k == p->end()) continue;
     uint64_t i = k->get<uint64_t>();
-    if (i < made_blobs.size()) *p = BlobMember(made_blobs[i], r.inline_sizes[i], instance_id());
+    if (i < made_blobs.size()) *p = BlobMember(made_blobs[i], inline_sizes[i], instance_id());
   }
   ApplyCreated(meta, c);
   if (persist || !name.empty()) meta.MutableMetaData()[meta_key::kTransient] = false;
@@ -264,7 +270,7 @@ Result<std::vector<ObjectMeta>> Client::GetObjectsOnce(const std::vector<ObjectI
   json trees;
   std::vector<Payload> payloads;
   std::vector<int> fds;
-  VY_RETURN_NOT_OK(ReadVyGetReply(reply, &trees, &payloads, &fds));
+  VY_RETURN_NOT_OK(ReadVyGetReply(std::move(reply), &trees, &payloads, &fds));
   VY_RETURN_NOT_OK(ResolveSharedMembers(&trees));
   return Attach(std::move(trees), payloads, ids);
 }

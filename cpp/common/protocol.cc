@@ -965,9 +965,14 @@ Result<InstanceStatus> ReadInstanceStatus(const json& meta) {
 // --- fused requests -----------------------------------------------------------
 
 json WriteVyPutRequest(const VyPutRequest& r) {
+  VyPutRequest copy = r;
+  return WriteVyPutRequest(std::move(copy));
+}
+
+json WriteVyPutRequest(VyPutRequest&& r) {
   json j = Typed(req::kVyPut);
   j["seal"] = r.seal;
-  j["content"] = r.tree;
+  j["content"] = std::move(r.tree);
   j["persist"] = r.persist;
   if (!r.name.empty()) j["name"] = r.name;
   if (!r.release.empty()) j["release"] = r.release;
@@ -1065,6 +1070,18 @@ Status ReadVyGetReply(const json& j, json* trees, std::vector<Payload>* ps,
   return Field(j, "fds", fds);
 }
 
+Status ReadVyGetReply(json&& j, json* trees, std::vector<Payload>* ps, std::vector<int>* fds) {
+  VY_RETURN_NOT_OK(CheckReply(j, "vy_get_reply"));
+  VY_RETURN_NOT_OK(ReadPayloads(j, ps));
+  VY_RETURN_NOT_OK(Field(j, "fds", fds));
+  auto it = j.find("content");
+  if (it == j.end() || !it->is_object()) {
+    return Status::Invalid("malformed message: 'content' must be a metadata tree (an object)");
+  }
+  *trees = std::move(*it);
+  return Status::OK();
+}
+
 namespace {
 
 bool IsSharedRef(const json& node) {
@@ -1072,16 +1089,25 @@ bool IsSharedRef(const json& node) {
          node[kSharedMemberRef].is_string();
 }
 
-// Every full object tree below `node`, by id (the first one seen wins).
-void CollectFull(const json& node, std::unordered_map<std::string, const json*>* full) {
-  std::vector<const json*> pending{&node};
+// Every full object tree below `node`, by id (the first one seen wins), and
+// the shared-member references met on the way. The ids are views of the
+// trees' own strings (no copies).
+void CollectFull(json& node, std::unordered_map<std::string_view, const json*>* full,
+                 std::vector<json*>* refs) {
+  std::vector<json*> pending{&node};
   while (!pending.empty()) {
-    const json* n = pending.back();
+    json* n = pending.back();
     pending.pop_back();
-    for (const auto& [key, value] : n->items()) {
-      if (!value.is_object() || IsSharedRef(value)) continue;
+    for (auto& [key, value] : n->items()) {
+      if (!value.is_object()) continue;
+      if (IsSharedRef(value)) {
+        refs->push_back(&value);
+        continue;
+      }
       auto id = value.find(meta_key::kId);
-      if (id != value.end() && id->is_string()) full->emplace(id->get<std::string>(), &value);
+      if (id != value.end() && id->is_string()) {
+        full->emplace(id->get_ref<const std::string&>(), &value);
+      }
       pending.push_back(&value);
     }
   }
@@ -1090,26 +1116,33 @@ void CollectFull(const json& node, std::unordered_map<std::string, const json*>*
 }  // namespace
 
 Status ResolveSharedMembers(json* trees) {
-  std::unordered_map<std::string, const json*> full;
-  CollectFull(*trees, &full);
+  std::unordered_map<std::string_view, const json*> full;
+  std::vector<json*> refs;
+  CollectFull(*trees, &full, &refs);
   // Copies are resolved in turn: a shared member may itself hold shared ones.
   // The depth of a tree is bounded by the server (--meta_max_depth), and so is
   // the number of nodes the copies add up to (--meta_max_nodes).
-  std::vector<json*> pending{trees};
-  while (!pending.empty()) {
-    json* n = pending.back();
-    pending.pop_back();
-    for (auto& [key, value] : n->items()) {
-      if (!value.is_object()) continue;
-      if (IsSharedRef(value)) {
-        const std::string id = value[kSharedMemberRef].get<std::string>();
-        auto it = full.find(id);
-        if (it == full.end()) {
-          return Status::Invalid("the reply refers to member ", id, " but does not hold it");
+  while (!refs.empty()) {
+    json* ref = refs.back();
+    refs.pop_back();
+    const std::string id = (*ref)[kSharedMemberRef].get<std::string>();
+    auto it = full.find(id);
+    if (it == full.end()) {
+      return Status::Invalid("the reply refers to member ", id, " but does not hold it");
+    }
+    *ref = *it->second;
+    std::vector<json*> pending{ref};
+    while (!pending.empty()) {
+      json* n = pending.back();
+      pending.pop_back();
+      for (auto& [key, value] : n->items()) {
+        if (!value.is_object()) continue;
+        if (IsSharedRef(value)) {
+          refs.push_back(&value);
+        } else {
+          pending.push_back(&value);
         }
-        value = *it->second;
       }
-      pending.push_back(&value);
     }
   }
   return Status::OK();

@@ -365,6 +365,8 @@ Status ReadVyPutReply(const json& j, CreatedObject* created, std::vector<ObjectI
 constexpr uint64_t kMaxInlineBlob = 64 << 10;
 constexpr uint64_t kMaxInlineTotal = 64 << 20;
 json WriteVyPutRequest(const VyPutRequest& r);
+/// The same, taking r.tree over instead of copying it (a large tree is not copied).
+json WriteVyPutRequest(VyPutRequest&& r);
 Result<VyPutRequest> ReadVyPutRequest(const json& j);
 
 /// Metadata trees of `ids` and the payloads of every local blob in them,
@@ -383,6 +385,9 @@ Result<VyGetRequest> ReadVyGetRequest(const json& j);
 json WriteVyGetReply(const json& trees, const std::vector<Payload>& ps,
                      const std::vector<int>& fds);
 Status ReadVyGetReply(const json& j, json* trees, std::vector<Payload>* ps,
+                      std::vector<int>* fds);
+/// The same, taking the trees out of `j` instead of copying them.
+Status ReadVyGetReply(json&& j, json* trees, std::vector<Payload>* ps,
                       std::vector<int>* fds);
 /// The key of a reference to a member sent earlier in the same vy_get reply.
 constexpr const char* kSharedMemberRef = "__vy_ref";

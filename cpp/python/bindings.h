@@ -98,5 +98,6 @@ void BindClient(nb::module_& m);
 void BindRpcClient(nb::module_& m);
 /// put_ndarray / get_fast on IPCClient, encode_str_array (fast_path.cc).
 void BindFastPath(nb::module_& m, nb::class_<Client, ClientBase>& c);
+void BindArrowPath(nb::module_& m, nb::class_<Client, ClientBase>& c);
 
 }  // namespace vineyard::py

@@ -470,6 +470,7 @@ void BindClient(nb::module_& m) {
           "The reader's next chunk of a byte stream: a read-only memoryview (zero copy).");
   BindSpill(base);
   BindFastPath(m, c);
+  BindArrowPath(m, c);
   c.def("flush_releases", [](Client& self) { Check(self.FlushReleases()); }, Gil(),
         "Gives back blob references released locally but not yet sent.");
 }

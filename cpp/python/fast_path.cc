@@ -10,10 +10,13 @@
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/unique_ptr.h>
 
 #include <cstring>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "client/client.h"
 #include "python/bindings.h"
@@ -254,6 +257,146 @@ nb::object EncodeStrArray(nb::handle array) {
   return nb::make_tuple(validity, offsets, data, nulls);
 }
 
+// The UTF-8 bytes of a str without creating anything: compact ASCII strings
+// hold them inline. False for any other object (the caller falls back).
+inline bool AsciiBytes(PyObject* o, const char** data, Py_ssize_t* size) {
+  if (!PyUnicode_CheckExact(o) || !PyUnicode_IS_COMPACT_ASCII(o)) return false;
+  *data = reinterpret_cast<const char*>(reinterpret_cast<PyASCIIObject*>(o) + 1);
+  *size = PyUnicode_GET_LENGTH(o);
+  return true;
+}
+
+// Writes items [begin, end) of a str/None array as Arrow large_string buffers
+// starting at byte `at`; stops early (returns the index reached) at an item it
+// may not read on this thread (not compact ASCII, unless `main`: the thread
+// holding the GIL may ask for any str's UTF-8) or at bytes past `limit`.
+struct EncodeRange {
+  PyObject* const* items;
+  int64_t* offsets;
+  char* data;
+  uint8_t* bits;  // null when the array has no None
+  Py_ssize_t nulls = 0;
+  int64_t at = 0;
+  bool bad = false;  // not str/None, or more bytes than sized: the array changed
+
+  Py_ssize_t Run(Py_ssize_t begin, Py_ssize_t end, int64_t limit, bool main) {
+    for (Py_ssize_t i = begin; i < end; ++i) {
+      offsets[i] = at;
+      PyObject* o = items[i];
+      if (o == Py_None) {
+        ++nulls;
+        if (bits == nullptr) {
+          bad = true;
+          return i;
+        }
+        continue;
+      }
+      const char* utf8 = nullptr;
+      Py_ssize_t size = 0;
+      if (!AsciiBytes(o, &utf8, &size)) {
+        if (!main) return i;
+        if (!PyUnicode_Check(o) || (utf8 = PyUnicode_AsUTF8AndSize(o, &size)) == nullptr) {
+          PyErr_Clear();
+          bad = true;
+          return i;
+        }
+      }
+      if (at + size > limit) {
+        bad = true;
+        return i;
+      }
+      std::memcpy(data + at, utf8, size);
+      at += size;
+      if (bits != nullptr) bits[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+    }
+    return end;
+  }
+};
+
+// EncodeStrArray straight into new blobs of `client`: one pass to size, one
+// request for the blobs, one pass (two threads for large arrays) to write the
+// offsets, bytes and validity where they are to stay. (validity writer or
+// None, offsets writer, data writer, null count), or None when an item is not
+// a str/None, the array is small or empty, or it changed while the blobs were
+// made (writers aborted).
+nb::object EncodeStrArrayInto(nb::handle array, nb::handle client_handle) {
+  Client* client = AsIpcClient(client_handle);
+  if (client == nullptr) return nb::none();
+  Py_buffer view;
+  if (PyObject_GetBuffer(array.ptr(), &view, PyBUF_RECORDS_RO) != 0) {
+    PyErr_Clear();
+    return nb::none();
+  }
+  struct Release {
+    Py_buffer* v;
+    ~Release() { PyBuffer_Release(v); }
+  } release{&view};
+  if (view.ndim != 1 || view.format == nullptr || std::strcmp(view.format, "O") != 0 ||
+      view.itemsize != static_cast<Py_ssize_t>(sizeof(PyObject*)) ||
+      (view.strides != nullptr && view.strides[0] != view.itemsize)) {
+    return nb::none();
+  }
+  const Py_ssize_t n = view.shape[0];
+  PyObject* const* items = static_cast<PyObject* const*>(view.buf);
+  // Sizes; `half` items (a multiple of 64: the validity bytes of the two
+  // halves are apart) hold `half_bytes`.
+  const Py_ssize_t half = n >= (Py_ssize_t{1} << 16) ? (n / 2) & ~Py_ssize_t{63} : n;
+  int64_t total = 0, half_bytes = 0;
+  Py_ssize_t nulls = 0;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (i == half) half_bytes = total;
+    PyObject* o = items[i];
+    if (o == Py_None) {
+      ++nulls;
+      continue;
+    }
+    const char* utf8 = nullptr;
+    Py_ssize_t size = 0;
+    if (!AsciiBytes(o, &utf8, &size)) {
+      if (!PyUnicode_Check(o) || PyUnicode_AsUTF8AndSize(o, &size) == nullptr) {
+        PyErr_Clear();
+        return nb::none();
+      }
+    }
+    total += size;
+  }
+  if (half == n) half_bytes = total;
+  if (total == 0 || n < 4096) return nb::none();  // the byte-run path is as good
+  std::vector<size_t> sizes{static_cast<size_t>(n + 1) * 8, static_cast<size_t>(total)};
+  if (nulls > 0) sizes.push_back(static_cast<size_t>(n + 7) / 8);
+  auto writers = Unwrap(NoGil([&] { return client->CreateBlobs(sizes); }));
+  // The GIL is held from here on: no Python code runs, so no item can change
+  // under the helper thread (which reads only compact ASCII strs, never
+  // creating anything).
+  auto* offsets = reinterpret_cast<int64_t*>(writers[0]->data());
+  char* data = reinterpret_cast<char*>(writers[1]->data());
+  uint8_t* bits = nulls > 0 ? writers[2]->data() : nullptr;
+  if (bits != nullptr) std::memset(bits, 0, sizes[2]);
+  EncodeRange first{items, offsets, data, bits};
+  EncodeRange second{items, offsets, data, bits};
+  second.at = half_bytes;
+  Py_ssize_t reached = half;
+  if (half < n) {
+    std::thread helper([&] { reached = second.Run(half, n, total, false); });
+    first.Run(0, half, half_bytes, true);
+    helper.join();
+    if (!second.bad && reached < n) second.Run(reached, n, total, true);  // the rest, here
+  } else {
+    first.Run(0, n, total, true);
+    second.at = first.at;
+  }
+  const bool ok = !first.bad && !second.bad && first.at == half_bytes && second.at == total &&
+                  first.nulls + second.nulls == nulls;
+  if (!ok) {
+    for (auto& w : writers) (void)w->Abort();
+    return nb::none();
+  }
+  offsets[n] = total;
+  nb::object validity = nulls > 0 ? nb::cast(std::move(writers[2])) : nb::none();
+  return nb::make_tuple(validity, nb::cast(std::move(writers[0])), nb::cast(std::move(writers[1])),
+                        nulls);
+}
+
 }  // namespace
 
 void BindFastPath(nb::module_& m, nb::class_<Client, ClientBase>& c) {
@@ -261,6 +404,11 @@ void BindFastPath(nb::module_& m, nb::class_<Client, ClientBase>& c) {
         "A 1-d numpy object array of str/None as the buffers of an Arrow large_string "
         "array: (validity bytes or None, int64 offsets, UTF-8 data, null count); None when "
         "an element is neither str nor None.");
+  m.def("encode_str_array_into", &EncodeStrArrayInto, nb::arg("array"), nb::arg("client"),
+        "encode_str_array() written straight into new blobs of an IPC client: (validity "
+        "BlobBuilder or None, offsets BlobBuilder, data BlobBuilder, null count), unsealed; "
+        "None when an element is neither str nor None, the array is small or all empty, "
+        "or it changed meanwhile.");
   c.def("put_ndarray", &PutNdarray, nb::arg("array"), nb::arg("persist") = false,
         nb::arg("name").none() = nb::none(),
         "Puts a C-contiguous numeric numpy array as vineyard::Tensor<T> in one call (a small "

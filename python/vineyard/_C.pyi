@@ -751,6 +751,11 @@ class IPCClient(ClientBase):
         (meta, array, blob): the object's metadata in one round trip and, for a C-ordered numeric tensor, its zero-copy read-only array (else None).
         """
 
+    def put_arrow(self, stream: object, schema_binary: str, schema_nbytes: int, as_batch: bool = False, persist: bool = False, name: str | None = None, fields: str = '{}') -> object:
+        """
+        Puts the batches of an Arrow C stream capsule (Table.__arrow_c_stream__()) as a vineyard::Table (or, `as_batch`, its one RecordBatch) in one whole-tree put: (id, [ids of the blobs and members made with it]), with `fields` (JSON text of an object) added to its root; None, with nothing made, when a column's type is not a numeric, bool, string or binary one.
+        """
+
     def flush_releases(self) -> None:
         """Gives back blob references released locally but not yet sent."""
 
@@ -762,6 +767,16 @@ def connect_ipc(socket: str = '', username: str = '', password: str = '') -> IPC
 def encode_str_array(array: object) -> object:
     """
     A 1-d numpy object array of str/None as the buffers of an Arrow large_string array: (validity bytes or None, int64 offsets, UTF-8 data, null count); None when an element is neither str nor None.
+    """
+
+def encode_str_array_into(array: object, client: object) -> object:
+    """
+    encode_str_array() written straight into new blobs of an IPC client: (validity BlobBuilder or None, offsets BlobBuilder, data BlobBuilder, null count), unsealed; None when an element is neither str nor None, the array is small or all empty, or it changed meanwhile.
+    """
+
+def arrow_stream(meta: ObjectMeta, schema: object) -> object:
+    """
+    An Arrow C stream capsule over the batches of a got vineyard::Table or vineyard::RecordBatch (zero-copy), with `schema` (an 'arrow_schema' capsule, taken over); None when a column is not one it reads.
     """
 
 class RemoteBlob(Blob):

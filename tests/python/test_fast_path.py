@@ -122,6 +122,47 @@ def test_object_columns_that_are_not_all_str_are_kept_exactly(vc):
     assert _C.encode_str_array(np.arange(3)) is None  # not an object array
 
 
+def _large_str_column(rows, with_none=False):
+    words = np.array(["w%04d" % (i % 1000) for i in range(rows)], dtype=object)
+    words[::977] = "çà et là, 日本"  # not ASCII: written by the thread holding the GIL
+    if with_none:
+        words[5::11] = None
+    return words
+
+
+@pytest.mark.parametrize("rows,with_none", [(4096, False), (200_003, True), (300_000, False)])
+def test_large_str_columns_are_written_straight_into_blobs(vc, rows, with_none):
+    from vineyard import _C
+    value = _large_str_column(rows, with_none)
+    blobs_before = vc.status.memory_usage
+    direct = _C.encode_str_array_into(value, vc.native)
+    assert direct is not None  # what put() uses for this column
+    validity, offsets, data, nulls = direct
+    assert nulls == sum(v is None for v in value) and (validity is not None) == with_none
+    expected = pa.array(value, type=pa.large_string())
+    assert bytes(memoryview(data)) == expected.buffers()[2].to_pybytes()
+    assert bytes(memoryview(offsets)) == expected.buffers()[1].to_pybytes()
+    for w in (validity, offsets, data):
+        if w is not None:
+            w.abort()
+    assert vc.status.memory_usage == blobs_before
+    frame = pd.DataFrame({"s": value, "n": np.arange(rows)})
+    pd.testing.assert_frame_equal(vc.get(vc.put(frame)), frame)
+    array = vc.get(vc.put(value))
+    assert array.dtype == object and list(array) == list(value)
+
+
+def test_large_object_columns_that_are_not_all_str_fall_back(vc):
+    from vineyard import _C
+    value = _large_str_column(10_000)
+    value[7777] = 3.25
+    before = vc.status.memory_usage
+    assert _C.encode_str_array_into(value, vc.native) is None  # nothing allocated
+    assert vc.status.memory_usage == before
+    got = vc.get(vc.put(value))
+    assert got[7777] == 3.25 and list(got[:10]) == list(value[:10])
+
+
 def test_table_batches_share_one_schema(vc):
     table = pa.table({"a": pa.chunked_array([pa.array(np.arange(i * 10, i * 10 + 10))
                                              for i in range(20)]),
@@ -141,6 +182,21 @@ def test_table_batches_share_one_schema(vc):
     assert not (after & {int(schema)}) and len(before - after) == 1 + 20 + 40 + 1
 
 
+def test_deleting_what_a_put_made_gives_its_memory_back_while_connected():
+    server = Server()
+    try:
+        client = vineyard.connect(server.socket)
+        baseline = client.status.memory_usage
+        values = [np.arange(8), np.arange(3 * MiB, dtype=np.uint8), pa.table({"x": [1, 2]}),
+                  pd.DataFrame({"a": np.arange(10), "s": ["x"] * 10}), (np.arange(4), "t")]
+        for value in values:
+            client.delete(client.put(value))
+            assert client.status.memory_usage == baseline, value
+        client.close()
+    finally:
+        server.stop()
+
+
 def test_a_whole_tree_put_that_fails_leaves_nothing():
     # The server refuses the root (too many nodes) after making every member: all undone.
     server = Server("--meta_max_nodes=100")
@@ -158,6 +214,12 @@ def test_a_whole_tree_put_that_fails_leaves_nothing():
         frame = pd.DataFrame({"a": np.ones(rows), "b": np.empty(rows)})
         with pytest.raises(vineyard.NotEnoughMemoryException):
             client.put(frame)
+        assert client.list_objects("*", limit=1 << 20) == []
+        assert client.status.memory_usage == baseline
+        # str columns written straight into their blobs, then a column that does not fit
+        strs = pd.DataFrame({"s": _large_str_column(100_000)})
+        with pytest.raises(vineyard.NotEnoughMemoryException):
+            client.put({"strs": strs, "big": np.empty(limit // 8 + 1)})
         assert client.list_objects("*", limit=1 << 20) == []
         assert client.status.memory_usage == baseline
         # and the session still puts and gets

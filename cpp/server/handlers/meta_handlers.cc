@@ -259,6 +259,12 @@ Status VyPut(Connection& conn, const json& request, Reply* reply) {
     undo_seals();
     return st;
   }
+  // The client never maps the blobs made of its inline runs: the session keeps
+  // no reference to them (else a later delete would leave their memory held
+  // until the session ends).
+  for (ObjectID id : inline_blobs) {
+    if (!IsEmptyBlob(id)) conn.Release(id);
+  }
   reply->body = WriteVyPutReply(*created, inline_blobs, made);
   return Status::OK();
 }

@@ -222,6 +222,10 @@ class ClientBase:
         name it: one request (two when deferred byte runs are large)."""
         name = None if name is None else str(name)
         runs = getattr(self._txn, "buffers", None)
+        unsealed = getattr(self._txn, "unsealed", None)
+        if unsealed:  # blobs of members nested pending (nest_all): sealed by this request
+            builders = list(builders or []) + unsealed
+            self._txn.unsealed = []
         if runs:
             oid, made = self._c.put_tree(meta, list(builders or []), persist=persist, name=name,
                                          buffers=runs)
@@ -239,8 +243,14 @@ class ClientBase:
         to ``meta.add_member``."""
         if getattr(self._txn, "buffers", None) is None:
             return self.materialize_all(built)
-        return [b.meta if isinstance(b, PendingObject) and not b.blobs and not b.persist
-                else self._materialize(b) for b in built]
+        out = []
+        for b in built:
+            if isinstance(b, PendingObject) and not b.persist:
+                self._txn.unsealed.extend(b.blobs)  # sealed by the request that creates it
+                out.append(b.meta)
+            else:
+                out.append(self._materialize(b))
+        return out
 
     def _materialize(self, built: Any, persist: bool = False, name: Optional[str] = None):
         """Turn a builder's result into an ObjectID, creating pending metadata."""
@@ -319,12 +329,14 @@ class ClientBase:
         self._txn.log = log
         if self._fast:
             self._txn.buffers = []  # byte runs sent with the request that creates the tree
+            self._txn.unsealed = []  # blobs it seals
         try:
             built = ctx.run(self, value, **kwargs)
             return self._materialize(built, persist=persist, name=name)
         except BaseException as e:
             self._txn.log = None
             self._txn.buffers = None
+            self._txn.unsealed = None
             if e.__traceback__ is not None and e.__traceback__.tb_next is not None:
                 traceback.clear_frames(e.__traceback__.tb_next)  # the builders' locals
             self._rollback(log)
@@ -332,6 +344,7 @@ class ClientBase:
         finally:
             self._txn.log = None
             self._txn.buffers = None
+            self._txn.unsealed = None
 
     # ------------------------------------------------------------------ get
     def get_object(self, object_id: Any) -> Object:
@@ -600,11 +613,21 @@ class IPCClient(ClientBase):
     def create_blob(self, size: Union[int, List[int]]) -> Union["_C.BlobBuilder", List["_C.BlobBuilder"]]:
         """An unsealed BlobBuilder of ``size`` bytes, or a list of them for a list of sizes."""
         out = self._c.create_blob(size)
-        writers = out if isinstance(out, list) else [out]
+        self.adopt_builders(out if isinstance(out, list) else [out])
+        return out
+
+    def adopt_created(self, object_id: "_C.ObjectID") -> None:
+        """An object a native call made for this client (``put_arrow``): inside a ``put``,
+        deleted again if the put fails."""
+        self._track(object_id)
+
+    def adopt_builders(self, writers: List["_C.BlobBuilder"]) -> None:
+        """BlobBuilders made for this client by a native call (``create_blob``,
+        ``_C.encode_str_array_into``): noted as mapped and, inside a ``put``, undone with
+        it if it fails."""
         self._record(writers)
         for w in writers:
             self._track(w)
-        return out
 
     def create_empty_blob(self) -> "_C.Blob":
         """The empty blob (size 0; its id is ``ObjectID.empty_blob()``)."""

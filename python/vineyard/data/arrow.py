@@ -254,15 +254,65 @@ def _record_batch(client: Any, batch: pa.RecordBatch, builder: Any, schema: Any)
     return PendingObject(meta)
 
 
+_NATIVE_COLUMN_BUILDERS = {pa.types.is_boolean: "boolean_array_builder",
+                           pa.types.is_string: "string_array_builder",
+                           pa.types.is_large_string: "string_array_builder",
+                           pa.types.is_binary: "binary_array_builder",
+                           pa.types.is_large_binary: "binary_array_builder",
+                           pa.types.is_integer: "numeric_array_builder",
+                           pa.types.is_floating: "numeric_array_builder"}
+
+
+def _native_put(client: Any, value: Any, schema: pa.Schema, builder: Any,
+                as_batch: bool, fields: Optional[dict] = None) -> Any:
+    """The Table (or RecordBatch) put by one native call (_C.Client.put_arrow: the tree
+    these builders make, from Arrow's C stream), when every column is of a type it writes
+    and the builders that would run are these; else None."""
+    native = getattr(client, "native", None)
+    if not getattr(client, "is_ipc", False) or not hasattr(native, "put_arrow"):
+        return None
+    for field in schema:
+        t = field.type
+        name = next((n for test, n in _NATIVE_COLUMN_BUILDERS.items() if test(t)), None)
+        if name is None:
+            return None
+        if builder is not None:  # a context: the array builder it would run must be ours
+            chunk_type = type(pa.array([], type=t))
+            if builder.find(chunk_type) is not globals()[name]:
+                return None
+    serialized = pa.schema([_large_field(f) for f in schema], schema.metadata).serialize()
+    stream = (pa.RecordBatchReader.from_batches(schema, [value]) if as_batch else value)
+    put = native.put_arrow(stream.__arrow_c_stream__(),
+                           json.dumps({"bytes": list(memoryview(serialized).cast("B"))}),
+                           int(serialized.size), as_batch=as_batch,
+                           fields=json.dumps(fields or {}))
+    if put is None:
+        return None
+    oid, made = put
+    for member in made:  # undone with the put this value is part of, if that fails
+        client.adopt_created(member)
+    client.adopt_created(oid)
+    return oid
+
+
 def record_batch_builder(client: Any, batch: pa.RecordBatch, builder: Any = None,
-                         **kw: Any) -> PendingObject:
+                         **kw: Any) -> Any:
+    oid = _native_put(client, batch, batch.schema, builder, True)
+    if oid is not None:
+        return oid
     schema = client.nest_all([schema_builder(client, batch.schema)])[0]
     return _record_batch(client, batch, builder, schema)
 
 
-def table_builder(client: Any, table: pa.Table, builder: Any = None, **kw: Any) -> PendingObject:
+def table_builder(client: Any, table: pa.Table, builder: Any = None,
+                  fields: Optional[dict] = None, **kw: Any) -> Any:
     """One schema object for the table and all its batches; inside an IPC put the whole
-    table (batches, columns, bytes) is created by one request (two with large chunks)."""
+    table (batches, columns, bytes) is created by one request (two with large chunks):
+    natively (``_native_put``) when its columns allow. ``fields``: more fields of the
+    Table (JSON values; e.g. ``from_polars``)."""
+    oid = _native_put(client, table, table.schema, builder, False, fields)
+    if oid is not None:
+        return oid
     meta = _C.ObjectMeta()
     meta.typename = "vineyard::Table"
     meta["num_rows_"] = table.num_rows
@@ -282,6 +332,8 @@ def table_builder(client: Any, table: pa.Table, builder: Any = None, **kw: Any) 
     for i, member in enumerate(parts):
         meta.add_member("partitions_-%d" % i, member)
     meta.nbytes = int(table.nbytes)
+    for key, value in (fields or {}).items():
+        meta[key] = value
     return PendingObject(meta)
 
 
@@ -308,11 +360,48 @@ def _ARRAY_BUILDERS(array: pa.Array) -> Any:  # noqa: N802 - used like a table
     return pickle_builder
 
 
+def _direct_string_array(client: Any, value: np.ndarray) -> Optional[PendingObject]:
+    """A large object array of str/None encoded straight into blobs of an IPC client (no
+    intermediate buffers): the ``BaseBinaryArray<arrow::LargeStringArray>`` of
+    ``string_array_builder``; None when that does not apply."""
+    if not value.dtype.hasobject or not getattr(client, "is_ipc", False) \
+            or len(value) < 4096:
+        return None
+    direct = _C.encode_str_array_into(value, client.native)
+    if direct is None:
+        return None
+    validity, offsets, data, nulls = direct
+    blobs = [offsets, data] + ([validity] if validity is not None else [])
+    client.adopt_builders(blobs)
+    meta = _C.ObjectMeta()
+    meta.typename = "vineyard::BaseBinaryArray<arrow::LargeStringArray>"
+    meta["length_"] = len(value)
+    meta["null_count_"] = int(nulls)
+    meta["offset_"] = 0
+    meta.nbytes = sum(w.size for w in blobs)
+    meta.add_member("buffer_offsets_", offsets)
+    meta.add_member("buffer_data_", data)
+    meta.add_member("null_bitmap_", validity if validity is not None else _C.Blob.empty())
+    return PendingObject(meta, blobs)
+
+
 def string_tensor_builder(client: Any, value: np.ndarray, **kw: Any) -> Optional[PendingObject]:
     """A 1-d numpy string/object array of str (None allowed) -> ``Tensor<std::string>`` over
     a large-string array, as the reference writes it; None when not representable."""
     if value.ndim != 1:
         return None
+    meta = _C.ObjectMeta()
+    meta.typename = "vineyard::Tensor<std::string>"
+    meta["shape_"] = to_json([int(d) for d in value.shape])
+    meta["partition_index_"] = to_json(list(kw.get("partition_index", [])))
+    meta["order_"] = to_json("C")
+    meta["value_type_"] = "string"
+    meta["value_type_meta_"] = "str"
+    meta.nbytes = int(value.nbytes)
+    array = _direct_string_array(client, value)
+    if array is not None:
+        meta.add_member("buffer_", client.nest_all([array])[0])
+        return PendingObject(meta)
     encoded = _C.encode_str_array(value) if value.dtype.hasobject else None
     if encoded is not None:  # str/None objects, straight to the arrow buffers
         validity, offsets, data, nulls = encoded
@@ -328,14 +417,6 @@ def string_tensor_builder(client: Any, value: np.ndarray, **kw: Any) -> Optional
         if array.null_count and value.dtype.hasobject \
                 and any(v is not None for v in value[np.asarray(array.is_null())]):
             return None  # NaN etc. would not come back as themselves
-    meta = _C.ObjectMeta()
-    meta.typename = "vineyard::Tensor<std::string>"
-    meta["shape_"] = to_json([int(d) for d in value.shape])
-    meta["partition_index_"] = to_json(list(kw.get("partition_index", [])))
-    meta["order_"] = to_json("C")
-    meta["value_type_"] = "string"
-    meta["value_type_meta_"] = "str"
-    meta.nbytes = int(value.nbytes)
     meta.add_member("buffer_", client.nest_all([string_array_builder(client, array)])[0])
     return PendingObject(meta)
 
@@ -456,12 +537,53 @@ def _record_batch_of(obj: Any, resolver: Any, schemas: dict) -> pa.RecordBatch:
 
 
 def record_batch_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pa.RecordBatch:
-    return _record_batch_of(obj, resolver, {})
+    schemas: dict = {}
+    native = _native_batches(obj, resolver, schemas)
+    if native is not None:
+        return native.read_next_batch()
+    return _record_batch_of(obj, resolver, schemas)
+
+
+_NATIVE_COLUMN_RESOLVERS = (
+    ("vineyard::NumericArray<int64>", "numeric_array_resolver"),
+    ("vineyard::BooleanArray", "boolean_array_resolver"),
+    ("vineyard::BaseBinaryArray<arrow::LargeStringArray>", "string_array_resolver"),
+    ("vineyard::BaseBinaryArray<arrow::LargeBinaryArray>", "binary_array_resolver"),
+    ("vineyard::LargeStringArray", "string_array_resolver"),
+    ("vineyard::LargeBinaryArray", "binary_array_resolver"))
+
+
+def _native_batches(obj: Any, resolver: Any, schemas: dict) -> Optional[pa.RecordBatchReader]:
+    """The batches of a got Table or RecordBatch as pyarrow reads them from one native
+    call (_C.arrow_stream: zero-copy, over the mapped blobs), when the resolvers that would
+    run are these and every column is of a type it reads; else None."""
+    if resolver is None or not hasattr(_C, "arrow_stream") \
+            or "schema_" not in obj.meta.member_names():
+        return None
+    if resolver.find("vineyard::RecordBatch") is not record_batch_resolver or any(
+            resolver.find(t) is not globals()[name] for t, name in _NATIVE_COLUMN_RESOLVERS):
+        return None
+    schema = _schema_of(obj, resolver, schemas)
+    capsule = _C.arrow_stream(obj.meta, schema.__arrow_c_schema__())
+    return None if capsule is None else pa.RecordBatchReader._import_from_c_capsule(capsule)
 
 
 def table_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pa.Table:
     meta = obj.meta
     schemas: dict = {}
+    native = _native_batches(obj, resolver, schemas)
+    table = native.read_all() if native is not None else _python_table(obj, resolver, schemas)
+    if meta.get("from_polars", False):  # put from polars, as the reference marks it
+        try:
+            from .polars import to_polars
+        except ImportError:  # no polars here: the Table
+            return table
+        return to_polars(table, meta)
+    return table
+
+
+def _python_table(obj: Any, resolver: Any, schemas: dict) -> pa.Table:
+    meta = obj.meta
     batch_resolver = resolver.find("vineyard::RecordBatch")
     batches = []
     for i in range(int(meta["batch_num_"])):
@@ -472,16 +594,8 @@ def table_resolver(obj: Any, resolver: Any = None, **kw: Any) -> pa.Table:
             batches.append(resolver.run(member))
     schema = _schema_of(obj, resolver, schemas) if "schema_" in meta.member_names() else None
     if schema is None:
-        table = pa.Table.from_batches(batches)
-    else:
-        table = pa.Table.from_batches(batches, schema=schema)
-    if meta.get("from_polars", False):  # put from polars, as the reference marks it
-        try:
-            from .polars import to_polars
-        except ImportError:  # no polars here: the Table
-            return table
-        return to_polars(table, meta)
-    return table
+        return pa.Table.from_batches(batches)
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 def object_tensor_resolver(obj: Any, **kw: Any) -> Any:

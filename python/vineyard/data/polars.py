@@ -18,22 +18,21 @@ from .arrow import table_builder
 
 
 def polars_dataframe_builder(client: Any, value: pl.DataFrame, builder: Any = None,
-                             **kw: Any) -> Any:
+                             series: bool = False, **kw: Any) -> Any:
     objects = [name for name, dtype in value.schema.items() if dtype == pl.Object]
     if objects:  # (to_arrow would export the objects' addresses)
         raise TypeError(
             f"the polars column(s) {objects} hold Python objects (pl.Object), which have no "
             f"Arrow layout: convert them to a polars type, or pickle the frame")
-    built = table_builder(client, value.to_arrow(), builder)
-    built.meta["from_polars"] = True
-    return built
+    fields = {"from_polars": True}
+    if series:
+        fields["from_polars_series"] = True
+    return table_builder(client, value.to_arrow(), builder, fields=fields)
 
 
 def polars_series_builder(client: Any, value: pl.Series, builder: Any = None,
                           **kw: Any) -> Any:
-    built = polars_dataframe_builder(client, value.to_frame(), builder)
-    built.meta["from_polars_series"] = True
-    return built
+    return polars_dataframe_builder(client, value.to_frame(), builder, series=True)
 
 
 def to_polars(table: pa.Table, meta: Any) -> Any:
