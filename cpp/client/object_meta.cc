@@ -3,6 +3,7 @@
 #include <set>
 
 #include "client/blob.h"
+#include "common/lazy_free.h"
 
 namespace vineyard {
 
@@ -55,7 +56,9 @@ ObjectMeta::ObjectMeta()
 }
 
 ObjectMeta::ObjectMeta(json tree, std::shared_ptr<BufferSet> buffers)
-    : root_(std::make_shared<json>(std::move(tree))),
+    // A large tree (a many-part object) is freed off the caller's path.
+    : root_(IsLargeDocument(tree, 1024) ? MakeLazyFreed(std::move(tree))
+                                        : std::make_shared<json>(std::move(tree))),
       node_(root_.get()),
       buffers_(std::move(buffers)) {}
 

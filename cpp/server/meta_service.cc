@@ -6,6 +6,8 @@
 
 #include <re2/re2.h>
 
+#include "common/lazy_free.h"
+
 namespace vineyard {
 
 namespace {
@@ -452,6 +454,7 @@ Result<CreatedObject> MetaService::CreateTree(json tree, const std::vector<Objec
   Status st = CreateMembers(&tree, inline_blobs, &shared, made);
   if (!st.ok()) return undo(st);
   auto created = Create(tree);
+  LazyFree(tree);  // a large tree is freed off the request's path
   if (!created.ok()) return undo(created.status());
   return created;
 }

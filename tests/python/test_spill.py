@@ -309,10 +309,11 @@ def test_evict_without_spill_path_is_refused():
 
 
 def test_a_second_server_may_not_share_the_directory(server):
-    sock = os.path.join(tempfile.mkdtemp(prefix="vy-spill2-"), "s.sock")
-    r = subprocess.run([vineyardd_binary(), f"--socket={sock}", "--size=16Mi", "--meta=local",
-                        "--norpc", f"--spill_path={server.spill_path}"],
-                       capture_output=True, text=True, timeout=30)
+    with tempfile.TemporaryDirectory(prefix="vy-spill2-") as d:
+        r = subprocess.run([vineyardd_binary(), f"--socket={os.path.join(d, 's.sock')}",
+                            "--size=16Mi", "--meta=local", "--norpc",
+                            f"--spill_path={server.spill_path}"],
+                           capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "in use by another vineyardd" in r.stdout + r.stderr
 
