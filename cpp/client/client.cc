@@ -239,7 +239,14 @@ Result<std::vector<ObjectMeta>> Client::Attach(json trees, const std::vector<Pay
     blobs.emplace_back(p.object_id, std::move(b));
   }
   std::vector<ObjectMeta> metas;
+  std::map<ObjectID, size_t> first;  // an id asked twice: the same tree again
   for (ObjectID id : order) {
+    auto again = first.find(id);
+    if (again != first.end()) {
+      metas.push_back(metas[again->second]);
+      continue;
+    }
+    first.emplace(id, metas.size());
     auto it = trees.find(ObjectIDToString(id));
     if (it == trees.end()) {
       return Status::ObjectNotExists("object ", ObjectIDToString(id), " does not exist");

@@ -1051,10 +1051,10 @@ Result<VyGetRequest> ReadVyGetRequest(const json& j) {
   return r;
 }
 
-json WriteVyGetReply(const json& trees, const std::vector<Payload>& ps,
+json WriteVyGetReply(json trees, const std::vector<Payload>& ps,
                      const std::vector<int>& fds) {
   json j = Typed("vy_get_reply");
-  j["content"] = trees;
+  j["content"] = std::move(trees);
   json list = json::array();
   for (const auto& p : ps) list.push_back(WritePayload(p));
   j["payloads"] = std::move(list);

@@ -382,7 +382,7 @@ struct VyGetRequest {
 };
 json WriteVyGetRequest(const VyGetRequest& r);
 Result<VyGetRequest> ReadVyGetRequest(const json& j);
-json WriteVyGetReply(const json& trees, const std::vector<Payload>& ps,
+json WriteVyGetReply(json trees, const std::vector<Payload>& ps,
                      const std::vector<int>& fds);
 Status ReadVyGetReply(const json& j, json* trees, std::vector<Payload>* ps,
                       std::vector<int>* fds);

@@ -32,6 +32,12 @@ std::string FrameOf(const json& body) {
   return EncodeFrame(body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
+// The frame of a reply, or empty when it has no body.
+std::string FrameOf(const Reply& reply) {
+  if (!reply.body_text.empty()) return EncodeFrame(reply.body_text);
+  return reply.body.is_null() ? std::string() : FrameOf(reply.body);
+}
+
 }  // namespace
 
 Connection::Connection(ServerContext* ctx, EventLoop* loop, int fd, bool is_ipc, uint64_t serial)
@@ -323,8 +329,8 @@ void Connection::RunOnWorker(std::string frame) {
 }
 
 Status Connection::WriteReplyBlocking(const Reply& reply) {
-  if (!reply.body.is_null()) {
-    std::string frame = FrameOf(reply.body);
+  std::string frame = FrameOf(reply);
+  if (!frame.empty()) {
     VY_RETURN_NOT_OK(WriteAll(*stream_, frame.data(), frame.size(), io_timeout_ms()));
   }
   for (int fd : reply.fds) VY_RETURN_NOT_OK(SendFd(fd_, fd, io_timeout_ms()));
@@ -339,7 +345,7 @@ Status Connection::SendInterim(const json& body) {
 
 void Connection::Respond(Reply reply) {
   if (closed_) return;
-  out_ = reply.body.is_null() ? std::string() : FrameOf(reply.body);
+  out_ = FrameOf(reply);
   out_off_ = 0;
   out_fds_ = std::move(reply.fds);
   out_fds_sent_ = 0;

@@ -36,6 +36,7 @@ struct EventLoop;
 /// What a handler sends back: the reply JSON, then the fds it lists.
 struct Reply {
   json body;
+  std::string body_text;      // instead of `body`: a reply already written as JSON text
   std::vector<int> fds;       // passed after the body, in order
   bool close_after = false;   // end the session once sent (exit_request, failed login)
   bool defer = false;         // not yet: park until the metadata changes, then retry

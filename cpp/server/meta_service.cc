@@ -567,6 +567,96 @@ Result<json> MetaService::Get(const std::vector<ObjectID>& ids, bool share_membe
   return trees;
 }
 
+Status MetaService::GetText(const std::vector<ObjectID>& ids, std::string* out,
+                            std::vector<ObjectID>* local_blobs) {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (ObjectID id : ids) {
+    if (!ExistsLocked(id) && id != kInvalidObjectID) {
+      return Status::ObjectNotExists("object ", ObjectIDToString(id), " does not exist");
+    }
+  }
+  Snapshot snapshot;
+  SnapshotLocked(ids, &snapshot);
+  lock.unlock();
+
+  auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
+  auto is_blob = [](const Node& node) {
+    if (!node.fields || node.remote_blob) return true;
+    auto tn = node.fields->find(meta_key::kTypename);
+    return tn != node.fields->end() && tn->is_string() &&
+           tn->get_ref<const std::string&>() == kBlobTypename;
+  };
+  // The tree of `id` up to its members: what Expand's header() makes, with the
+  // closing brace left off when `open` (members follow).
+  auto header = [&](ObjectID id, const Node& node) {
+    const std::string idtext = ObjectIDToString(id);
+    if (!node.fields || node.remote_blob) {
+      const InstanceID owner = node.remote_blob ? node.instance_id : instance_id_;
+      if (owner == instance_id_) local_blobs->push_back(id);
+      const std::string n = std::to_string(node.blob_size);
+      *out += "{\"id\":\"" + idtext + "\",\"instance_id\":" + std::to_string(owner) +
+              ",\"length\":" + n + ",\"nbytes\":" + n +
+              ",\"transient\":true,\"typename\":\"" + kBlobTypename + "\"}";
+      return false;
+    }
+    if (is_blob(node) && node.instance_id == instance_id_) local_blobs->push_back(id);
+    std::string fields = dump(*node.fields);  // "{...}"
+    out->append(fields, 0, fields.size() - 1);
+    if (fields.size() > 2) *out += ',';
+    *out += "\"id\":\"" + idtext + "\",\"signature\":" + std::to_string(node.signature) +
+            ",\"instance_id\":" + std::to_string(node.instance_id) +
+            ",\"transient\":" + (node.transient ? "true" : "false") +
+            ",\"global\":" + (node.global ? "true" : "false") + ",\"" +
+            meta_key::kTimestamp + "\":" + std::to_string(node.timestamp);
+    return true;
+  };
+  struct Frame {
+    const Node* node;
+    size_t next;
+    bool leaf_blob;  // a blob record: its members are not blobs of the reply
+  };
+  std::unordered_set<ObjectID> seen;
+  std::unordered_set<ObjectID> written;
+  *out += '{';
+  for (ObjectID root : ids) {
+    if (!written.insert(root).second) continue;  // each root once
+    if (written.size() > 1) *out += ',';
+    *out += '"' + ObjectIDToString(root) + "\":";
+    const Node& top = snapshot.at(root);
+    seen.insert(root);
+    if (!header(root, top)) continue;
+    std::vector<Frame> stack{{&top, 0, is_blob(top)}};
+    while (!stack.empty()) {
+      Frame& f = stack.back();
+      if (f.next == f.node->members.size()) {
+        *out += '}';
+        stack.pop_back();
+        continue;
+      }
+      const auto& [name, member] = f.node->members[f.next++];
+      const Node& child = snapshot.at(member);
+      *out += ',' + dump(json(name)) + ':';
+      if (child.fields && !seen.insert(member).second) {
+        *out += "{\"" + std::string(kSharedMemberRef) + "\":\"" + ObjectIDToString(member) +
+                "\"}";  // sent in full before
+        continue;
+      }
+      if (f.leaf_blob) {
+        // Below a blob record nothing is a payload of the reply (as in BlobsByOwner).
+        std::vector<ObjectID> ignored;
+        std::swap(ignored, *local_blobs);
+        bool open = header(member, child);
+        std::swap(ignored, *local_blobs);
+        if (open) stack.push_back({&child, 0, true});
+        continue;
+      }
+      if (header(member, child)) stack.push_back({&child, 0, is_blob(child)});
+    }
+  }
+  *out += '}';
+  return Status::OK();
+}
+
 Result<json> MetaService::List(const ListQuery& query) {
   VY_ASSIGN_OR_RETURN(Matcher match, MakeMatcher(query));
   // Typenames are copied out under the lock and matched without it.

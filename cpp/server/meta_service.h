@@ -83,6 +83,12 @@ class MetaService {
   /// {"__vy_ref": "o…"} (protocol.h, ResolveSharedMembers), so the reply is
   /// linear in distinct objects; only our client asks for it (vy_get).
   Result<json> Get(const std::vector<ObjectID>& ids, bool share_members = false);
+  /// Get(ids, share_members = true) written straight as JSON text (the object
+  /// "o…" -> tree), without building a document: each record's fields are
+  /// written out and spliced with its standard keys and members. `local_blobs`
+  /// gets the blobs of this instance the trees hold (unsorted, maybe repeated).
+  Status GetText(const std::vector<ObjectID>& ids, std::string* out,
+                 std::vector<ObjectID>* local_blobs);
   /// Objects whose typename matches the glob (or regex), at most `limit`.
   Result<json> List(const ListQuery& query);
   /// Deletes objects (see DeleteRequest: deep, force); appends the blobs freed.

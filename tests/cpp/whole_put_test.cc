@@ -172,6 +172,48 @@ TEST_F(WholePutTest, NewMembersAndASharedMemberInOneTree) {
   EXPECT_EQ(Objects(), 0u) << "a deep delete takes the members made with the root";
 }
 
+// vy_get writes its reply straight as text; get_data (what published clients
+// ask) builds it as a document. Both must give the same trees, and vy_get must
+// map every blob of them.
+TEST_F(WholePutTest, TheTextReplyIsTheTreeTheDocumentReplyHolds) {
+  std::vector<std::string> payloads = {Bytes(40, 1), Bytes(300, 2), Bytes(70000, 3)};
+  ObjectMeta root;
+  root.SetTypeName("test::Root<\"quoted\", é>");
+  root.AddKeyValue("text_", "a \"quoted\" \\ line\nwith é and \x01");
+  root.AddKeyValue("list_", json::array({1, -2, 3.5, nullptr, true}));
+  root.AddKeyValue("nested_", json{{"k", json{{"deep", 1}}}});
+  json& tree = root.MutableMetaData();
+  for (int i = 0; i < 3; ++i) {
+    ObjectMeta part;
+    part.SetTypeName("test::Part");
+    part.AddKeyValue("index_", i);
+    part.AddInlineBlob("bytes_", static_cast<size_t>(i), payloads[i].size());
+    part.AddMember("empty_", *Blob::MakeEmpty());
+    json member = part.MetaData();
+    member["shared_"] = i == 0 ? json{{"typename", "test::Shared"}, {"__vy_share", "s"}}
+                               : json{{"__vy_share", "s"}};
+    tree["member \"" + std::to_string(i) + "\""] = member;
+  }
+  std::vector<std::string_view> views(payloads.begin(), payloads.end());
+  auto id = client_->Put(root, {}, false, "", views);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  auto other = server_->Connect();
+  auto text = other->GetObjects({*id, *id});  // a root asked twice comes once
+  ASSERT_TRUE(text.ok()) << text.status();
+  auto document = other->GetMetaData(*id);
+  ASSERT_TRUE(document.ok()) << document.status();
+  EXPECT_EQ((*text)[0].MetaData(), document->MetaData());
+  EXPECT_EQ((*text)[1].MetaData(), document->MetaData());
+  for (int i = 0; i < 3; ++i) {
+    auto part = (*text)[0].GetMember("member \"" + std::to_string(i) + "\"");
+    ASSERT_TRUE(part.ok()) << part.status();
+    EXPECT_EQ(BlobBytes(*part, "bytes_"), payloads[i]);
+  }
+  EXPECT_EQ((*text)[0].GetBlobIds().size(), 4u);  // three payloads and the empty blob
+  ASSERT_TRUE(other->Delete(*id).ok());
+}
+
 // A failure halfway through a whole-tree put leaves nothing behind: no member
 // made before the failure, no inline blob, no sealed blob.
 TEST_F(WholePutTest, AFailureHalfwayLeavesNothing) {

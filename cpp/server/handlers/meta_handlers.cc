@@ -279,9 +279,16 @@ Status VyGet(Connection& conn, const json& request, Reply* reply) {
     reply->to_worker = true;
     return Status::OK();
   }
-  VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->Get(r.ids, r.share_members));
+  // Our client asks for shared members: the reply is written straight as text.
+  json trees;
+  std::string content;
   std::vector<ObjectID> blobs;
-  conn.ctx().meta->CollectLocalBlobs(trees, &blobs);
+  if (r.share_members) {
+    VY_RETURN_NOT_OK(conn.ctx().meta->GetText(r.ids, &content, &blobs));
+  } else {
+    VY_ASSIGN_OR_RETURN(trees, conn.ctx().meta->Get(r.ids));
+    conn.ctx().meta->CollectLocalBlobs(trees, &blobs);
+  }
   std::sort(blobs.begin(), blobs.end());
   blobs.erase(std::unique(blobs.begin(), blobs.end()), blobs.end());
   if (!conn.on_worker() && conn.ctx().store->AnySpilled(blobs)) {
@@ -301,7 +308,20 @@ Status VyGet(Connection& conn, const json& request, Reply* reply) {
     return payloads.status().WithContext("cannot get " + names);
   }
   VY_RETURN_NOT_OK(payloads.status());
-  reply->body = WriteVyGetReply(trees, *payloads, fds);
+  if (!r.share_members) {
+    reply->body = WriteVyGetReply(std::move(trees), *payloads, fds);
+    return Status::OK();
+  }
+  // {"content": <text>, and the rest as WriteVyGetReply writes it}
+  std::string rest = WriteVyGetReply(json::object(), *payloads, fds)
+                         .dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::string placeholder = "\"content\":{}";
+  const size_t at = rest.find(placeholder);
+  if (at == std::string::npos) return Status::Invalid("internal: no content in a vy_get reply");
+  reply->body_text.reserve(rest.size() + content.size());
+  reply->body_text.append(rest, 0, at + placeholder.size() - 2);
+  reply->body_text += content;
+  reply->body_text.append(rest, at + placeholder.size(), std::string::npos);
   return Status::OK();
 }
 
