@@ -91,6 +91,8 @@ class ObjectMeta {
   void SetBuffer(ObjectID id, std::shared_ptr<Blob> blob);
   /// Every blob id in the tree, depth-first, without repeats.
   std::vector<ObjectID> GetBlobIds() const;
+  /// The blobs mapped for this tree (after GetObject), by id.
+  const std::map<ObjectID, std::shared_ptr<Blob>>& Buffers() const { return *buffers_; }
   /// Bytes of the blobs in the tree: a mapped blob's size, else the size its tree records.
   uint64_t MemoryUsage() const;
 

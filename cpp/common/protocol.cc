@@ -982,10 +982,20 @@ json WriteVyPutRequest(VyPutRequest&& r) {
 
 Result<VyPutRequest> ReadVyPutRequest(const json& j) {
   VyPutRequest r;
+  VY_RETURN_NOT_OK(ReadVyPutRequestHead(j, &r));
+  r.tree = j["content"];
+  return r;
+}
+
+Status ReadVyPutRequestHead(const json& j, VyPutRequest* out) {
+  VyPutRequest& r = *out;
   if (j.contains("seal")) {
     VY_ASSIGN_OR_RETURN(r.seal, IdListField(j, "seal"));
   }
-  VY_ASSIGN_OR_RETURN(r.tree, TreeField(j, "content"));
+  auto content = j.find("content");
+  if (content == j.end() || !content->is_object()) {
+    return Status::Invalid("malformed message: 'content' must be a metadata tree (an object)");
+  }
   VY_RETURN_NOT_OK(Field(j, "persist", &r.persist, false));
   VY_RETURN_NOT_OK(Field(j, "name", &r.name, false));
   if (j.contains("release")) {
@@ -1013,7 +1023,7 @@ Result<VyPutRequest> ReadVyPutRequest(const json& j) {
   } else if (!r.attachment.empty()) {
     return Status::Invalid("vy_put_request: the frame carries bytes but no 'inline' sizes");
   }
-  return r;
+  return Status::OK();
 }
 
 json WriteVyPutReply(const CreatedObject& created, const std::vector<ObjectID>& inline_blobs,

@@ -368,6 +368,8 @@ json WriteVyPutRequest(const VyPutRequest& r);
 /// The same, taking r.tree over instead of copying it (a large tree is not copied).
 json WriteVyPutRequest(VyPutRequest&& r);
 Result<VyPutRequest> ReadVyPutRequest(const json& j);
+/// All of it but the tree (r.tree left null), which the caller may take over.
+Status ReadVyPutRequestHead(const json& j, VyPutRequest* r);
 
 /// Metadata trees of `ids` and the payloads of every local blob in them,
 /// with fds this connection has not seen yet: one round trip.

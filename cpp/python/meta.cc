@@ -268,6 +268,17 @@ void BindMeta(nb::module_& m) {
              return ids;
            },
            "Every blob id of the tree, depth first, without repeats.")
+      .def("mapped_blobs",
+           [](const ObjectMeta& meta) {
+             nb::list out;
+             for (const auto& [id, blob] : meta.Buffers()) {
+               if (IsEmptyBlob(id) || blob == nullptr || blob->size() == 0) continue;
+               out.append(nb::make_tuple(id, reinterpret_cast<uintptr_t>(blob->data()),
+                                         blob->size()));
+             }
+             return out;
+           },
+           "(id as int, address, size) of every blob of the tree mapped in this process.")
       .def("to_json", [](const ObjectMeta& meta) { return meta.ToString(-1); },
            "The tree as compact JSON text.")
       .def("to_dict", [](const ObjectMeta& meta) { return JsonToPy(meta.MetaData()); },

@@ -220,7 +220,7 @@ void Connection::OnFrame(std::string frame) {
   Respond(std::move(r));
 }
 
-Reply Connection::Handle(const std::string& frame, const json* parsed) {
+Reply Connection::Handle(const std::string& frame, json* parsed) {
   Reply reply;
   Status st;
   json request;
@@ -248,7 +248,7 @@ Reply Connection::Handle(const std::string& frame, const json* parsed) {
   return reply;
 }
 
-void Connection::RunFast(const json& request) {
+void Connection::RunFast(json& request) {
   Reply reply = Handle(std::string(), &request);
   if (reply.to_worker) {
     // A large reply is built on a worker: the loop's other clients keep being served.

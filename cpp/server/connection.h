@@ -111,7 +111,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // --- the I/O state machine (on the loop) ------------------------------------
   void ReadSome();                       // reads until a frame is whole, or waits
   void OnFrame(std::string frame);       // dispatches one request
-  void RunFast(const json& request);     // a request handled on the loop
+  void RunFast(json& request);     // a request handled on the loop
   void RunOnWorker(std::string frame);   // a request handed to a worker
   void Park(json request);              // waits in ParkedRequests
   void Retry();                          // re-runs the parked request
@@ -121,7 +121,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void WaitFor(short events, void (Connection::*next)());
   void Close(const std::string& why);    // the one exit: teardown, unregister
   /// Parses and dispatches `frame`; errors become error replies.
-  Reply Handle(const std::string& frame, const json* parsed);
+  Reply Handle(const std::string& frame, json* parsed);
   Status WriteReplyBlocking(const Reply& reply);  // on a worker
   std::string StreamError() const;  // why the last Read/Write failed
   void Teardown();

@@ -29,7 +29,7 @@ const Dispatcher::Entry* Dispatcher::Find(const json& request) const {
   return it == table_.end() ? nullptr : &it->second;
 }
 
-Status Dispatcher::Dispatch(Connection& conn, const json& request, Reply* reply) const {
+Status Dispatcher::Dispatch(Connection& conn, json& request, Reply* reply) const {
   VY_ASSIGN_OR_RETURN(std::string type, ReadMessageType(request));
   auto it = table_.find(type);
   if (it == table_.end()) {

@@ -13,7 +13,10 @@
 
 namespace vineyard {
 
-using Handler = Status (*)(Connection& conn, const json& request, Reply* reply);
+/// A handler may take parts of `request` (a large tree, moved instead of
+/// copied) only once it will neither defer nor ask for a worker: a parked or
+/// re-run request is read again.
+using Handler = Status (*)(Connection& conn, json& request, Reply* reply);
 
 enum HandlerFlags : unsigned {
   kNone = 0,
@@ -40,7 +43,7 @@ class Dispatcher {
   const Entry* Find(const json& request) const;
   /// Runs the handler of the request's type after the central checks (counted and
   /// timed when the server serves metrics).
-  Status Dispatch(Connection& conn, const json& request, Reply* reply) const;
+  Status Dispatch(Connection& conn, json& request, Reply* reply) const;
   /// Every request type in the table.
   std::vector<std::string> Types() const;
 

@@ -239,6 +239,12 @@ Result<ObjectID> MetaService::ResolveMemberLocked(const std::string& name, const
 }
 
 Result<CreatedObject> MetaService::Create(const json& tree) {
+  return CreateFrom(const_cast<json&>(tree), /*take=*/false);  // read only
+}
+
+Result<CreatedObject> MetaService::Create(json&& tree) { return CreateFrom(tree, true); }
+
+Result<CreatedObject> MetaService::CreateFrom(json& tree, bool take) {
   auto tn = tree.find(meta_key::kTypename);
   if (tn == tree.end() || !tn->is_string() || tn->get<std::string>().empty()) {
     return Status::Invalid("metadata must have a non-empty string 'typename'");
@@ -265,14 +271,18 @@ Result<CreatedObject> MetaService::Create(const json& tree) {
   json fields = json::object();
   std::vector<std::pair<std::string, const json*>> member_trees;
   uint64_t bytes = kRecordOverhead;
-  for (const auto& [key, value] : tree.items()) {
+  for (auto& [key, value] : tree.items()) {
     if (IsStandardKey(key)) continue;
     if (value.is_object()) {
       member_trees.emplace_back(key, &value);
       bytes += kEntryOverhead + key.size();
     } else {
       VY_RETURN_NOT_OK(CheckFieldDepth(key, value, limits_.max_depth));
-      fields[key] = value;
+      if (take) {
+        fields[key] = std::move(value);
+      } else {
+        fields[key] = value;
+      }
     }
   }
   bytes += SerializedSize(fields);
@@ -388,7 +398,7 @@ Status MetaService::CreateMembers(json* root, const std::vector<ObjectID>& inlin
       node.erase(share);
     }
     std::string type_name = node[meta_key::kTypename].get<std::string>();
-    auto created = Create(node);
+    auto created = Create(std::move(node));  // replaced by a reference below
     if (!created.ok()) {
       return Status(created.status().code(),
                     "a new member of type " + type_name + ": " + created.status().message());
@@ -453,8 +463,8 @@ Result<CreatedObject> MetaService::CreateTree(json tree, const std::vector<Objec
   }
   Status st = CreateMembers(&tree, inline_blobs, &shared, made);
   if (!st.ok()) return undo(st);
-  auto created = Create(tree);
-  LazyFree(tree);  // a large tree is freed off the request's path
+  auto created = Create(std::move(tree));
+  LazyFree(tree);  // what is left of a large tree is freed off the request's path
   if (!created.ok()) return undo(created.status());
   return created;
 }

@@ -70,6 +70,8 @@ class MetaService {
 
   /// Validates and stores a new object tree; members must exist already.
   Result<CreatedObject> Create(const json& tree);
+  /// Create() taking the fields' values out of `tree` instead of copying them.
+  Result<CreatedObject> Create(json&& tree);
   /// Create() for a whole tree of new objects (vy_put): a member without an
   /// "id" is created first (innermost first); a {"__vy_inline": k} blob member
   /// is `inline_blobs[k]`; a new member with "__vy_share": "t" is created once,
@@ -179,6 +181,8 @@ class MetaService {
   };
   using Snapshot = std::unordered_map<ObjectID, Node>;
 
+  /// Create(), copying or (`take`) moving the fields' values out of `tree`.
+  Result<CreatedObject> CreateFrom(json& tree, bool take);
   /// The new members of `*root` created (innermost first) and replaced by
   /// references; `shared` maps "__vy_share" tokens to the references made.
   Status CreateMembers(json* root, const std::vector<ObjectID>& inline_blobs,

@@ -431,6 +431,11 @@ class ObjectMeta:
     def blob_ids(self) -> list[ObjectID]:
         """Every blob id of the tree, depth first, without repeats."""
 
+    def mapped_blobs(self) -> list:
+        """
+        (id as int, address, size) of every blob of the tree mapped in this process.
+        """
+
     def to_json(self) -> str:
         """The tree as compact JSON text."""
 

@@ -5,7 +5,7 @@ namespace vineyard {
 
 namespace {
 
-Status CreateBuffer(Connection& conn, const json& request, Reply* reply) {
+Status CreateBuffer(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(uint64_t size, ReadCreateBufferRequest(request));
   if (!conn.on_worker() && conn.ctx().store->WouldSpill(size)) {
     reply->to_worker = true;  // it must write blobs to disk first: not on the event loop
@@ -16,7 +16,7 @@ Status CreateBuffer(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status CreateBuffers(Connection& conn, const json& request, Reply* reply) {
+Status CreateBuffers(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(std::vector<uint64_t> sizes, ReadCreateBuffersRequest(request));
   uint64_t total = 0;
   for (uint64_t size : sizes) total += size;
@@ -44,14 +44,14 @@ Status CreateBuffers(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status Seal(Connection& conn, const json& request, Reply* reply) {
+Status Seal(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadSealRequest(request));
   VY_RETURN_NOT_OK(conn.Seal(id));
   reply->body = WriteTypeOnly("seal_reply");
   return Status::OK();
 }
 
-Status GetBuffers(Connection& conn, const json& request, Reply* reply) {
+Status GetBuffers(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(GetBuffersRequest r, ReadGetBuffersRequest(request));
   if (!conn.on_worker() && conn.ctx().store->AnySpilled(r.ids)) {
     reply->to_worker = true;  // it must load blobs from disk: not on the event loop
@@ -63,7 +63,7 @@ Status GetBuffers(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status ShrinkBuffer(Connection& conn, const json& request, Reply* reply) {
+Status ShrinkBuffer(Connection& conn, json& request, Reply* reply) {
   ObjectID id;
   uint64_t size;
   VY_RETURN_NOT_OK(ReadShrinkBufferRequest(request, &id, &size));
@@ -72,14 +72,14 @@ Status ShrinkBuffer(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status DropBuffer(Connection& conn, const json& request, Reply* reply) {
+Status DropBuffer(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadDropBufferRequest(request));
   VY_RETURN_NOT_OK(conn.Abort(id));
   reply->body = WriteTypeOnly("drop_buffer_reply");
   return Status::OK();
 }
 
-Status IncreaseRefCount(Connection& conn, const json& request, Reply* reply) {
+Status IncreaseRefCount(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(std::vector<ObjectID> ids, ReadIncreaseRefCountRequest(request));
   for (ObjectID id : ids) {
     if (IsEmptyBlob(id)) continue;
@@ -90,14 +90,14 @@ Status IncreaseRefCount(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status Release(Connection& conn, const json& request, Reply* reply) {
+Status Release(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadReleaseRequest(request));
   conn.Release(id);
   reply->body = WriteTypeOnly("release_reply");
   return Status::OK();
 }
 
-Status CreateDiskBuffer(Connection&, const json&, Reply*) {
+Status CreateDiskBuffer(Connection&, json&, Reply*) {
   return Status::NotImplemented("disk-backed buffers are not supported by this vineyardd");
 }
 

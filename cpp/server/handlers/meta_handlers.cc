@@ -26,7 +26,7 @@ auto CreateSynced(Connection& conn, F create) -> decltype(create()) {
   return result;
 }
 
-Status CreateData(Connection& conn, const json& request, Reply* reply) {
+Status CreateData(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(json tree, ReadCreateDataRequest(request));
   VY_ASSIGN_OR_RETURN(CreatedObject c,
                       CreateSynced(conn, [&] { return conn.ctx().meta->Create(tree); }));
@@ -34,7 +34,7 @@ Status CreateData(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status CreateDatas(Connection& conn, const json& request, Reply* reply) {
+Status CreateDatas(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(std::vector<json> trees, ReadCreateDatasRequest(request));
   std::vector<CreatedObject> created;
   for (const auto& tree : trees) {
@@ -54,7 +54,7 @@ Status CreateDatas(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status GetData(Connection& conn, const json& request, Reply* reply) {
+Status GetData(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(GetDataRequest r, ReadGetDataRequest(request));
   if (r.sync_remote && conn.ctx().backend->remote()) {
     VY_RETURN_NOT_OK(conn.ctx().backend->Sync());  // on a worker (kMaySync)
@@ -69,14 +69,14 @@ Status GetData(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status ListData(Connection& conn, const json& request, Reply* reply) {
+Status ListData(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ListQuery q, ReadListDataRequest(request));
   VY_ASSIGN_OR_RETURN(json trees, conn.ctx().meta->List(q));
   reply->body = WriteGetDataReply(trees);
   return Status::OK();
 }
 
-Status DelData(Connection& conn, const json& request, Reply* reply) {
+Status DelData(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(DeleteRequest r, ReadDeleteRequest(request));
   for (ObjectID id : r.release) conn.Release(id);
   for (ObjectID id : r.ids) VY_RETURN_NOT_OK(conn.ctx().store->CheckDeletable(id));
@@ -88,13 +88,13 @@ Status DelData(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status Exists(Connection& conn, const json& request, Reply* reply) {
+Status Exists(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadIdRequest(request));
   reply->body = WriteExistsReply(conn.ctx().meta->Exists(id));
   return Status::OK();
 }
 
-Status Persist(Connection& conn, const json& request, Reply* reply) {
+Status Persist(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadIdRequest(request));
   VY_RETURN_NOT_OK(conn.ctx().meta->Persist(id));
   if (IsBlob(id)) VY_RETURN_NOT_OK(conn.ctx().store->Adopt(id));  // outlives its creator
@@ -102,14 +102,14 @@ Status Persist(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status IfPersist(Connection& conn, const json& request, Reply* reply) {
+Status IfPersist(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadIdRequest(request));
   VY_ASSIGN_OR_RETURN(bool persisted, conn.ctx().meta->IsPersisted(id));
   reply->body = WriteIfPersistReply(persisted);
   return Status::OK();
 }
 
-Status ShallowCopy(Connection& conn, const json& request, Reply* reply) {
+Status ShallowCopy(Connection& conn, json& request, Reply* reply) {
   ObjectID id;
   json extra;
   VY_RETURN_NOT_OK(ReadShallowCopyRequest(request, &id, &extra));
@@ -118,7 +118,7 @@ Status ShallowCopy(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status Label(Connection& conn, const json& request, Reply* reply) {
+Status Label(Connection& conn, json& request, Reply* reply) {
   ObjectID id;
   std::vector<std::string> keys, values;
   VY_RETURN_NOT_OK(ReadLabelRequest(request, &id, &keys, &values));
@@ -127,7 +127,7 @@ Status Label(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status PutName(Connection& conn, const json& request, Reply* reply) {
+Status PutName(Connection& conn, json& request, Reply* reply) {
   ObjectID id;
   std::string name;
   VY_RETURN_NOT_OK(ReadPutNameRequest(request, &id, &name));
@@ -136,7 +136,7 @@ Status PutName(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status GetName(Connection& conn, const json& request, Reply* reply) {
+Status GetName(Connection& conn, json& request, Reply* reply) {
   std::string name;
   bool wait = false;
   VY_RETURN_NOT_OK(ReadGetNameRequest(request, &name, &wait));
@@ -150,28 +150,28 @@ Status GetName(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status ListName(Connection& conn, const json& request, Reply* reply) {
+Status ListName(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ListQuery q, ReadListNameRequest(request));
   VY_ASSIGN_OR_RETURN(auto names, conn.ctx().meta->ListNames(q));
   reply->body = WriteListNameReply(names);
   return Status::OK();
 }
 
-Status DropName(Connection& conn, const json& request, Reply* reply) {
+Status DropName(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(std::string name, ReadDropNameRequest(request));
   VY_RETURN_NOT_OK(conn.ctx().meta->DropName(name));
   reply->body = WriteTypeOnly("drop_name_reply");
   return Status::OK();
 }
 
-Status Clear(Connection& conn, const json&, Reply* reply) {
+Status Clear(Connection& conn, json&, Reply* reply) {
   VY_RETURN_NOT_OK(conn.ctx().meta->Clear());
   conn.ctx().streams->ForgetAll();
   reply->body = WriteTypeOnly("clear_reply");
   return Status::OK();
 }
 
-Status MigrateObject(Connection& conn, const json& request, Reply* reply) {
+Status MigrateObject(Connection& conn, json& request, Reply* reply) {
   // Blobs of other instances are copied here (on a worker: kSlow).
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadMigrateObjectRequest(request));
   if (!conn.ctx().meta->Exists(id)) {
@@ -186,14 +186,16 @@ Status MigrateObject(Connection& conn, const json& request, Reply* reply) {
 
 // Ours: allocate the inline blobs + seal + create the whole tree (+ persist +
 // name) in one round trip, undone on failure.
-Status VyPut(Connection& conn, const json& request, Reply* reply) {
-  VY_ASSIGN_OR_RETURN(VyPutRequest r, ReadVyPutRequest(request));
+Status VyPut(Connection& conn, json& request, Reply* reply) {
+  VyPutRequest r;
+  VY_RETURN_NOT_OK(ReadVyPutRequestHead(request, &r));
   uint64_t inline_total = 0;
   for (uint64_t size : r.inline_sizes) inline_total += size;
   if (!conn.on_worker() && conn.ctx().store->WouldSpill(inline_total)) {
     reply->to_worker = true;  // it must write blobs to disk first: not on the event loop
     return Status::OK();
   }
+  r.tree = std::move(request["content"]);  // taken over, not copied: never re-run from here
   for (ObjectID id : r.release) conn.Release(id);
   std::vector<ObjectID> sealed;
   auto undo_seals = [&]() {
@@ -270,7 +272,7 @@ Status VyPut(Connection& conn, const json& request, Reply* reply) {
 }
 
 // Ours: metadata trees and every local payload in one round trip.
-Status VyGet(Connection& conn, const json& request, Reply* reply) {
+Status VyGet(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(VyGetRequest r, ReadVyGetRequest(request));
   // Trees this large take milliseconds to build: not on the event loop, whose
   // other clients would wait behind it.

@@ -5,7 +5,7 @@ namespace vineyard {
 
 namespace {
 
-Status Register(Connection& conn, const json& request, Reply* reply) {
+Status Register(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(RegisterRequest r, ReadRegisterRequest(request));
   const Htpasswd* users = conn.ctx().users;
   if (users != nullptr) {
@@ -28,23 +28,23 @@ Status Register(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status Exit(Connection&, const json&, Reply* reply) {
+Status Exit(Connection&, json&, Reply* reply) {
   reply->close_after = true;  // no reply: the client is leaving
   return Status::OK();
 }
 
-Status MemoryTrim(Connection& conn, const json&, Reply* reply) {
+Status MemoryTrim(Connection& conn, json&, Reply* reply) {
   reply->body = WriteMemoryTrimReply(conn.ctx().store->Trim() > 0);
   return Status::OK();
 }
 
-Status ClusterMeta(Connection& conn, const json&, Reply* reply) {
+Status ClusterMeta(Connection& conn, json&, Reply* reply) {
   VY_ASSIGN_OR_RETURN(json meta, conn.ctx().backend->ClusterMeta());
   reply->body = WriteMetaReply(req::kClusterMeta, meta);
   return Status::OK();
 }
 
-Status InstanceStatusHandler(Connection& conn, const json&, Reply* reply) {
+Status InstanceStatusHandler(Connection& conn, json&, Reply* reply) {
   ServerContext& ctx = conn.ctx();
   InstanceStatus s;
   s.instance_id = ctx.instance_id;

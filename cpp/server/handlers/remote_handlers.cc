@@ -31,7 +31,7 @@ Status NoRdma() {
 // create_remote_buffer(s): allocate (all or nothing) -> reply -> receive the
 // bytes -> seal -> final reply. Until sealed, the blobs are the connection's
 // unsealed allocations, so a client that vanishes mid-stream leaves nothing.
-Status CreateRemoteBuffers(Connection& conn, const json& request, Reply* reply) {
+Status CreateRemoteBuffers(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(CreateRemoteBuffersRequest r, ReadCreateRemoteBuffersRequest(request));
   if (r.use_rdma) return NoRdma();
   BulkStore& store = *conn.ctx().store;
@@ -75,7 +75,7 @@ Status CreateRemoteBuffers(Connection& conn, const json& request, Reply* reply) 
 
 // get_remote_buffers: reply -> the bytes of each blob. The blobs are
 // referenced for the transfer, so a concurrent delete cannot free them mid-send.
-Status GetRemoteBuffers(Connection& conn, const json& request, Reply* reply) {
+Status GetRemoteBuffers(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(GetRemoteBuffersRequest r, ReadGetRemoteBuffersRequest(request));
   if (r.use_rdma) return NoRdma();
   BulkStore& store = *conn.ctx().store;

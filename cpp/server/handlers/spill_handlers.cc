@@ -20,7 +20,7 @@ Result<std::vector<ObjectID>> BlobsOf(Connection& conn, const std::vector<Object
   return blobs;
 }
 
-Status Evict(Connection& conn, const json& request, Reply* reply) {
+Status Evict(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(std::vector<ObjectID> ids, ReadEvictRequest(request));
   VY_ASSIGN_OR_RETURN(std::vector<ObjectID> blobs, BlobsOf(conn, ids));
   VY_RETURN_NOT_OK(conn.ctx().store->Evict(blobs));
@@ -28,7 +28,7 @@ Status Evict(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status Load(Connection& conn, const json& request, Reply* reply) {
+Status Load(Connection& conn, json& request, Reply* reply) {
   std::vector<ObjectID> ids;
   bool pin = false;
   VY_RETURN_NOT_OK(ReadLoadRequest(request, &ids, &pin));
@@ -38,7 +38,7 @@ Status Load(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status Unpin(Connection& conn, const json& request, Reply* reply) {
+Status Unpin(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(std::vector<ObjectID> ids, ReadUnpinRequest(request));
   VY_ASSIGN_OR_RETURN(std::vector<ObjectID> blobs, BlobsOf(conn, ids));
   conn.ctx().store->Unpin(blobs);
@@ -46,7 +46,7 @@ Status Unpin(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status IsSpilled(Connection& conn, const json& request, Reply* reply) {
+Status IsSpilled(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadIsSpilledRequest(request));
   VY_ASSIGN_OR_RETURN(std::vector<ObjectID> blobs, BlobsOf(conn, {id}));
   bool spilled = false;
@@ -58,7 +58,7 @@ Status IsSpilled(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status IsInUse(Connection& conn, const json& request, Reply* reply) {
+Status IsInUse(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadIsInUseRequest(request));
   VY_ASSIGN_OR_RETURN(std::vector<ObjectID> blobs, BlobsOf(conn, {id}));
   bool in_use = false;

@@ -8,14 +8,14 @@ namespace vineyard {
 
 namespace {
 
-Status CreateStream(Connection& conn, const json& request, Reply* reply) {
+Status CreateStream(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadCreateStreamRequest(request));
   VY_RETURN_NOT_OK(conn.ctx().streams->Create(id));
   reply->body = WriteTypeOnly("create_stream_reply");
   return Status::OK();
 }
 
-Status OpenStream(Connection& conn, const json& request, Reply* reply) {
+Status OpenStream(Connection& conn, json& request, Reply* reply) {
   ObjectID id;
   int64_t mode;
   VY_RETURN_NOT_OK(ReadOpenStreamRequest(request, &id, &mode));
@@ -24,7 +24,7 @@ Status OpenStream(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status GetNextStreamChunk(Connection& conn, const json& request, Reply* reply) {
+Status GetNextStreamChunk(Connection& conn, json& request, Reply* reply) {
   ObjectID id;
   uint64_t size;
   VY_RETURN_NOT_OK(ReadGetNextStreamChunkRequest(request, &id, &size));
@@ -41,7 +41,7 @@ Status GetNextStreamChunk(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status PushNextStreamChunk(Connection& conn, const json& request, Reply* reply) {
+Status PushNextStreamChunk(Connection& conn, json& request, Reply* reply) {
   ObjectID id, chunk;
   VY_RETURN_NOT_OK(ReadPushNextStreamChunkRequest(request, &id, &chunk));
   VY_RETURN_NOT_OK(conn.ctx().streams->Push(id, chunk, conn));
@@ -49,7 +49,7 @@ Status PushNextStreamChunk(Connection& conn, const json& request, Reply* reply) 
   return Status::OK();
 }
 
-Status PullNextStreamChunk(Connection& conn, const json& request, Reply* reply) {
+Status PullNextStreamChunk(Connection& conn, json& request, Reply* reply) {
   ObjectID id;
   std::vector<ObjectID> release;
   VY_RETURN_NOT_OK(ReadPullNextStreamChunkRequest(request, &id, &release));
@@ -66,7 +66,7 @@ Status PullNextStreamChunk(Connection& conn, const json& request, Reply* reply) 
   return Status::OK();
 }
 
-Status StopStream(Connection& conn, const json& request, Reply* reply) {
+Status StopStream(Connection& conn, json& request, Reply* reply) {
   ObjectID id;
   bool failed;
   VY_RETURN_NOT_OK(ReadStopStreamRequest(request, &id, &failed));
@@ -75,7 +75,7 @@ Status StopStream(Connection& conn, const json& request, Reply* reply) {
   return Status::OK();
 }
 
-Status DropStream(Connection& conn, const json& request, Reply* reply) {
+Status DropStream(Connection& conn, json& request, Reply* reply) {
   VY_ASSIGN_OR_RETURN(ObjectID id, ReadIdRequest(request));
   VY_RETURN_NOT_OK(conn.ctx().streams->Drop(id));
   reply->body = WriteTypeOnly("drop_stream_reply");

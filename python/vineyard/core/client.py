@@ -154,15 +154,12 @@ class ClientBase:
                     self._mapped[oid] = (addr, size)
 
     def _record_meta(self, meta: "_C.ObjectMeta") -> None:
-        blobs = []
-        for b in meta.blob_ids():
-            if b == ObjectID.empty_blob():
-                continue
-            try:
-                blobs.append(meta.get_buffer(b))
-            except Exception:  # noqa: BLE001 (a remote blob is not mapped here)
-                pass
-        self._record(blobs)
+        entries = meta.mapped_blobs()  # (id, address, size), in one call
+        if entries:
+            with self._mapped_lock:
+                for oid, addr, size in entries:
+                    self._mapped.pop(oid, None)  # re-insert: newest last
+                    self._mapped[oid] = (addr, size)
 
     def memory_trim(self) -> bool:
         """Return unused shared memory to the kernel; True if any was released."""
