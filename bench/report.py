@@ -511,10 +511,11 @@ SLOW_NOTES: Dict[Tuple[str, str], str] = {
     ("s4", "get s"): (
         "One request, and pyarrow imports the batches through Arrow's C stream interface "
         "(zero-copy, no Python per chunk). The time is in the metadata again: the server "
-        "expands 80,000 nodes into JSON text, and the client parses it into a document, "
-        "puts the shared schema back into each batch and frees the document afterwards "
-        "(nearly all of the time in a profile). Spliced replies and a binary encoding are "
-        "the next steps."),
+        "writes the 30,000 objects' trees as JSON text straight from its records (about a "
+        "third of the time in a profile), and the client parses the text into a document "
+        "and puts the shared schema back into each batch (most of the rest). A binary "
+        "encoding, and a client that reads the reply without building a document, are the "
+        "next steps."),
     ("s8", "server heap bytes / object"): (
         "Each object is a tensor plus its blob. The server keeps the tensor's fields as a JSON "
         "map, std::map nodes with string keys: about 70% of the bytes. It also keeps the "
