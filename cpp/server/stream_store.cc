@@ -196,6 +196,12 @@ Result<std::optional<ObjectID>> StreamStore::Pull(ObjectID id, Connection& conn)
   {
     std::lock_guard<std::mutex> guard(mu_);
     VY_ASSIGN_OR_RETURN(Stream * s, FindLocked(id, "read from the stream"));
+    if (s->failed && s->ready.empty() && s->reader != conn.serial()) {
+      // Nothing is left for anyone: say so, even while the last reader's
+      // session is still being closed.
+      return Status::StreamFailed("the stream ", ObjectIDToString(id),
+                                  " failed (its writer failed, left, or it was dropped)");
+    }
     if (s->reader != 0 && s->reader != conn.serial()) {
       return Status::StreamOpened("the stream ", ObjectIDToString(id),
                                   " is open for reading by another client");

@@ -200,6 +200,24 @@ def test_pulling_a_dropped_stream_fails_and_wakes_a_waiting_reader(server):
         c.new_buffer_chunk(stream.id, 8)
 
 
+def test_a_failed_stream_says_so_to_every_reader(server):
+    c = vineyard.connect(server.socket)
+    stream = ByteStream.new(c)
+    first = vineyard.connect(server.socket)
+    c.new_buffer_chunk(stream.id, 6)[:] = b"queued"
+    c.new_buffer_chunk(stream.id, 1)  # the first chunk is readable once the next is asked for
+    assert bytes(first.next_buffer_chunk(stream.id)) == b"queued"  # the read side is first's
+    c.drop_stream(stream.id)
+    other = vineyard.connect(server.socket)
+    # first still holds the read side, but nothing is left to read: failed, not "opened"
+    with pytest.raises(vineyard.StreamFailedException):
+        other.next_buffer_chunk(stream.id)
+    with pytest.raises(vineyard.StreamFailedException):
+        first.next_buffer_chunk(stream.id)
+    for client in (first, other, c):
+        client.close()
+
+
 def test_stop_twice_and_garbage_are_clear_errors(server):
     c = vineyard.connect(server.socket)
     stream = ByteStream.new(c)
