@@ -1141,19 +1141,7 @@ Status ResolveSharedMembers(json* trees) {
       return Status::Invalid("the reply refers to member ", id, " but does not hold it");
     }
     *ref = *it->second;
-    std::vector<json*> pending{ref};
-    while (!pending.empty()) {
-      json* n = pending.back();
-      pending.pop_back();
-      for (auto& [key, value] : n->items()) {
-        if (!value.is_object()) continue;
-        if (IsSharedRef(value)) {
-          refs.push_back(&value);
-        } else {
-          pending.push_back(&value);
-        }
-      }
-    }
+    CollectFull(*ref, &full, &refs);  // its ids are known already: only its references count
   }
   return Status::OK();
 }

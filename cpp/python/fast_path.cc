@@ -193,27 +193,39 @@ nb::object GetFast(Client& self, const PyObjectID& id) {
   return nb::make_tuple(nb::cast(std::move(meta)), value, blob_py);
 }
 
+// The items of a 1-d, contiguous numpy object array (false for anything else).
+class ObjectItems {
+ public:
+  bool Get(nb::handle array) {
+    if (PyObject_GetBuffer(array.ptr(), &view_, PyBUF_RECORDS_RO) != 0) {
+      PyErr_Clear();
+      return false;
+    }
+    held_ = true;
+    return view_.ndim == 1 && view_.format != nullptr && std::strcmp(view_.format, "O") == 0 &&
+           view_.itemsize == static_cast<Py_ssize_t>(sizeof(PyObject*)) &&
+           (view_.strides == nullptr || view_.strides[0] == view_.itemsize);
+  }
+  ~ObjectItems() {
+    if (held_) PyBuffer_Release(&view_);
+  }
+  Py_ssize_t size() const { return view_.shape[0]; }
+  PyObject* const* items() const { return static_cast<PyObject* const*>(view_.buf); }
+
+ private:
+  Py_buffer view_{};
+  bool held_ = false;
+};
+
 // A 1-d object array of str/None as the buffers of an Arrow large_string array:
 // (validity bytes or None, int64 offsets, UTF-8 data, null count); None when an
 // element is neither str nor None (or is not valid UTF-8). One pass to size,
 // one to copy, with the bytes each str object already holds.
 nb::object EncodeStrArray(nb::handle array) {
-  Py_buffer view;
-  if (PyObject_GetBuffer(array.ptr(), &view, PyBUF_RECORDS_RO) != 0) {
-    PyErr_Clear();
-    return nb::none();
-  }
-  struct Release {
-    Py_buffer* v;
-    ~Release() { PyBuffer_Release(v); }
-  } release{&view};
-  if (view.ndim != 1 || view.format == nullptr || std::strcmp(view.format, "O") != 0 ||
-      view.itemsize != static_cast<Py_ssize_t>(sizeof(PyObject*)) ||
-      (view.strides != nullptr && view.strides[0] != view.itemsize)) {
-    return nb::none();
-  }
-  const Py_ssize_t n = view.shape[0];
-  PyObject* const* items = static_cast<PyObject* const*>(view.buf);
+  ObjectItems view;
+  if (!view.Get(array)) return nb::none();
+  const Py_ssize_t n = view.size();
+  PyObject* const* items = view.items();
   Py_ssize_t total = 0, nulls = 0;
   for (Py_ssize_t i = 0; i < n; ++i) {
     PyObject* o = items[i];
@@ -322,22 +334,10 @@ struct EncodeRange {
 nb::object EncodeStrArrayInto(nb::handle array, nb::handle client_handle) {
   Client* client = AsIpcClient(client_handle);
   if (client == nullptr) return nb::none();
-  Py_buffer view;
-  if (PyObject_GetBuffer(array.ptr(), &view, PyBUF_RECORDS_RO) != 0) {
-    PyErr_Clear();
-    return nb::none();
-  }
-  struct Release {
-    Py_buffer* v;
-    ~Release() { PyBuffer_Release(v); }
-  } release{&view};
-  if (view.ndim != 1 || view.format == nullptr || std::strcmp(view.format, "O") != 0 ||
-      view.itemsize != static_cast<Py_ssize_t>(sizeof(PyObject*)) ||
-      (view.strides != nullptr && view.strides[0] != view.itemsize)) {
-    return nb::none();
-  }
-  const Py_ssize_t n = view.shape[0];
-  PyObject* const* items = static_cast<PyObject* const*>(view.buf);
+  ObjectItems view;
+  if (!view.Get(array)) return nb::none();
+  const Py_ssize_t n = view.size();
+  PyObject* const* items = view.items();
   // Sizes; `half` items (a multiple of 64: the validity bytes of the two
   // halves are apart) hold `half_bytes`.
   const Py_ssize_t half = n >= (Py_ssize_t{1} << 16) ? (n / 2) & ~Py_ssize_t{63} : n;

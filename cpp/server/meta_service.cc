@@ -179,6 +179,15 @@ void MetaService::NotifyChangedLocked() {
   if (on_change_) on_change_();
 }
 
+Status MetaService::AllExistLocked(const std::vector<ObjectID>& ids) const {
+  for (ObjectID id : ids) {
+    if (!ExistsLocked(id) && id != kInvalidObjectID) {
+      return Status::ObjectNotExists("object ", ObjectIDToString(id), " does not exist");
+    }
+  }
+  return Status::OK();
+}
+
 bool MetaService::ExistsLocked(ObjectID id) const {
   if (objects_.count(id) > 0) return true;
   return IsBlob(id) && store_->Exists(id);
@@ -552,11 +561,9 @@ json MetaService::Expand(const Snapshot& snapshot, ObjectID root,
 
 Result<json> MetaService::Get(const std::vector<ObjectID>& ids, bool share_members) {
   std::unique_lock<std::mutex> lock(mu_);
+  VY_RETURN_NOT_OK(AllExistLocked(ids));
   uint64_t nodes = 0;
   for (ObjectID id : ids) {
-    if (!ExistsLocked(id) && id != kInvalidObjectID) {
-      return Status::ObjectNotExists("object ", ObjectIDToString(id), " does not exist");
-    }
     // Shared members sent once: each tree stays within its own bound (checked
     // when it was created) and the reply is linear in distinct objects.
     if (!share_members) nodes = SaturatingAdd(nodes, NodesLocked(id));
@@ -580,11 +587,7 @@ Result<json> MetaService::Get(const std::vector<ObjectID>& ids, bool share_membe
 Status MetaService::GetText(const std::vector<ObjectID>& ids, std::string* out,
                             std::vector<ObjectID>* local_blobs) {
   std::unique_lock<std::mutex> lock(mu_);
-  for (ObjectID id : ids) {
-    if (!ExistsLocked(id) && id != kInvalidObjectID) {
-      return Status::ObjectNotExists("object ", ObjectIDToString(id), " does not exist");
-    }
-  }
+  VY_RETURN_NOT_OK(AllExistLocked(ids));
   Snapshot snapshot;
   SnapshotLocked(ids, &snapshot);
   lock.unlock();

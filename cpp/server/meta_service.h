@@ -190,6 +190,9 @@ class MetaService {
   Result<ObjectID> ResolveMemberLocked(const std::string& name, const json& subtree,
                                        bool parent_global);
   bool ExistsLocked(ObjectID id) const;
+  /// ObjectNotExists naming the first of `ids` that does not exist (kInvalidObjectID,
+  /// the published client's whole-store blob, always does).
+  Status AllExistLocked(const std::vector<ObjectID>& ids) const;
   /// Copies every distinct object and blob reachable from `roots` into `out`
   /// (linear in distinct objects, not in expanded nodes).
   void SnapshotLocked(const std::vector<ObjectID>& roots, Snapshot* out) const;
