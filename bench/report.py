@@ -517,8 +517,8 @@ SLOW_NOTES: Dict[Tuple[str, str], str] = {
         "encoding, and a client that reads the reply without building a document, are the "
         "next steps."),
     ("s8", "server heap bytes / object"): (
-        "Each object is a tensor plus its blob. The server keeps the tensor's fields as a JSON "
-        "map, std::map nodes with string keys: about 70% of the bytes. It also keeps the "
-        "member list, the referrer index and the blob's record. Plasma keeps one fixed-size "
-        "entry per object. Fields kept as one encoded string per object are the next step."),
+        "Each object is a tensor plus its blob: the tensor's record (its fields are one "
+        "interned JSON text, shared by all tensors of one shape and type), its member list "
+        "(interned names), its blob's entry in the holders index and the blob's record, each "
+        "a hash-table node. Plasma keeps one fixed-size entry per object."),
 }

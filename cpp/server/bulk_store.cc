@@ -23,6 +23,10 @@ BulkStore::~BulkStore() {
   spiller_.join();
 }
 
+uint64_t BulkStore::ChargedLocked(const Blob& b) const {
+  return arena_->UsableSize(b.offset) + kBlobBookkeepingBytes;
+}
+
 Payload BulkStore::PayloadOf(ObjectID id, const Blob& b) const {
   Payload p;
   p.object_id = id;
@@ -91,13 +95,13 @@ Result<Payload> BulkStore::Create(uint64_t size, Owner owner) {
   Blob& b = blobs_[id];
   b.offset = offset;
   b.size = size;
-  b.charged = arena_->UsableSize(offset) + kBlobBookkeepingBytes;
   b.owner = owner;
   b.last_use = ++tick_;
-  usage_ += b.charged;
+  const uint64_t charged = ChargedLocked(b);
+  usage_ += charged;
   Holdings& h = owners_[owner];
   h.blobs.insert(id);
-  h.unsealed_bytes += b.charged;
+  h.unsealed_bytes += charged;
   WakeSpillerLocked();
   return PayloadOf(id, b);
 }
@@ -126,7 +130,7 @@ void BulkStore::DisownLocked(ObjectID id, Blob& b) {
   auto h = owners_.find(b.owner);
   if (h != owners_.end()) {
     h->second.blobs.erase(id);
-    if (!b.sealed) h->second.unsealed_bytes -= b.charged;
+    if (!b.sealed) h->second.unsealed_bytes -= ChargedLocked(b);
     if (h->second.blobs.empty()) owners_.erase(h);
   }
   b.owner = kNoOwner;
@@ -138,9 +142,9 @@ Status BulkStore::Seal(ObjectID id, Owner owner) {
   VY_ASSIGN_OR_RETURN(Iter it, OwnUnsealedLocked(id, owner, "seal"));
   Blob& b = it->second;
   auto h = owners_.find(owner);
-  if (h != owners_.end()) h->second.unsealed_bytes -= b.charged;  // still its, unadopted
+  if (h != owners_.end()) h->second.unsealed_bytes -= ChargedLocked(b);  // still its, unadopted
   b.sealed = true;
-  b.refs += 1;
+  AddOne(b.refs);
   b.last_use = ++tick_;
   return Status::OK();
 }
@@ -176,7 +180,7 @@ Result<Payload> BulkStore::Get(ObjectID id, bool unsafe, Owner caller) {
     }
     return PayloadOf(id, it->second);
   }
-  it->second.refs += 1;
+  AddOne(it->second.refs);
   it->second.last_use = ++tick_;
   return PayloadOf(id, it->second);
 }
@@ -188,7 +192,7 @@ Status BulkStore::AddRef(ObjectID id) {
   if (it == blobs_.end() || it->second.deleted) {
     return Status::ObjectNotExists("blob ", ObjectIDToString(id), " does not exist");
   }
-  it->second.refs += 1;
+  AddOne(it->second.refs);
   return Status::OK();
 }
 
@@ -215,12 +219,12 @@ Status BulkStore::Shrink(ObjectID id, uint64_t size, Owner caller) {
   }
   // Keep at least one byte allocated (the blob keeps its place); its data size
   // may be 0. Charge what the allocator really keeps, which may stay larger.
+  const uint64_t before = ChargedLocked(b);
   const uint64_t charged = arena_->Shrink(b.offset, std::max<uint64_t>(size, 1)) +
                            kBlobBookkeepingBytes;
-  usage_ = usage_ - b.charged + charged;
+  usage_ = usage_ - before + charged;
   Holdings& h = owners_[caller];
-  h.unsealed_bytes = h.unsealed_bytes - b.charged + charged;
-  b.charged = charged;
+  h.unsealed_bytes = h.unsealed_bytes - before + charged;
   b.size = size;
   return Status::OK();
 }
@@ -310,12 +314,16 @@ void BulkStore::FreeLocked(Iter it) {
   Blob& b = it->second;
   DisownLocked(it->first, b);
   if (b.place == Place::kDisk) {
-    spill_->Drop(b.extent);  // its bytes on disk go with it
+    auto e = extents_.find(it->first);
+    if (e != extents_.end()) {
+      spill_->Drop(e->second);  // its bytes on disk go with it
+      extents_.erase(e);
+    }
     stats_.spilled_bytes -= b.size;
     stats_.spilled_blobs -= 1;
   } else {
+    usage_ -= ChargedLocked(b);
     arena_->Free(b.offset);
-    usage_ -= b.charged;
   }
   blobs_.erase(it);
 }
@@ -422,7 +430,7 @@ Status BulkStore::SpillDownIoLocked(uint64_t target) {
       if (usage <= target) break;
       Blob& b = blobs_.at(id);
       b.place = Place::kSpilling;
-      usage -= b.charged;
+      usage -= ChargedLocked(b);
       victims.push_back(id);
     }
   }
@@ -467,10 +475,10 @@ Status BulkStore::SpillIoLocked(const std::vector<ObjectID>& ids) {
         MaybeFreeLocked(it);
         continue;
       }
+      usage_ -= ChargedLocked(b);
       arena_->Free(b.offset);
-      usage_ -= b.charged;
       b.place = Place::kDisk;
-      b.extent = e;
+      extents_[it->first] = e;
       stats_.spilled_bytes += b.size;
       stats_.spilled_blobs += 1;
       stats_.spills += 1;
@@ -491,7 +499,7 @@ Status BulkStore::LoadIoLocked(ObjectID id, bool pin, bool take_ref) {
     Blob& b = it->second;
     if (b.place == Place::kMemory) {  // never spilled, or loaded meanwhile
       if (pin) b.pinned = true;
-      if (take_ref) b.refs += 1;
+      if (take_ref) AddOne(b.refs);
       b.last_use = ++tick_;
       return Status::OK();
     }
@@ -500,10 +508,9 @@ Status BulkStore::LoadIoLocked(ObjectID id, bool pin, bool take_ref) {
     if (need <= limit_ - std::min(usage_, limit_)) {
       VY_ASSIGN_OR_RETURN(uint64_t offset, arena_->Allocate(b.size));
       b.offset = offset;
-      b.charged = arena_->UsableSize(offset) + kBlobBookkeepingBytes;
-      usage_ += b.charged;
+      usage_ += ChargedLocked(b);
       b.place = Place::kLoading;
-      extent = b.extent;
+      extent = extents_.at(id);
       dest = arena_->base() + offset;
       break;
     }
@@ -526,13 +533,14 @@ Status BulkStore::LoadIoLocked(ObjectID id, bool pin, bool take_ref) {
   auto it = blobs_.find(id);  // kLoading blobs stay in the table: only we change them
   Blob& b = it->second;
   if (!read.ok()) {
+    usage_ -= ChargedLocked(b);
     arena_->Free(b.offset);
-    usage_ -= b.charged;
     b.place = Place::kDisk;  // still spilled: each get says what is wrong
     MaybeFreeLocked(it);
     return read;
   }
   spill_->Drop(extent);
+  extents_.erase(id);
   stats_.spilled_bytes -= b.size;
   stats_.spilled_blobs -= 1;
   stats_.loads += 1;
@@ -542,7 +550,7 @@ Status BulkStore::LoadIoLocked(ObjectID id, bool pin, bool take_ref) {
     return Status::ObjectNotExists("blob ", ObjectIDToString(id), " does not exist");
   }
   if (pin) b.pinned = true;
-  if (take_ref) b.refs += 1;
+  if (take_ref) AddOne(b.refs);
   b.last_use = ++tick_;
   WakeSpillerLocked();
   return Status::OK();
@@ -644,7 +652,7 @@ Result<bool> BulkStore::IsInUse(ObjectID id) const {
 void BulkStore::Hold(ObjectID id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = blobs_.find(id);
-  if (it != blobs_.end()) it->second.holds += 1;
+  if (it != blobs_.end()) AddOne(it->second.holds);
 }
 
 void BulkStore::Unhold(ObjectID id) {

@@ -162,23 +162,30 @@ class BulkStore {
   // also for a blob deleted meanwhile.
   enum class Place : uint8_t { kMemory, kSpilling, kDisk, kLoading };
 
+  // One per blob: kept small (a blob's bytes on disk, rare, are in extents_).
   struct Blob {
     uint64_t offset = 0;  // in the arena (while it has memory)
     uint64_t size = 0;    // data size, as requested (or shrunk)
-    uint64_t charged = 0; // bytes counted against the limit
     Owner owner = kNoOwner;  // its creator until adopted
+    uint64_t last_use = 0;  // tick of its last create/seal/get/load: least recent spills first
+    int32_t refs = 0;       // references held by connections (AddOne)
+    int32_t holds = 0;      // clients that map it without giving references back (AddOne)
+    Place place = Place::kMemory;
     bool sealed = false;
     bool deleted = false;   // logically deleted, waiting for its last release
-    int64_t refs = 0;       // references held by connections
-    int64_t holds = 0;      // clients that map it without giving references back
-    Place place = Place::kMemory;
     bool pinned = false;    // load(pin): never spilled until unpinned
-    uint64_t last_use = 0;  // tick of its last create/seal/get/load: least recent spills first
-    SpillFiles::Extent extent;  // its bytes on disk (kDisk, kLoading)
   };
 
   using Iter = std::unordered_map<ObjectID, Blob>::iterator;
 
+  // What a blob in memory is charged against the limit: the allocator's usable
+  // size of its allocation plus kBlobBookkeepingBytes (derived, not stored).
+  uint64_t ChargedLocked(const Blob& b) const;
+  // Counts one more reference or hold. Saturates: a blob counted 2^31 - 1 times
+  // is never freed by releases (no count can wrap into a premature free).
+  static void AddOne(int32_t& n) {
+    if (n < INT32_MAX) ++n;
+  }
   Payload PayloadOf(ObjectID id, const Blob& b) const;
   void FreeLocked(Iter it);
   // The unsealed blob `id` if `caller` created it; `verb` words the error.
@@ -216,6 +223,8 @@ class BulkStore {
 
   mutable std::mutex mu_;
   std::unordered_map<ObjectID, Blob> blobs_;  // guarded by mu_; live and deleted-but-referenced
+  /// The bytes on disk of the blobs there (kDisk, kLoading).
+  std::unordered_map<ObjectID, SpillFiles::Extent> extents_;  // guarded by mu_
   uint64_t usage_ = 0;                        // guarded by mu_
   std::unordered_map<Owner, Holdings> owners_;  // guarded by mu_; only owners holding blobs
   uint64_t tick_ = 0;                         // guarded by mu_; for last_use

@@ -233,9 +233,9 @@ Result<ObjectID> MetaService::ResolveMemberLocked(const std::string& name, const
       VY_RETURN_NOT_OK(CheckFieldDepth(key, value, limits_.max_depth));
       fields[key] = value;
     }
-    rec.bytes = kRecordOverhead + SerializedSize(fields);
+    rec.fields = RecordFields::Of(fields);
+    rec.bytes = kRecordOverhead + rec.fields->text().size();
     VY_RETURN_NOT_OK(ChargeLocked(rec.bytes, "the remote member"));
-    rec.fields = std::make_shared<const json>(std::move(fields));
     rec.instance_id = member_instance;
     rec.signature = subtree.value(meta_key::kSignature, Signature{0});
     rec.transient = false;
@@ -294,9 +294,10 @@ Result<CreatedObject> MetaService::CreateFrom(json& tree, bool take) {
       }
     }
   }
-  bytes += SerializedSize(fields);
-  rec.fields = std::make_shared<const json>(std::move(fields));
+  rec.fields = RecordFields::Of(fields);
+  bytes += rec.fields->text().size();
 
+  rec.members.reserve(member_trees.size());
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [key, subtree] : member_trees) {
     VY_ASSIGN_OR_RETURN(ObjectID member, ResolveMemberLocked(key, *subtree, global));
@@ -330,7 +331,7 @@ Result<CreatedObject> MetaService::CreateFrom(json& tree, bool take) {
                                                                    : ids_->NextSignature();
   rec.timestamp = NowMs();
   ObjectID id = ids_->NextObjectID();
-  for (const auto& [name, member] : rec.members) referrers_[member].insert(id);
+  for (const auto& [name, member] : rec.members) referrers_[member].Insert(id);
   CreatedObject created{id, rec.signature, instance_id_};
   objects_.emplace(id, std::move(rec));
   NotifyChangedLocked();
@@ -519,7 +520,7 @@ json MetaService::Expand(const Snapshot& snapshot, ObjectID root,
                   {meta_key::kNBytes, n}, {meta_key::kLength, n},
                   {meta_key::kTransient, true}};
     }
-    json tree = *node.fields;
+    json tree = node.fields->ToJson();
     tree[meta_key::kId] = ObjectIDToString(id);
     tree[meta_key::kSignature] = node.signature;
     tree[meta_key::kInstanceId] = node.instance_id;
@@ -548,7 +549,7 @@ json MetaService::Expand(const Snapshot& snapshot, ObjectID root,
     }
     const auto& [name, member] = f.node->members[f.next++];
     const Node& child = snapshot.at(member);
-    json& slot = (*f.target)[name];
+    json& slot = (*f.target)[*name];
     if (seen != nullptr && child.fields && !seen->insert(member).second) {
       slot = json{{kSharedMemberRef, ObjectIDToString(member)}};  // sent in full before
       continue;
@@ -594,10 +595,7 @@ Status MetaService::GetText(const std::vector<ObjectID>& ids, std::string* out,
 
   auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
   auto is_blob = [](const Node& node) {
-    if (!node.fields || node.remote_blob) return true;
-    auto tn = node.fields->find(meta_key::kTypename);
-    return tn != node.fields->end() && tn->is_string() &&
-           tn->get_ref<const std::string&>() == kBlobTypename;
+    return !node.fields || node.remote_blob || node.fields->type_name() == kBlobTypename;
   };
   // The tree of `id` up to its members: what Expand's header() makes, with the
   // closing brace left off when `open` (members follow).
@@ -613,7 +611,7 @@ Status MetaService::GetText(const std::vector<ObjectID>& ids, std::string* out,
       return false;
     }
     if (is_blob(node) && node.instance_id == instance_id_) local_blobs->push_back(id);
-    std::string fields = dump(*node.fields);  // "{...}"
+    const std::string& fields = node.fields->text();  // "{...}"
     out->append(fields, 0, fields.size() - 1);
     if (fields.size() > 2) *out += ',';
     *out += "\"id\":\"" + idtext + "\",\"signature\":" + std::to_string(node.signature) +
@@ -648,7 +646,7 @@ Status MetaService::GetText(const std::vector<ObjectID>& ids, std::string* out,
       }
       const auto& [name, member] = f.node->members[f.next++];
       const Node& child = snapshot.at(member);
-      *out += ',' + dump(json(name)) + ':';
+      *out += ',' + dump(json(*name)) + ':';
       if (child.fields && !seen.insert(member).second) {
         *out += "{\"" + std::string(kSharedMemberRef) + "\":\"" + ObjectIDToString(member) +
                 "\"}";  // sent in full before
@@ -678,9 +676,8 @@ Result<json> MetaService::List(const ListQuery& query) {
     std::lock_guard<std::mutex> lock(mu_);
     candidates.reserve(objects_.size());
     for (const auto& [id, rec] : objects_) {
-      auto tn = rec.fields->find(meta_key::kTypename);
-      if (tn == rec.fields->end() || !tn->is_string() || IsBlob(id)) continue;
-      candidates.emplace_back(id, tn->get<std::string>());
+      if (rec.fields->type_name().empty() || IsBlob(id)) continue;
+      candidates.emplace_back(id, rec.fields->type_name());
     }
   }
   std::vector<ObjectID> matched;
@@ -768,9 +765,8 @@ void MetaService::EraseRecordLocked(ObjectID id, std::vector<ObjectID>* members,
     members->push_back(member);
     auto r = referrers_.find(member);
     if (r != referrers_.end()) {
-      auto one = r->second.find(id);
-      if (one != r->second.end()) r->second.erase(one);
-      if (r->second.empty()) referrers_.erase(r);
+      r->second.EraseOne(id);
+      if (r->second.Empty()) referrers_.erase(r);
     }
   }
   if (!it->second.transient && !it->second.remote_blob && unpublish != nullptr) {
@@ -806,14 +802,14 @@ void MetaService::DeleteLocked(ObjectID root, bool root_deep, bool root_force,
           break;
         }
         auto refs = referrers_.find(f.id);
-        if (refs != referrers_.end() && !refs->second.empty()) {
+        if (refs != referrers_.end() && !refs->second.Empty()) {
           // Still held by other objects: kept, unless forced (then the holders go first).
           if (!f.force) {
             visiting->erase(f.id);
             stack.pop_back();
             break;
           }
-          std::set<ObjectID> holders(refs->second.begin(), refs->second.end());
+          std::set<ObjectID> holders = refs->second.Distinct();
           f.next.assign(holders.begin(), holders.end());
           f.phase = Phase::kHolders;
         } else {
@@ -871,6 +867,36 @@ void MetaService::DeleteLocked(ObjectID root, bool root_deep, bool root_force,
   }
 }
 
+void MetaService::Holders::Insert(ObjectID holder) {
+  if (first_ == kInvalidObjectID && holder != kInvalidObjectID) {
+    first_ = holder;
+    return;
+  }
+  if (!more_) more_ = std::make_unique<std::multiset<ObjectID>>();
+  more_->insert(holder);
+}
+
+void MetaService::Holders::EraseOne(ObjectID holder) {
+  if (holder != kInvalidObjectID && first_ == holder) {
+    first_ = kInvalidObjectID;
+    if (more_) {  // refill the inline slot
+      first_ = *more_->begin();
+      more_->erase(more_->begin());
+    }
+  } else if (more_) {
+    auto it = more_->find(holder);
+    if (it != more_->end()) more_->erase(it);
+  }
+  if (more_ && more_->empty()) more_.reset();
+}
+
+std::set<ObjectID> MetaService::Holders::Distinct() const {
+  std::set<ObjectID> out;
+  if (first_ != kInvalidObjectID) out.insert(first_);
+  if (more_) out.insert(more_->begin(), more_->end());
+  return out;
+}
+
 bool MetaService::Exists(ObjectID id) {
   std::lock_guard<std::mutex> lock(mu_);
   return ExistsLocked(id);
@@ -896,17 +922,17 @@ void MetaService::EncodeLocked(const std::vector<ObjectID>& ids, KeyValues* out)
     const Record& rec = it->second;
     cluster::ObjectRecord o;
     o.id = id;
-    o.fields = *rec.fields;
+    o.fields = rec.fields->ToJson();
     o.signature = rec.signature;
     o.instance_id = rec.instance_id;
     o.global = rec.global;
     o.timestamp = rec.timestamp;
     for (const auto& [name, member] : rec.members) {
-      cluster::MemberRef m{name, member, kBlobTypename, instance_id_, 0};
+      cluster::MemberRef m{*name, member, kBlobTypename, instance_id_, 0};
       auto mit = objects_.find(member);
       if (mit != objects_.end()) {
-        auto tn = mit->second.fields->find(meta_key::kTypename);
-        if (tn != mit->second.fields->end() && tn->is_string()) m.type_name = tn->get<std::string>();
+        const std::string& tn = mit->second.fields->type_name();
+        if (!tn.empty()) m.type_name = tn;
         m.instance_id = mit->second.instance_id;
         m.signature = mit->second.signature;
       }
@@ -965,7 +991,7 @@ Result<ObjectID> MetaService::ShallowCopy(ObjectID id, const json& extra) {
   Record copy = it->second;
   copy.transient = true;
   copy.timestamp = NowMs();
-  json fields = *copy.fields;
+  json fields = copy.fields->ToJson();
   for (const auto& [key, value] : extra.items()) {
     if (IsStandardKey(key) || value.is_object()) {
       return Status::Invalid("extra metadata '", key,
@@ -976,11 +1002,11 @@ Result<ObjectID> MetaService::ShallowCopy(ObjectID id, const json& extra) {
   }
   if (!extra.empty()) {
     copy.bytes = SaturatingAdd(copy.bytes, SerializedSize(extra));
-    copy.fields = std::make_shared<const json>(std::move(fields));
+    copy.fields = RecordFields::Of(fields);
   }
   VY_RETURN_NOT_OK(ChargeLocked(copy.bytes, "the copy"));
   ObjectID target = ids_->NextObjectID();
-  for (const auto& [name, member] : copy.members) referrers_[member].insert(target);
+  for (const auto& [name, member] : copy.members) referrers_[member].Insert(target);
   objects_.emplace(target, std::move(copy));
   NotifyChangedLocked();
   return target;
@@ -997,7 +1023,7 @@ Status MetaService::Label(ObjectID id, const std::vector<std::string>& keys,
   // Stored as the JSON text of an object, as vineyard does: its clients parse
   // `__labels` with get_ref<std::string>.
   Record& rec = it->second;
-  json fields = *rec.fields;
+  json fields = rec.fields->ToJson();
   json& stored = fields[meta_key::kLabels];
   uint64_t old_size = stored.is_string() ? stored.get_ref<const std::string&>().size() : 0;
   json labels = json::object();
@@ -1009,7 +1035,7 @@ Status MetaService::Label(ObjectID id, const std::vector<std::string>& keys,
   if (new_size > old_size) VY_RETURN_NOT_OK(ChargeLocked(new_size - old_size, "the labels"));
   memory_usage_ -= std::min(memory_usage_, old_size > new_size ? old_size - new_size : 0);
   rec.bytes = rec.bytes + new_size - old_size;
-  rec.fields = std::make_shared<const json>(std::move(fields));
+  rec.fields = RecordFields::Of(fields);
   return Status::OK();
 }
 
@@ -1122,7 +1148,7 @@ Status MetaService::Clear() {
 void MetaService::InsertRemoteLocked(const cluster::DecodedObject& object) {
   if (objects_.count(object.id) > 0 || object.instance_id == instance_id_) return;
   Record rec;
-  rec.fields = std::make_shared<const json>(object.fields);
+  rec.fields = RecordFields::Of(object.fields);
   rec.signature = object.signature;
   rec.instance_id = object.instance_id;
   rec.transient = false;
@@ -1130,11 +1156,12 @@ void MetaService::InsertRemoteLocked(const cluster::DecodedObject& object) {
   rec.timestamp = object.timestamp;
   uint32_t depth = 1;
   uint64_t nodes = 1;
+  rec.members.reserve(object.members.size());
   for (const auto& m : object.members) {
     rec.members.emplace_back(m.name, m.id);
     if (m.blob && m.instance_id != instance_id_ && objects_.count(m.id) == 0) {
       Record blob;
-      blob.fields = std::make_shared<const json>(json{{meta_key::kTypename, kBlobTypename}});
+      blob.fields = RecordFields::Of(json{{meta_key::kTypename, kBlobTypename}});
       blob.instance_id = m.instance_id;
       blob.transient = true;
       blob.remote_blob = true;
@@ -1150,10 +1177,10 @@ void MetaService::InsertRemoteLocked(const cluster::DecodedObject& object) {
   rec.depth = depth;
   rec.nodes = nodes;
   // Charged without a check: what the cluster holds cannot be refused here.
-  rec.bytes = kRecordOverhead + SerializedSize(*rec.fields) +
+  rec.bytes = kRecordOverhead + rec.fields->text().size() +
               rec.members.size() * kEntryOverhead;
   memory_usage_ += rec.bytes;
-  for (const auto& [name, member] : rec.members) referrers_[member].insert(object.id);
+  for (const auto& [name, member] : rec.members) referrers_[member].Insert(object.id);
   objects_.emplace(object.id, std::move(rec));
 }
 
@@ -1198,9 +1225,9 @@ void MetaService::ApplyFieldsLocked(const RemoteUpdate& update) {
   for (const auto& [id, field, value] : update.fields) {
     auto it = objects_.find(id);
     if (it == objects_.end() || it->second.instance_id == instance_id_) continue;
-    json fields = *it->second.fields;
+    json fields = it->second.fields->ToJson();
     fields[field] = value;
-    it->second.fields = std::make_shared<const json>(std::move(fields));
+    it->second.fields = RecordFields::Of(fields);
   }
 }
 

@@ -33,6 +33,7 @@
 #include "server/bulk_store.h"
 #include "server/cluster_codec.h"
 #include "server/meta_backend.h"
+#include "server/record_fields.h"
 
 namespace vineyard {
 
@@ -152,25 +153,42 @@ class MetaService {
   const MetaLimits& limits() const { return limits_; }
 
  private:
+  // One per object held: kept small (the server's heap per object is mostly
+  // this, its node in objects_, and its members' holders).
   struct Record {
-    // typename, nbytes and user fields; no standard keys, no members. Shared so
-    // that snapshots for expansion copy a pointer; replaced, never mutated.
-    std::shared_ptr<const json> fields = std::make_shared<const json>(json::object());
-    std::vector<std::pair<std::string, ObjectID>> members;
+    // typename, nbytes and user fields, encoded and interned; no standard keys,
+    // no members. Snapshots for expansion copy a pointer; replaced, never mutated.
+    std::shared_ptr<const RecordFields> fields = RecordFields::Empty();
+    Members members;
     Signature signature = 0;
     InstanceID instance_id = 0;
-    bool transient = true;
-    bool global = false;
     uint64_t timestamp = 0;  // ms since epoch, at creation
-    uint32_t depth = 1;      // nesting depth of the expanded tree
     uint64_t nodes = 1;      // nodes of the expanded tree (saturating)
     uint64_t bytes = 0;      // what this record is charged in memory_usage_
+    uint32_t depth = 1;      // nesting depth of the expanded tree
+    bool transient = true;
+    bool global = false;
     bool remote_blob = false;  // a blob of another instance (fields: typename only)
+  };
+  /// The objects that hold one member, one entry per holding. Most members have
+  /// one holder: it is kept inline, any more in a multiset.
+  class Holders {
+   public:
+    void Insert(ObjectID holder);
+    /// Removes one holding of `holder`, if any.
+    void EraseOne(ObjectID holder);
+    bool Empty() const { return first_ == kInvalidObjectID && !more_; }
+    /// Each distinct holder once, ascending.
+    std::set<ObjectID> Distinct() const;
+
+   private:
+    ObjectID first_ = kInvalidObjectID;  // none (no object has this id)
+    std::unique_ptr<std::multiset<ObjectID>> more_;
   };
   /// What expansion needs of one object or blob, copied under the mutex.
   struct Node {
-    std::shared_ptr<const json> fields;  // null for a local blob
-    std::vector<std::pair<std::string, ObjectID>> members;
+    std::shared_ptr<const RecordFields> fields;  // null for a local blob
+    Members members;
     Signature signature = 0;
     InstanceID instance_id = 0;
     bool transient = true;
@@ -243,7 +261,7 @@ class MetaService {
   std::function<void()> on_change_;  // guarded by mu_; see SetChangeListener
   std::unordered_map<ObjectID, Record> objects_;  // guarded by mu_ (objects and remote blobs)
   /// member id -> ids of the objects that hold it (one entry per holding).
-  std::unordered_map<ObjectID, std::multiset<ObjectID>> referrers_;  // guarded by mu_
+  std::unordered_map<ObjectID, Holders> referrers_;  // guarded by mu_
   std::map<std::string, ObjectID> names_;  // guarded by mu_
   /// object -> its names (the reverse of names_: a delete finds them directly).
   std::unordered_map<ObjectID, std::set<std::string>> names_by_object_;  // guarded by mu_
