@@ -510,6 +510,14 @@ void MetaService::SnapshotLocked(const std::vector<ObjectID>& roots, Snapshot* o
 
 json MetaService::Expand(const Snapshot& snapshot, ObjectID root,
                          std::unordered_set<ObjectID>* seen) const {
+  // Each distinct fields text is parsed once: members met again, and records
+  // sharing interned fields, copy the document.
+  std::unordered_map<const RecordFields*, json> parsed;
+  auto fields_of = [&](const RecordFields* fields) -> const json& {
+    auto it = parsed.find(fields);
+    if (it == parsed.end()) it = parsed.emplace(fields, fields->ToJson()).first;
+    return it->second;
+  };
   auto header = [&](ObjectID id, const Node& node) {
     if (!node.fields || node.remote_blob) {
       // A blob: its size is known here only for local ones (vineyard's
@@ -520,7 +528,7 @@ json MetaService::Expand(const Snapshot& snapshot, ObjectID root,
                   {meta_key::kNBytes, n}, {meta_key::kLength, n},
                   {meta_key::kTransient, true}};
     }
-    json tree = node.fields->ToJson();
+    json tree = fields_of(node.fields.get());
     tree[meta_key::kId] = ObjectIDToString(id);
     tree[meta_key::kSignature] = node.signature;
     tree[meta_key::kInstanceId] = node.instance_id;
