@@ -14,11 +14,14 @@ namespace {
 constexpr char kBlockType[] = "vineyard::llm::Block";
 constexpr char kBlocksType[] = "vineyard::llm::Blocks";
 
-// Maps a fresh blob's pages in one call rather than one fault per page.
+// Maps a fresh blob's pages in one call rather than one fault per page. A
+// read populate maps up to 16 pages per fault, and leaves shared memory
+// writable: on pages the server already holds (--reserve_memory, or reused)
+// it costs half of MADV_POPULATE_WRITE; on holes, about the same.
 void Prefault(uint8_t* data, size_t size) {
   uintptr_t begin = reinterpret_cast<uintptr_t>(data) & ~uintptr_t{4095};
   uintptr_t end = reinterpret_cast<uintptr_t>(data) + size;
-  (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+  (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
 }
 
 std::vector<BlockKey> Keys(const std::vector<BlockSpec>& blocks) {
