@@ -166,7 +166,8 @@ def render(results: Dict[str, Any]) -> str:
              "the published shared-memory side uses a new cache per prompt length (it stores "
              "nothing more after a half-shared prompt, update returning 0); "
              "'first query' is the same query the first time, when this process also maps "
-             "the server's pages.\n"]
+             "the server's pages; 'zero-copy query' is the best of 3 (fresh lists of "
+             "KVTensor(0, 0) each time).\n"]
     titles = {"ours": "ours, shared memory", "published": "published, shared memory (blobs)",
               "ours_files": "ours, files", "published_files": "published, files"}
     lines += _speedups(results)

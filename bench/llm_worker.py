@@ -99,10 +99,12 @@ def main():
             error = str(e).splitlines()[0][:200]
         zero_s, zmatched = 0.0, 0
         if not args.root:
-            zkv = [[(KVTensor(0, 0), KVTensor(0, 0)) for _ in range(L)] for _ in range(n)]
-            t0 = time.perf_counter()
-            zmatched = cache.query(None, tokens, zkv)
-            zero_s = time.perf_counter() - t0
+            zero_s = float("inf")
+            for _ in range(3):  # the best of 3, as one sample of a short call is noisy
+                zkv = [[(KVTensor(0, 0), KVTensor(0, 0)) for _ in range(L)] for _ in range(n)]
+                t0 = time.perf_counter()
+                zmatched = cache.query(None, tokens, zkv)
+                zero_s = min(zero_s, time.perf_counter() - t0)
             if error is not None:  # check the bytes through the views instead
                 dst.fill(1)
                 for i in range(zmatched):

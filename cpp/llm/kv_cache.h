@@ -46,6 +46,7 @@ struct KVTensor {
   uintptr_t data = 0;
   size_t length = 0;
   std::shared_ptr<const void> owner;  // keeps `data` valid when it points into the cache
+  uint64_t seen = 0;  // the Python binding's mark: the last parse that met this object
 };
 
 using LayerKV = std::vector<std::pair<KVTensor, KVTensor>>;  // (K, V) per layer

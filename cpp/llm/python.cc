@@ -58,37 +58,84 @@ PyType_Slot kKVTensorSlots[] = {
 // Python KVTensors in the same order (K, V of each layer). For a query
 // (`objects` given), a KVTensor still pointing into the cache from an earlier
 // query is asked for again without a copy: its memory is read-only.
-std::vector<LayerKV> Parse(nb::handle list, std::vector<KVTensor*>* objects) {
-  if (!PySequence_Check(list.ptr())) {
-    throw nb::type_error("kv_cache_list must be a list (one entry per token)");
+// `*shared`: some KVTensor object appears more than once in the list.
+//
+// Lists and tuples (what callers build) are read through CPython's own
+// accessors, 2 x layers x tokens objects per call; other sequences take the
+// generic path.
+class Parser {
+ public:
+  Parser(std::vector<KVTensor*>* objects, bool* shared) : objects_(objects), shared_(shared) {
+    static uint64_t parses = 0;  // under the GIL
+    mark_ = ++parses;
   }
-  size_t n = static_cast<size_t>(nb::len(list));
-  std::vector<LayerKV> kv(n);
-  for (size_t i = 0; i < n; ++i) {
-    nb::object layers = list[i];
-    size_t nl = static_cast<size_t>(nb::len(layers));
-    kv[i].resize(nl);
-    for (size_t j = 0; j < nl; ++j) {
-      nb::object pair = layers[j];
-      if (nb::len(pair) != 2) {
-        throw nb::value_error("each kv_cache_list[i][j] must be a (K, V) pair of KVTensor");
-      }
-      KVTensor* k = nullptr;
-      KVTensor* v = nullptr;
-      if (!nb::try_cast<KVTensor*>(pair[0], k) || !nb::try_cast<KVTensor*>(pair[1], v) ||
-          k == nullptr || v == nullptr) {
-        throw nb::type_error("each kv_cache_list[i][j] must be a (K, V) pair of KVTensor");
-      }
-      kv[i][j] = {KVTensor{k->data, k->length, nullptr}, KVTensor{v->data, v->length, nullptr}};
-      if (objects && k->owner) kv[i][j].first = KVTensor{};
-      if (objects && v->owner) kv[i][j].second = KVTensor{};
-      if (objects) {
-        objects->push_back(k);
-        objects->push_back(v);
+
+  std::vector<LayerKV> Parse(nb::handle list) {
+    if (!PySequence_Check(list.ptr())) {
+      throw nb::type_error("kv_cache_list must be a list (one entry per token)");
+    }
+    const size_t n = static_cast<size_t>(nb::len(list));
+    std::vector<LayerKV> kv(n);
+    const bool fast = PyList_Check(list.ptr());
+    for (size_t i = 0; i < n; ++i) {
+      nb::object layers = fast ? nb::borrow(PyList_GET_ITEM(list.ptr(), i)) : list[i];
+      if (PyList_Check(layers.ptr())) {
+        const size_t nl = static_cast<size_t>(PyList_GET_SIZE(layers.ptr()));
+        kv[i].resize(nl);
+        for (size_t j = 0; j < nl; ++j) Pair(nb::handle(PyList_GET_ITEM(layers.ptr(), j)), &kv[i][j]);
+      } else {
+        const size_t nl = static_cast<size_t>(nb::len(layers));
+        kv[i].resize(nl);
+        for (size_t j = 0; j < nl; ++j) Pair(layers[j], &kv[i][j]);
       }
     }
+    return kv;
   }
-  return kv;
+
+ private:
+  [[noreturn]] static void NotAPair() {
+    throw nb::type_error("each kv_cache_list[i][j] must be a (K, V) pair of KVTensor");
+  }
+
+  KVTensor* Tensor(nb::handle h) {
+    KVTensor* t = nullptr;
+    if (!nb::try_cast<KVTensor*>(h, t) || t == nullptr) NotAPair();
+    return t;
+  }
+
+  void Pair(nb::handle pair, std::pair<KVTensor, KVTensor>* out) {
+    KVTensor* k;
+    KVTensor* v;
+    if (PyTuple_Check(pair.ptr()) && PyTuple_GET_SIZE(pair.ptr()) == 2) {
+      k = Tensor(PyTuple_GET_ITEM(pair.ptr(), 0));
+      v = Tensor(PyTuple_GET_ITEM(pair.ptr(), 1));
+    } else {
+      if (!PySequence_Check(pair.ptr()) || nb::len(pair) != 2) {
+        throw nb::value_error("each kv_cache_list[i][j] must be a (K, V) pair of KVTensor");
+      }
+      k = Tensor(pair[0]);
+      v = Tensor(pair[1]);
+    }
+    *out = {KVTensor{k->data, k->length, nullptr}, KVTensor{v->data, v->length, nullptr}};
+    if (objects_ == nullptr) return;
+    if (k->owner) out->first = KVTensor{};
+    if (v->owner) out->second = KVTensor{};
+    for (KVTensor* t : {k, v}) {
+      if (t->seen == mark_) *shared_ = true;
+      t->seen = mark_;
+      objects_->push_back(t);
+    }
+  }
+
+  std::vector<KVTensor*>* objects_;
+  bool* shared_;
+  uint64_t mark_;
+};
+
+std::vector<LayerKV> Parse(nb::handle list, std::vector<KVTensor*>* objects = nullptr,
+                           bool* shared = nullptr) {
+  bool ignored = false;
+  return Parser(objects, shared ? shared : &ignored).Parse(list);
 }
 
 std::vector<Token> Tokens(nb::handle seq) {
@@ -124,7 +171,8 @@ class PyKVCache {
   size_t Query(nb::handle prefix, nb::handle tokens, nb::handle kv_list) {
     std::vector<Token> p = Tokens(prefix), t = Tokens(tokens);
     std::vector<KVTensor*> objects;
-    std::vector<LayerKV> kv = Parse(kv_list, &objects);
+    bool shared = false;
+    std::vector<LayerKV> kv = Parse(kv_list, &objects, &shared);
     std::shared_ptr<KVCache> cache = Open();
     vineyard::Result<size_t> r = size_t{0};
     {
@@ -132,12 +180,14 @@ class PyKVCache {
       r = cache->Query(p, t, kv);
     }
     size_t matched = Unwrap(std::move(r));
-    // Tensors handed back without a copy: a new (K, V) in a list of layers (as
-    // vineyard does), else the KVTensor objects themselves take the address.
+    // Tensors handed back without a copy: the caller's KVTensor objects take
+    // the address (no object made per tensor). Where one object stands in
+    // more than one place (e.g. `[(k, v)] * layers`), a list of layers gets a
+    // new (K, V) per place instead, as vineyard does.
     size_t at = 0;
     for (size_t i = 0; i < kv.size() && i < matched; ++i) {
-      nb::object layers = nb::borrow(kv_list)[i];
-      bool is_list = PyList_Check(layers.ptr());
+      nb::object layers = shared ? nb::borrow(kv_list)[i] : nb::object();
+      bool is_list = shared && PyList_Check(layers.ptr());
       for (size_t j = 0; j < kv[i].size(); ++j, at += 2) {
         KVTensor& k = kv[i][j].first;
         KVTensor& v = kv[i][j].second;
@@ -148,8 +198,8 @@ class PyKVCache {
           PyList_SetItem(layers.ptr(), static_cast<Py_ssize_t>(j),
                          nb::make_tuple(nk, nv).release().ptr());
         } else {
-          *objects[at] = k;
-          *objects[at + 1] = v;
+          *objects[at] = std::move(k);
+          *objects[at + 1] = std::move(v);
         }
       }
     }

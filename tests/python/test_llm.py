@@ -154,6 +154,38 @@ def test_one_process_updates_another_queries_identical_bytes(server):
     assert seen.stdout.strip() == str(len(tokens))
 
 
+def test_a_zero_copy_query_fills_the_callers_tensors_or_new_ones_where_shared(server):
+    cache = memory_cache(server, "inplace")
+    tokens = list(range(500, 508))
+    arrays, kv = tensors_for(tokens)
+    assert cache.update(None, tokens, kv) == 8
+
+    # Distinct objects take the addresses themselves: no object made per tensor.
+    kv = empty_list(len(tokens))
+    first = kv[3][1][0]
+    pairs = [list(row) for row in kv]
+    assert cache.query(None, tokens, kv) == 8
+    check_zero_copy(tokens, kv, 8)
+    assert kv[3][1][0] is first and first.cached
+    assert all(kv[i][j] is pairs[i][j] for i in range(8) for j in range(LAYER))
+    with pytest.raises(TypeError):
+        memoryview(first).cast("B")[0] = 1  # the cache's memory is read-only
+    # A tuple of tuples (not lists) is filled the same way.
+    frozen = tuple(tuple((KVTensor(0, 0), KVTensor(0, 0)) for _ in range(LAYER))
+                   for _ in tokens)
+    assert cache.query(None, tokens, frozen) == 8
+    check_zero_copy(tokens, frozen, 8)
+
+    # One (K, V) standing in many places ([(k, v)] * layers, in every token's
+    # list): each place gets its own new (K, V), so no place reads another's.
+    row = [(KVTensor(0, 0), KVTensor(0, 0))] * LAYER
+    shared = [list(row) for _ in tokens]
+    assert cache.query(None, tokens, shared) == 8
+    check_zero_copy(tokens, shared, 8)
+    assert not row[0][0].cached  # the shared objects themselves are left alone
+    cache.close()
+
+
 def test_threads_of_one_process_share_a_cache(server):
     import threading
 
