@@ -14,11 +14,12 @@ namespace {
 constexpr char kBlockType[] = "vineyard::llm::Block";
 constexpr char kBlocksType[] = "vineyard::llm::Blocks";
 
-// Maps a fresh blob's pages in one call rather than one fault per page. A
-// read populate maps up to 16 pages per fault, and leaves shared memory
-// writable: on pages the server already holds (--reserve_memory, or reused)
-// it costs half of MADV_POPULATE_WRITE; on holes, about the same.
-void Prefault(uint8_t* data, size_t size) {
+// Maps a blob's pages in one call rather than one fault per page, for the
+// writer of a new block and a reader's first read alike. A read populate maps
+// up to 16 pages per fault, and leaves shared memory writable: on pages the
+// server already holds (--reserve_memory, or reused) it costs half of
+// MADV_POPULATE_WRITE; on holes, about the same.
+void Prefault(const uint8_t* data, size_t size) {
   uintptr_t begin = reinterpret_cast<uintptr_t>(data) & ~uintptr_t{4095};
   uintptr_t end = reinterpret_cast<uintptr_t>(data) + size;
   (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
@@ -160,9 +161,7 @@ void MemoryStore::MapOnce(const Blob& blob) {
     if (mapped_.size() > (1u << 20)) mapped_.clear();  // bounded: a few MiB at most
     if (!mapped_.insert(blob.id()).second) return;
   }
-  uintptr_t begin = reinterpret_cast<uintptr_t>(blob.data()) & ~uintptr_t{4095};
-  uintptr_t end = reinterpret_cast<uintptr_t>(blob.data()) + blob.size();
-  (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+  Prefault(blob.data(), blob.size());
 }
 
 size_t MemoryStore::CollectOrphans(int64_t min_age) {

@@ -58,7 +58,7 @@ PyType_Slot kKVTensorSlots[] = {
 // Python KVTensors in the same order (K, V of each layer). For a query
 // (`objects` given), a KVTensor still pointing into the cache from an earlier
 // query is asked for again without a copy: its memory is read-only.
-// `*shared`: some KVTensor object appears more than once in the list.
+// `*shared` (with `objects`): some KVTensor object appears more than once.
 //
 // Lists and tuples (what callers build) are read through CPython's own
 // accessors, 2 x layers x tokens objects per call; other sequences take the
@@ -132,12 +132,6 @@ class Parser {
   uint64_t mark_;
 };
 
-std::vector<LayerKV> Parse(nb::handle list, std::vector<KVTensor*>* objects = nullptr,
-                           bool* shared = nullptr) {
-  bool ignored = false;
-  return Parser(objects, shared ? shared : &ignored).Parse(list);
-}
-
 std::vector<Token> Tokens(nb::handle seq) {
   std::vector<Token> out;
   if (seq.is_none()) return out;
@@ -158,7 +152,7 @@ class PyKVCache {
 
   size_t Update(nb::handle prefix, nb::handle tokens, nb::handle kv_list) {
     std::vector<Token> p = Tokens(prefix), t = Tokens(tokens);
-    std::vector<LayerKV> kv = Parse(kv_list, nullptr);
+    std::vector<LayerKV> kv = Parser(nullptr, nullptr).Parse(kv_list);
     std::shared_ptr<KVCache> cache = Open();  // alive even if closed meanwhile
     vineyard::Result<size_t> r = size_t{0};
     {
@@ -172,7 +166,7 @@ class PyKVCache {
     std::vector<Token> p = Tokens(prefix), t = Tokens(tokens);
     std::vector<KVTensor*> objects;
     bool shared = false;
-    std::vector<LayerKV> kv = Parse(kv_list, &objects, &shared);
+    std::vector<LayerKV> kv = Parser(&objects, &shared).Parse(kv_list);
     std::shared_ptr<KVCache> cache = Open();
     vineyard::Result<size_t> r = size_t{0};
     {

@@ -557,7 +557,7 @@ json MetaService::Expand(const Snapshot& snapshot, ObjectID root,
     }
     const auto& [name, member] = f.node->members[f.next++];
     const Node& child = snapshot.at(member);
-    json& slot = (*f.target)[*name];
+    json& slot = (*f.target)[name->text];
     if (seen != nullptr && child.fields && !seen->insert(member).second) {
       slot = json{{kSharedMemberRef, ObjectIDToString(member)}};  // sent in full before
       continue;
@@ -601,7 +601,6 @@ Status MetaService::GetText(const std::vector<ObjectID>& ids, std::string* out,
   SnapshotLocked(ids, &snapshot);
   lock.unlock();
 
-  auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
   auto is_blob = [](const Node& node) {
     return !node.fields || node.remote_blob || node.fields->type_name() == kBlobTypename;
   };
@@ -654,7 +653,7 @@ Status MetaService::GetText(const std::vector<ObjectID>& ids, std::string* out,
       }
       const auto& [name, member] = f.node->members[f.next++];
       const Node& child = snapshot.at(member);
-      *out += ',' + dump(json(*name)) + ':';
+      *out += ',' + name->quoted + ':';
       if (child.fields && !seen.insert(member).second) {
         *out += "{\"" + std::string(kSharedMemberRef) + "\":\"" + ObjectIDToString(member) +
                 "\"}";  // sent in full before
@@ -936,7 +935,7 @@ void MetaService::EncodeLocked(const std::vector<ObjectID>& ids, KeyValues* out)
     o.global = rec.global;
     o.timestamp = rec.timestamp;
     for (const auto& [name, member] : rec.members) {
-      cluster::MemberRef m{*name, member, kBlobTypename, instance_id_, 0};
+      cluster::MemberRef m{name->text, member, kBlobTypename, instance_id_, 0};
       auto mit = objects_.find(member);
       if (mit != objects_.end()) {
         const std::string& tn = mit->second.fields->type_name();

@@ -61,10 +61,10 @@ class Pool {
 };
 
 const std::string& FieldsKey(const RecordFields& f) { return f.text(); }
-const std::string& NameKey(const std::string& s) { return s; }
+const std::string& NameKey(const MemberName& n) { return n.text; }
 
 using FieldsPool = Pool<RecordFields, FieldsKey>;
-using NamePool = Pool<std::string, NameKey>;
+using NamePool = Pool<MemberName, NameKey>;
 
 }  // namespace
 
@@ -87,8 +87,12 @@ json RecordFields::ToJson() const { return json::parse(text_); }
 
 size_t RecordFields::InternedCount() { return FieldsPool::Get().size(); }
 
-std::shared_ptr<const std::string> InternName(std::string_view name) {
-  return NamePool::Get().Intern(name, [&]() { return new std::string(name); });
+std::shared_ptr<const MemberName> InternName(std::string_view name) {
+  return NamePool::Get().Intern(name, [&]() {
+    std::string text(name);
+    std::string quoted = json(text).dump(-1, ' ', false, json::error_handler_t::replace);
+    return new MemberName{std::move(text), std::move(quoted)};
+  });
 }
 
 Members& Members::operator=(const Members& other) {

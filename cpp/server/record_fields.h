@@ -6,7 +6,7 @@
 // record pays for one string instead of a map node, a key and a value per field.
 //
 // Both the fields and member names are interned: records whose fields are
-// equal share one RecordFields, and equal member names one string. A store of
+// equal share one RecordFields, and equal member names one MemberName. A store of
 // many chunks of one shape and type (batches of a table, tensors of one size)
 // keeps them once. The last holder to let go erases the entry.
 //
@@ -54,12 +54,19 @@ class RecordFields {
   std::string type_name_;
 };
 
-/// `name` interned: equal names share one string while any holder keeps it.
-std::shared_ptr<const std::string> InternName(std::string_view name);
+/// A member's name, and the same as a JSON string (quoted and escaped, as a
+/// reply writes it: made once per distinct name, not per reply).
+struct MemberName {
+  std::string text;
+  std::string quoted;
+};
+
+/// `name` interned: equal names share one MemberName while any holder keeps it.
+std::shared_ptr<const MemberName> InternName(std::string_view name);
 
 /// One member of an object: its name in the object, and its id.
 struct Member {
-  std::shared_ptr<const std::string> name;
+  std::shared_ptr<const MemberName> name;
   ObjectID id = 0;
 };
 

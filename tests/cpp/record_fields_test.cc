@@ -68,7 +68,7 @@ TEST(RecordFieldsTest, ManyThreadsMakingAndDroppingTheSameFields) {
         auto f = RecordFields::Of(TensorFields(i % 8));
         if (f->text() != TensorFields(i % 8).dump()) mismatches++;
         auto name = InternName("member_" + std::to_string((i + t) % 5));
-        if (*name != "member_" + std::to_string((i + t) % 5)) mismatches++;
+        if (name->text != "member_" + std::to_string((i + t) % 5)) mismatches++;
         if (i % 3 == 0) held.push_back(std::move(f));
         if (held.size() > 16) held.erase(held.begin(), held.begin() + 8);
       }
@@ -86,7 +86,7 @@ TEST(MembersTest, KeepsOrderSharesNamesAndCopies) {
   for (int i = 0; i < 1000; ++i) m.emplace_back("column_" + std::to_string(i % 10), i);
   ASSERT_EQ(m.size(), 1000u);
   for (size_t i = 0; i < m.size(); ++i) {
-    EXPECT_EQ(*m[i].name, "column_" + std::to_string(i % 10));
+    EXPECT_EQ(m[i].name->text, "column_" + std::to_string(i % 10));
     EXPECT_EQ(m[i].id, static_cast<ObjectID>(i));
   }
   EXPECT_EQ(m[3].name.get(), m[13].name.get());  // one string per distinct name
@@ -105,7 +105,7 @@ TEST(MembersTest, KeepsOrderSharesNamesAndCopies) {
   reserved.emplace_back("a", 1);
   reserved.emplace_back("b", 2);
   int seen = 0;
-  for (const auto& [name, id] : reserved) seen += static_cast<int>(id) * (*name == "a" ? 1 : 10);
+  for (const auto& [name, id] : reserved) seen += static_cast<int>(id) * (name->text == "a" ? 1 : 10);
   EXPECT_EQ(seen, 21);
   copy = reserved;  // assigning into a moved-from list
   EXPECT_EQ(copy.size(), 2u);
