@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "client/client_core.h"
+#include "common/pages.h"
 #include "common/protocol.h"
 
 namespace vineyard {
@@ -120,10 +121,18 @@ BlobWriter::~BlobWriter() {
   }
 }
 
-void ParallelMemcpy(void* dst, const void* src, size_t n, int threads) {
+namespace {
+
+// Copies with up to `threads` threads; with `populate`, each thread first maps
+// its part of `dst` (shared memory) in one call, not one page fault per page.
+void CopyInParts(void* dst, const void* src, size_t n, int threads, bool populate) {
   constexpr size_t kMinChunk = 4ULL << 20;  // below this, threads cost more than they give
+  auto copy = [populate](void* to, const void* from, size_t len) {
+    if (populate) PopulatePages(to, len, false);
+    memcpy(to, from, len);
+  };
   if (n < 2 * kMinChunk) {
-    memcpy(dst, src, n);
+    copy(dst, src, n);
     return;
   }
   if (threads <= 0) {
@@ -135,22 +144,32 @@ void ParallelMemcpy(void* dst, const void* src, size_t n, int threads) {
   size_t useful = std::max<size_t>(1, n / kMinChunk);
   threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), useful));
   if (threads <= 1) {
-    memcpy(dst, src, n);
+    copy(dst, src, n);
     return;
   }
   size_t chunk = (n + threads - 1) / threads;
-  chunk = (chunk + 63) & ~size_t{63};
+  chunk = (chunk + 4095) & ~size_t{4095};
   std::vector<std::thread> workers;
   for (int i = 1; i < threads; ++i) {
     size_t begin = chunk * i;
     if (begin >= n) break;
     size_t len = std::min(chunk, n - begin);
     workers.emplace_back([=] {
-      memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin, len);
+      copy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin, len);
     });
   }
-  memcpy(dst, src, std::min(chunk, n));
+  copy(dst, src, std::min(chunk, n));
   for (auto& w : workers) w.join();
+}
+
+// A copy into a blob this big maps its pages first: a fresh client's mapping
+// would otherwise take one fault per page.
+constexpr size_t kPopulateAtLeast = 1ULL << 20;
+
+}  // namespace
+
+void ParallelMemcpy(void* dst, const void* src, size_t n, int threads) {
+  CopyInParts(dst, src, n, threads, false);
 }
 
 Status BlobWriter::Copy(size_t offset, const void* src, size_t n, int concurrency) {
@@ -160,7 +179,7 @@ Status BlobWriter::Copy(size_t offset, const void* src, size_t n, int concurrenc
     return Status::Invalid("copy of ", n, " bytes at offset ", offset, " overflows blob ",
                            ObjectIDToString(id_), " of ", size_, " bytes");
   }
-  if (n > 0) ParallelMemcpy(data_ + offset, src, n, concurrency);
+  if (n > 0) CopyInParts(data_ + offset, src, n, concurrency, n >= kPopulateAtLeast);
   return Status::OK();
 }
 

@@ -1,29 +1,18 @@
 #include "llm/memory_store.h"
 
-#include <sys/mman.h>
-
 #include <ctime>
 
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
 
+#include "common/pages.h"
+
 namespace vineyard::llm {
 
 namespace {
 constexpr char kBlockType[] = "vineyard::llm::Block";
 constexpr char kBlocksType[] = "vineyard::llm::Blocks";
-
-// Maps a blob's pages in one call rather than one fault per page, for the
-// writer of a new block and a reader's first read alike. A read populate maps
-// up to 16 pages per fault, and leaves shared memory writable: on pages the
-// server already holds (--reserve_memory, or reused) it costs half of
-// MADV_POPULATE_WRITE; on holes, about the same.
-void Prefault(const uint8_t* data, size_t size) {
-  uintptr_t begin = reinterpret_cast<uintptr_t>(data) & ~uintptr_t{4095};
-  uintptr_t end = reinterpret_cast<uintptr_t>(data) + size;
-  (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
-}
 
 std::vector<BlockKey> Keys(const std::vector<BlockSpec>& blocks) {
   std::vector<BlockKey> keys;
@@ -161,7 +150,7 @@ void MemoryStore::MapOnce(const Blob& blob) {
     if (mapped_.size() > (1u << 20)) mapped_.clear();  // bounded: a few MiB at most
     if (!mapped_.insert(blob.id()).second) return;
   }
-  Prefault(blob.data(), blob.size());
+  PopulatePages(blob.data(), blob.size(), false);  // a reader's first read: one call
 }
 
 size_t MemoryStore::CollectOrphans(int64_t min_age) {
@@ -316,7 +305,7 @@ Result<size_t> MemoryStore::Put(const std::vector<BlockSpec>& blocks, const Gath
   for (size_t k = 0; k < writers.size(); ++k) {
     const BlockSpec& spec = blocks[todo[k]];
     uint8_t* dst = writers[k]->data();
-    Prefault(dst, writers[k]->size());
+    PopulatePages(dst, writers[k]->size(), false);  // a new block: one call, not a fault per page
     std::vector<Piece> pieces;
     gather(todo[k], &pieces);
     uint8_t* at = dst;

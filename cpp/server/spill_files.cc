@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -12,6 +11,8 @@
 #include <cstring>
 
 #include <spdlog/spdlog.h>
+
+#include "common/pages.h"
 
 namespace vineyard {
 
@@ -44,15 +45,6 @@ class Hasher {
  private:
   XXH3_state_t* state_;
 };
-
-// Backs [p, p + n) of a shared mapping with writable pages in one call, so that
-// a read into it does not take a page fault per page (best effort).
-void Prefault(uint8_t* p, uint64_t n) {
-  const uintptr_t page = 4096;
-  uintptr_t start = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
-  uintptr_t end = reinterpret_cast<uintptr_t>(p) + n;
-  (void)::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE);
-}
 
 uint64_t AlignUp(uint64_t n) {
   return (n + SpillFiles::kAlign - 1) / SpillFiles::kAlign * SpillFiles::kAlign;
@@ -177,7 +169,7 @@ Status SpillFiles::Read(ObjectID id, const Extent& e, uint8_t* out) const {
   uint64_t hashed = 0;
   Hasher hash;
   while (got < e.size) {
-    if (got == hashed) Prefault(out + got, std::min(kChunk, e.size - got));
+    if (got == hashed) PopulatePages(out + got, std::min(kChunk, e.size - got), true);
     const uint64_t want = std::min(kChunk - (got - hashed), e.size - got);
     ssize_t n = ::pread(fd, out + got, want, static_cast<off_t>(e.offset + got));
     if (n < 0 && errno == EINTR) continue;

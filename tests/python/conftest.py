@@ -32,9 +32,9 @@ class Server:
     """One vineyardd process on its own socket in its own temporary directory; with
     ``rpc=True`` also on a free TCP port (``self.port``)."""
 
-    def __init__(self, *args, rpc=False, size=SIZE):
+    def __init__(self, *args, rpc=False, size=SIZE, socket=None):
         self.workdir = tempfile.mkdtemp(prefix="vy-py-")
-        self.socket = os.path.join(self.workdir, "vineyard.sock")
+        self.socket = socket or os.path.join(self.workdir, "vineyard.sock")
         self.log_path = os.path.join(self.workdir, "vineyardd.log")
         net = ["--rpc_socket_port=0"] if rpc else ["--norpc"]
         with open(self.log_path, "wb") as log:

@@ -1,6 +1,8 @@
 """vineyard.io.read/write/open against real files, worker processes and a real vineyardd:
 results equal what pyarrow reads directly; bad input gets errors that say what to do."""
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -198,3 +200,31 @@ def test_what_a_hook_prints_does_not_confuse_its_worker(server, files):
     got = vineyard.io.read(files["parquet"], vineyard_ipc_socket=server.socket,
                            accumulate=True, chunk_hook=noisy)
     pd.testing.assert_frame_equal(got, direct(files["parquet"]))
+
+
+def test_kept_connections_follow_a_restarted_server_and_hold_no_memory(files):
+    """Workers and the reading process keep their connections between reads; a server
+    restarted on the same socket is reconnected to by the same workers, and after a read
+    the server holds no chunk memory for those kept sessions."""
+    where = tempfile.mkdtemp(prefix="vy-io-")
+    sock, second = os.path.join(where, "vineyard.sock"), None
+    first = Server(size="256Mi", socket=sock)
+    expected = direct(files["parquet"])
+    try:
+        got, job = _read_with_handlers(files["parquet"], sock, accumulate=True, num_workers=2)
+        job.join(30)
+        pd.testing.assert_frame_equal(got, expected)
+        assert vineyard.connect(sock).status.memory_usage == 0
+        first.stop()
+        second = Server(size="256Mi", socket=sock)
+        again, rejob = _read_with_handlers(files["parquet"], sock, accumulate=True,
+                                           num_workers=2)
+        rejob.join(30)
+        pd.testing.assert_frame_equal(again, expected)
+        assert sorted(rejob.pids) == sorted(job.pids)  # reconnected, not replaced
+        assert vineyard.connect(sock).status.memory_usage == 0
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        shutil.rmtree(where, ignore_errors=True)

@@ -215,6 +215,34 @@ def _socket(kwargs: Dict[str, Any]) -> str:
     return sock
 
 
+_clients: Dict[str, Any] = {}
+_clients_lock = threading.Lock()
+_clients_pid = os.getpid()
+
+
+def _client(socket: str) -> Any:
+    """This process's connection to ``socket`` for reading what workers made, kept between
+    reads: its mapping of the server's memory stays, so a read does not fault the pages of
+    every chunk in again. A connection inherited across fork, or to a server that went away,
+    is replaced."""
+    import vineyard
+
+    global _clients_pid
+    with _clients_lock:
+        if _clients_pid != os.getpid():
+            _clients.clear()  # the parent's sessions: not ours to use
+            _clients_pid = os.getpid()
+        client = _clients.get(socket)
+        if client is not None:
+            try:
+                client.status  # one round trip
+                return client
+            except Exception:  # noqa: BLE001
+                client.close()
+        client = _clients[socket] = vineyard.connect(socket)
+        return client
+
+
 def _hook_blob(chunk_hook: Optional[Callable]) -> Optional[str]:
     if chunk_hook is None:
         return None
@@ -278,7 +306,7 @@ def _read_files(path: str, vineyard_ipc_socket: str, *args: Any, handlers: Optio
     except BaseException:
         job.dispose()
         raise
-    client = vineyard.connect(vineyard_ipc_socket)
+    client = _client(vineyard_ipc_socket)
     stream_id = ids[0] if num_workers == 1 else make_parallel_stream(
         client, [_C.ObjectID(i) for i in ids])
     stream = client.get(_C.ObjectID(stream_id) if isinstance(stream_id, str) else stream_id)
@@ -287,6 +315,8 @@ def _read_files(path: str, vineyard_ipc_socket: str, *args: Any, handlers: Optio
     try:
         value = _accumulate(client, stream)
     finally:
+        del stream
+        client._c.flush_releases()  # the chunks' blobs: the session stays, their memory goes
         if handlers is None:
             job.join()
     return value

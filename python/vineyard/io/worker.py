@@ -144,10 +144,15 @@ def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
 
         start = line_start(body_start + (size - body_start) * index // workers)
         end = line_start(body_start + (size - body_start) * (index + 1) // workers)
-        f.seek(start)
-        data = f.read(end - start) if end > start else b""
-    if not data:
-        return
+        if end <= start:
+            return
+        if fs is None:  # mapped, not copied: pyarrow parses the page cache in place
+            mapped = pa.memory_map(path)
+            mapped.seek(start)
+            data = mapped.read_buffer(end - start)
+        else:
+            f.seek(start)
+            data = f.read(end - start)
 
     def first_line() -> int:  # of this range (only on errors: it reads what comes before)
         line = 1 + (1 if header else 0)
@@ -196,8 +201,12 @@ def _parquet_batches(fs: Any, path: str, index: int, workers: int, options: Dict
         mine = list(_share(pf.num_row_groups, index, workers))
         if not mine:
             return
-        for batch in pf.iter_batches(row_groups=mine, batch_size=options.get("batch_size", 1 << 20),
-                                     use_threads=True):
+        if "batch_size" in options:
+            batches = pf.iter_batches(row_groups=mine, batch_size=options["batch_size"],
+                                      use_threads=True)
+        else:  # a row group at a time: no re-slicing into batches of another size
+            batches = (b for i in mine for b in pf.read_row_group(i, use_threads=True).to_batches())
+        for batch in batches:
             progress.add(batch.nbytes, batch.num_rows)
             yield batch
 
@@ -319,25 +328,43 @@ def _table_writer(fmt: str, sink: Any, schema: Any, path: str) -> Any:
                      "or .orc (or pass write_options={'format': ...})")
 
 
-def run_job(job: Dict[str, Any]) -> int:
-    """Runs one job; 0 when it succeeded, 1 after reporting its error."""
+_kept: Dict[str, Any] = {}  # a serving worker's connection, by socket, kept between jobs
+
+
+def run_job(job: Dict[str, Any], keep: bool = False) -> int:
+    """Runs one job; 0 when it succeeded, 1 after reporting its error. With ``keep`` (a
+    serving worker), the connection outlives a job that succeeds, and with it the mapping
+    of the server's memory: the next job's chunks land in pages this process has mapped.
+    A job that fails closes it, so that the server lets go of every stream it held."""
     import vineyard
 
-    client = None
+    client = _kept.pop(job.get("socket"), None) if keep else None
+    if client is not None:
+        try:
+            client.status  # one round trip: drops a connection to a server that went away
+        except Exception:  # noqa: BLE001
+            client.close()
+            client = None
+    ok = False
     try:
         hook = None
         if job.get("chunk_hook"):
             import cloudpickle
 
             hook = cloudpickle.loads(base64.b64decode(job["chunk_hook"]))
-        client = vineyard.connect(job["socket"])
+        if client is None:
+            client = vineyard.connect(job["socket"])
         (run_read if job["mode"] == "r" else run_write)(job, client, hook)
+        ok = True
     except BaseException as e:  # noqa: BLE001 - reported to the caller
         report("error", content=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
         return 1
     finally:
         if client is not None:
-            client.close()
+            if ok and keep:
+                _kept[job["socket"]] = client
+            else:
+                client.close()
     return 0
 
 
@@ -366,7 +393,7 @@ def serve(idle_timeout: float) -> int:
             report("error", content=f"not a job: {e}")
             report("done", code=1)
             continue
-        report("done", code=run_job(job))
+        report("done", code=run_job(job, keep=True))
 
 
 def main(argv: list) -> int:
