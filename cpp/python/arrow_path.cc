@@ -26,6 +26,7 @@
 #include "client/blob.h"
 #include "client/client.h"
 #include "python/bindings.h"
+#include "python/blob_arena.h"
 
 // The C data interface's ABI structures, as its specification defines them.
 #ifndef ARROW_C_DATA_INTERFACE
@@ -166,15 +167,23 @@ struct ArrayHolder {
   }
 };
 
-// The byte runs of one put and the tree nodes that name them.
+// The byte runs of one put and the tree nodes that name them: a run that
+// starts a blob of the session's BlobArena is that blob (sealed by the put),
+// any other is copied.
 class TreeMaker {
  public:
-  TreeMaker() {
+  explicit TreeMaker(BlobArena* arena) : arena_(arena) {
     ObjectMeta scratch;
     object_ = scratch.MetaData();
     scratch.AddMember("blob", *Blob::MakeEmpty());
     empty_blob_ = scratch.MetaData()["blob"];
   }
+  // Claims of a put that did not happen go back (sealed blobs are the object's).
+  ~TreeMaker() {
+    if (arena_ != nullptr) arena_->Unclaim(claimed_);
+  }
+  TreeMaker(const TreeMaker&) = delete;
+  TreeMaker& operator=(const TreeMaker&) = delete;
 
   json Object(const std::string& type_name) const {
     json node = object_;
@@ -185,6 +194,14 @@ class TreeMaker {
   // A blob member of `bytes` (the empty blob when there are none).
   json Run(const void* data, int64_t size) {
     if (data == nullptr || size <= 0) return empty_blob_;
+    if (arena_ != nullptr) {
+      if (BlobWriter* w = arena_->Claim(data, static_cast<size_t>(size))) {
+        claimed_.push_back(w);
+        ObjectMeta scratch;
+        scratch.AddMember("blob", *w);
+        return scratch.MetaData()["blob"];
+      }
+    }
     const size_t index = runs_.size();
     runs_.emplace_back(static_cast<const char*>(data), static_cast<size_t>(size));
     return json{{meta_key::kTypename, kBlobTypename},
@@ -200,8 +217,11 @@ class TreeMaker {
   }
 
   const std::vector<std::string_view>& runs() const { return runs_; }
+  const std::vector<BlobWriter*>& claimed() const { return claimed_; }
 
  private:
+  BlobArena* arena_;
+  std::vector<BlobWriter*> claimed_;
   json object_;
   json empty_blob_;
   std::vector<std::string_view> runs_;
@@ -299,7 +319,12 @@ nb::object PutArrow(Client& self, nb::handle stream_capsule, const std::string& 
   }
   if (as_batch && batches.size() != 1) return nb::none();
 
-  TreeMaker maker;
+  // A reference of the session's arena, if it has one, for the put.
+  std::unique_ptr<BlobArena, void (*)(BlobArena*)> arena(
+      BlobArena::Acquire(&self), [](BlobArena* a) {
+        if (a != nullptr) a->Release();
+      });
+  TreeMaker maker(arena.get());
   json schema_node = maker.Object("vineyard::SchemaProxy");
   schema_node["schema_binary_"] = schema_binary;
   schema_node[meta_key::kNBytes] = schema_nbytes;
@@ -357,8 +382,8 @@ nb::object PutArrow(Client& self, nb::handle stream_capsule, const std::string& 
   ObjectMeta meta = ObjectMeta::FromJSON(std::move(root));
   std::vector<ObjectID> made;
   const std::string label = name.value_or("");
-  ObjectID id =
-      Unwrap(NoGil([&] { return self.Put(meta, {}, persist, label, maker.runs(), &made); }));
+  ObjectID id = Unwrap(
+      NoGil([&] { return self.Put(meta, maker.claimed(), persist, label, maker.runs(), &made); }));
   nb::list members;
   for (ObjectID m : made) members.append(PyObjectID(m));
   return nb::make_tuple(PyObjectID(id), members);

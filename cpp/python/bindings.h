@@ -99,5 +99,7 @@ void BindRpcClient(nb::module_& m);
 /// put_ndarray / get_fast on IPCClient, encode_str_array (fast_path.cc).
 void BindFastPath(nb::module_& m, nb::class_<Client, ClientBase>& c);
 void BindArrowPath(nb::module_& m, nb::class_<Client, ClientBase>& c);
+/// IPCClient.blob_arena() and BlobArena (blob_arena.cc).
+void BindBlobArena(nb::module_& m, nb::class_<Client, ClientBase>& c);
 
 }  // namespace vineyard::py

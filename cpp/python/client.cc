@@ -471,6 +471,7 @@ void BindClient(nb::module_& m) {
   BindSpill(base);
   BindFastPath(m, c);
   BindArrowPath(m, c);
+  BindBlobArena(m, c);
   c.def("flush_releases", [](Client& self) { Check(self.FlushReleases()); }, Gil(),
         "Gives back blob references released locally but not yet sent.");
 }

@@ -149,6 +149,27 @@ Status BulkStore::Seal(ObjectID id, Owner owner) {
   return Status::OK();
 }
 
+Status BulkStore::Unseal(ObjectID id, Owner owner) {
+  if (IsEmptyBlob(id)) return Status::OK();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = blobs_.find(id);
+  // Adopted (owner gone) by a tree that then failed to be made, or still its.
+  if (it == blobs_.end() || it->second.deleted || !it->second.sealed ||
+      (it->second.owner != owner && it->second.owner != kNoOwner) || it->second.refs != 1 ||
+      it->second.holds != 0) {
+    return Status::Invalid("cannot unseal blob ", ObjectIDToString(id),
+                           ": it is not one this client just sealed");
+  }
+  Blob& b = it->second;
+  b.sealed = false;
+  b.refs = 0;
+  b.owner = owner;
+  Holdings& h = owners_[owner];
+  h.blobs.insert(id);
+  h.unsealed_bytes += ChargedLocked(b);
+  return Status::OK();
+}
+
 Result<Payload> BulkStore::Get(ObjectID id, bool unsafe, Owner caller) {
   if (IsEmptyBlob(id)) return PayloadOf(kEmptyBlobID, Blob{});
   std::unique_lock<std::mutex> lock(mu_);

@@ -81,6 +81,11 @@ class BulkStore {
   Result<Payload> Create(uint64_t size, Owner owner);
   /// Seals `owner`'s unsealed blob; the sealer takes one reference.
   Status Seal(ObjectID id, Owner owner);
+  /// Undoes Seal(id, owner) while nothing else has seen the blob (no other
+  /// reference; adopted at most by a tree that then failed to be made):
+  /// unsealed and `owner`'s again, its reference gone. For a request that
+  /// seals and then fails.
+  Status Unseal(ObjectID id, Owner owner);
   /// The payload of a blob, taking one reference. Unsealed blobs only if
   /// `unsafe` and `caller` created them.
   Result<Payload> Get(ObjectID id, bool unsafe, Owner caller);

@@ -471,6 +471,17 @@ Status Connection::Seal(ObjectID id) {
   return Status::OK();
 }
 
+Status Connection::Unseal(ObjectID id) {
+  if (IsEmptyBlob(id)) return Status::OK();
+  auto it = refs_.find(id);
+  if (it == refs_.end()) {
+    return Status::Invalid("cannot unseal blob ", ObjectIDToString(id), ": not sealed here");
+  }
+  VY_RETURN_NOT_OK(ctx_->store->Unseal(id, serial_));
+  if (--it->second == 0) refs_.erase(it);
+  return Status::OK();
+}
+
 Status Connection::Abort(ObjectID id) { return ctx_->store->Abort(id, serial_); }
 
 Result<std::vector<Payload>> Connection::GetPayloads(const std::vector<ObjectID>& ids,

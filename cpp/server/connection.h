@@ -91,6 +91,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t serial() const { return serial_; }
   /// Seals one of this client's blobs: it stops being unsealed and becomes a reference.
   Status Seal(ObjectID id);
+  /// Undoes Seal(id) of a blob nothing else has seen (a failed request's).
+  Status Unseal(ObjectID id);
   /// Drops one of this client's unsealed blobs.
   Status Abort(ObjectID id);
   /// Records a reference the store granted to this client. A client that never

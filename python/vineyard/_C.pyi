@@ -5,6 +5,8 @@ Native bindings of the vineyard C++ client (ids, metadata, blobs, IPC and RPC cl
 from collections.abc import Iterator, Mapping, Sequence
 from typing import overload
 
+from typing_extensions import CapsuleType
+
 
 class VineyardException(Exception):
     """
@@ -761,6 +763,11 @@ class IPCClient(ClientBase):
         Puts the batches of an Arrow C stream capsule (Table.__arrow_c_stream__()) as a vineyard::Table (or, `as_batch`, its one RecordBatch) in one whole-tree put: (id, [ids of the blobs and members made with it]), with `fields` (JSON text of an object) added to its root; None, with nothing made, when a column's type is not a numeric, bool, string or binary one.
         """
 
+    def blob_arena(self) -> BlobArena:
+        """
+        A BlobArena of this session (a put_arrow of this session claims its blobs).
+        """
+
     def flush_releases(self) -> None:
         """Gives back blob references released locally but not yet sent."""
 
@@ -783,6 +790,24 @@ def arrow_stream(meta: ObjectMeta, schema: object) -> object:
     """
     An Arrow C stream capsule over the batches of a got vineyard::Table or vineyard::RecordBatch (zero-copy), with `schema` (an 'arrow_schema' capsule, taken over); None when a column is not one it reads.
     """
+
+class BlobArena:
+    """
+    Shared memory for another allocator: each allocation an unsealed blob of this client. A put of a pyarrow Table or RecordBatch whose buffers start such blobs seals them into the object instead of copying (vineyard._arrow_pool makes an Arrow memory pool of it).
+    """
+
+    def capsule(self) -> CapsuleType:
+        """
+        The arena's functions for a module that does not link the client (a PyCapsule named 'vineyard.blob_arena'; it keeps the arena alive).
+        """
+
+    @property
+    def live(self) -> int:
+        """Allocations not yet freed (sealed into objects or not)."""
+
+    @property
+    def live_bytes(self) -> int:
+        """Their bytes."""
 
 class RemoteBlob(Blob):
     """

@@ -719,6 +719,21 @@ TEST_F(MetaTest, FailedPutLeavesNothingBehind) {
     EXPECT_STATUS(kObjectNotExists, client_->Put(meta, {w.get()}, true, "failed-name"));
     EXPECT_STATUS(kObjectNotExists, other_->GetName("failed-name"));
     EXPECT_EQ(CountObjects(*client_), objects_before);
+    // The blob is the client's again, unsealed, its bytes intact: a put without
+    // the bad member seals it.
+    ASSERT_TRUE(w->writable());
+    ObjectMeta retried;
+    retried.SetTypeName("test::Retried");
+    retried.AddMember("buffer_", *w);
+    ASSERT_OK_AND_ASSIGN(ObjectID rid, client_->Put(retried, {w.get()}));
+    {
+      ASSERT_OK_AND_ASSIGN(ObjectMeta got, other_->GetObject(rid));
+      ASSERT_OK_AND_ASSIGN(auto buf, got.GetBuffer(w->id()));
+      EXPECT_EQ(buf->data()[0], 7);
+      EXPECT_EQ(buf->data()[buf->size() - 1], 7);
+    }
+    ASSERT_OK(other_->FlushReleases());
+    ASSERT_OK(client_->Delete(rid, false, true));
   }
   {
     // Several blobs, and a tree without typename.

@@ -197,11 +197,20 @@ Status VyPut(Connection& conn, json& request, Reply* reply) {
   }
   r.tree = std::move(request["content"]);  // taken over, not copied: never re-run from here
   for (ObjectID id : r.release) conn.Release(id);
-  std::vector<ObjectID> sealed;
+  // Undone on failure: the blobs made here are deleted; the client's own
+  // blobs (r.seal) go back to being unsealed and its, as they were (it may
+  // still be using their memory).
+  std::vector<ObjectID> sealed, sealed_theirs;
   auto undo_seals = [&]() {
     for (ObjectID id : sealed) {
       conn.Release(id);
       (void)conn.ctx().store->Delete(id);
+    }
+    for (ObjectID id : sealed_theirs) {
+      if (!conn.Unseal(id).ok()) {
+        conn.Release(id);
+        (void)conn.ctx().store->Delete(id);
+      }
     }
   };
   std::vector<ObjectID> inline_blobs;
@@ -231,7 +240,7 @@ Status VyPut(Connection& conn, json& request, Reply* reply) {
       undo_seals();
       return st;
     }
-    sealed.push_back(id);
+    sealed_theirs.push_back(id);
   }
   std::vector<ObjectID> made;
   auto created = CreateSynced(conn, [&] {
@@ -248,12 +257,13 @@ Status VyPut(Connection& conn, json& request, Reply* reply) {
   if (r.persist || !r.name.empty()) st = conn.ctx().meta->Persist(created->id);
   if (st.ok() && !r.name.empty()) st = conn.ctx().meta->PutName(created->id, r.name);
   if (!st.ok()) {
+    // What this put made, and only that: members it referenced that existed
+    // before stay, and its blobs are undone below.
     DeleteRequest undo;
     undo.ids = {created->id};
-    undo.deep = true;
+    undo.deep = false;
     std::vector<ObjectID> unused;
     (void)conn.ctx().meta->Delete(undo, &unused);
-    undo.deep = false;
     for (auto it = made.rbegin(); it != made.rend(); ++it) {
       undo.ids = {*it};
       if (conn.ctx().meta->Exists(*it)) (void)conn.ctx().meta->Delete(undo, &unused);

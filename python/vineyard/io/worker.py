@@ -13,6 +13,7 @@ failure (the stream they write is then stopped as failed, so its reader never ha
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -223,6 +224,34 @@ def _orc_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
             yield batch
 
 
+_pools: Dict[int, Tuple[Any, Any, Any]] = {}  # id(client) -> (client, its arena, the pool)
+
+
+@contextlib.contextmanager
+def _decoding_into_blobs(client: Any) -> Iterator[None]:
+    """Makes Arrow's default memory pool, while a reader decodes, one whose large
+    allocations are blobs of ``client``'s session (vineyard._arrow_pool): the put of each
+    batch then seals them into the chunk instead of copying them. Without that module (no
+    pyarrow at build time, or another pyarrow now), batches are copied."""
+    try:
+        from .. import _arrow_pool
+    except ImportError:
+        yield
+        return
+    import pyarrow as pa
+
+    entry = _pools.get(id(client))
+    if entry is None or entry[0] is not client:
+        arena = client._c.blob_arena()
+        entry = _pools[id(client)] = (client, arena, _arrow_pool.MemoryPool(arena.capsule()))
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(entry[2].pool)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
 def run_read(job: Dict[str, Any], client: Any, hook: Optional[Callable]) -> None:
     from .byte import ByteStream
     from .recordbatch import RecordBatchStream
@@ -238,11 +267,12 @@ def run_read(job: Dict[str, Any], client: Any, hook: Optional[Callable]) -> None
         report("return", content=repr(stream.id))
         batches = {"csv": _csv_batches, "parquet": _parquet_batches,
                    "orc": _orc_batches}[fmt](fs, inner, index, workers, options, progress)
-        with stream.open_writer(client) as writer:
+        with stream.open_writer(client) as writer, _decoding_into_blobs(client):
             for batch in batches:
                 if hook is not None:
                     batch = hook(batch)
                 writer.write(batch)
+                del batch  # its blobs' references go with the next request
     else:
         stream = ByteStream.new(client, params)
         report("return", content=repr(stream.id))
@@ -361,9 +391,12 @@ def run_job(job: Dict[str, Any], keep: bool = False) -> int:
         return 1
     finally:
         if client is not None:
+            if ok:
+                client._c.flush_releases()  # the last chunk's blobs: not held by this worker
             if ok and keep:
                 _kept[job["socket"]] = client
             else:
+                _pools.pop(id(client), None)
                 client.close()
     return 0
 
