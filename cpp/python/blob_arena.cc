@@ -24,8 +24,8 @@ BlobArena* Self(void* arena) { return static_cast<BlobArena*>(arena); }
 
 }  // namespace
 
-BlobArena* BlobArena::Make(std::shared_ptr<Client> client) {
-  auto* arena = new BlobArena(std::move(client));
+BlobArena* BlobArena::Make(std::shared_ptr<Client> client, size_t max_bytes) {
+  auto* arena = new BlobArena(std::move(client), max_bytes);
   std::lock_guard<std::mutex> lock(registry_mu);
   Registry()[arena->client_.get()] = arena;  // the newest arena of a client is the one asked
   return arena;
@@ -46,7 +46,8 @@ BlobArena* BlobArena::Acquire(const Client* client) {
   return nullptr;
 }
 
-BlobArena::BlobArena(std::shared_ptr<Client> client) : client_(std::move(client)) {
+BlobArena::BlobArena(std::shared_ptr<Client> client, size_t max_bytes)
+    : client_(std::move(client)), max_bytes_(max_bytes) {
   api_.arena = this;
   api_.allocate = [](void* a, int64_t size) { return Self(a)->Allocate(size); };
   api_.reallocate = [](void* a, uint8_t* p, int64_t old_size, int64_t new_size) {
@@ -73,12 +74,19 @@ void BlobArena::Release() {
 
 uint8_t* BlobArena::Allocate(int64_t size) {
   if (size <= 0 || !client_->Connected()) return nullptr;
-  auto writer = client_->CreateBlob(static_cast<size_t>(size));
+  const auto n = static_cast<size_t>(size);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (max_bytes_ != 0 && live_bytes_ + reserved_ + n > max_bytes_) return nullptr;
+    reserved_ += n;
+  }
+  auto writer = client_->CreateBlob(n);
+  // A decoder writes it all, at once: map its pages in one call.
+  if (writer.ok()) PopulatePages((*writer)->data(), n, false);
+  std::lock_guard<std::mutex> lock(mu_);
+  reserved_ -= n;
   if (!writer.ok()) return nullptr;
   uint8_t* p = (*writer)->data();
-  // A decoder writes it all, at once: map its pages in one call.
-  PopulatePages(p, static_cast<size_t>(size), false);
-  std::lock_guard<std::mutex> lock(mu_);
   live_bytes_ += (*writer)->size();
   live_[p] = Entry{std::move(*writer), false};
   return p;
@@ -187,9 +195,12 @@ void BindBlobArena(nb::module_& m, nb::class_<Client, ClientBase>& c) {
                    "Their bytes.");
   c.def(
       "blob_arena",
-      [](std::shared_ptr<Client> self) { return new ArenaHandle(BlobArena::Make(self)); },
-      nb::rv_policy::take_ownership,
-      "A BlobArena of this session (a put_arrow of this session claims its blobs).");
+      [](std::shared_ptr<Client> self, size_t max_bytes) {
+        return new ArenaHandle(BlobArena::Make(self, max_bytes));
+      },
+      nb::arg("max_bytes") = 0, nb::rv_policy::take_ownership,
+      "A BlobArena of this session (a put_arrow of this session claims its blobs); "
+      "allocations past `max_bytes` held at once (0: no bound) are refused.");
 }
 
 }  // namespace vineyard::py

@@ -28,8 +28,10 @@ namespace vineyard::py {
 
 class BlobArena {
  public:
-  /// One reference, the caller's.
-  static BlobArena* Make(std::shared_ptr<Client> client);
+  /// One reference, the caller's. Allocations stop (return null) once they
+  /// would hold more than `max_bytes` (0: no bound), so that what a reader
+  /// decodes ahead never fills the server under a stream's own bound.
+  static BlobArena* Make(std::shared_ptr<Client> client, size_t max_bytes);
   /// The arena of `client` with a reference for the caller (put_arrow asks),
   /// or null when it has none.
   static BlobArena* Acquire(const Client* client);
@@ -55,7 +57,7 @@ class BlobArena {
   const BlobArenaApi* api() const { return &api_; }
 
  private:
-  explicit BlobArena(std::shared_ptr<Client> client);
+  BlobArena(std::shared_ptr<Client> client, size_t max_bytes);
   ~BlobArena();
 
   struct Entry {
@@ -64,10 +66,12 @@ class BlobArena {
   };
 
   std::shared_ptr<Client> client_;
+  const size_t max_bytes_;
   std::atomic<int64_t> refs_{1};
   mutable std::mutex mu_;
   std::unordered_map<const uint8_t*, Entry> live_;
   size_t live_bytes_ = 0;
+  size_t reserved_ = 0;  // asked of the server, not yet answered
   BlobArenaApi api_;
 };
 

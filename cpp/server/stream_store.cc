@@ -1,5 +1,9 @@
 #include "server/stream_store.h"
 
+#include <string>
+#include <unordered_set>
+#include <vector>
+
 #include <spdlog/spdlog.h>
 
 #include "server/bulk_store.h"
@@ -163,8 +167,43 @@ Result<std::optional<Payload>> StreamStore::GetNext(ObjectID id, uint64_t size,
   return result;
 }
 
-Status StreamStore::Push(ObjectID id, ObjectID chunk, Connection& conn) {
+uint64_t StreamStore::ChunkBytes(ObjectID chunk) {
+  if (IsBlob(chunk)) {
+    auto size = store_->Size(chunk);
+    return size.ok() ? *size : 0;
+  }
+  auto trees = meta_->Get({chunk});
+  if (!trees.ok()) return 0;
+  uint64_t bytes = 0;
+  std::unordered_set<std::string> seen;
+  std::vector<const json*> pending;
+  for (const auto& [key, tree] : trees->items()) pending.push_back(&tree);
+  while (!pending.empty()) {
+    const json* node = pending.back();
+    pending.pop_back();
+    auto type = node->find(meta_key::kTypename);
+    if (type != node->end() && type->is_string() && *type == kBlobTypename) {
+      auto id = node->find(meta_key::kId);
+      auto n = node->find(meta_key::kNBytes);
+      if (id != node->end() && id->is_string() && n != node->end() &&
+          n->is_number_unsigned() && seen.insert(id->get<std::string>()).second) {
+        bytes += n->get<uint64_t>();
+      }
+      continue;
+    }
+    for (const auto& [key, value] : node->items()) {
+      if (value.is_object()) pending.push_back(&value);
+    }
+  }
+  return bytes;
+}
+
+Result<bool> StreamStore::Push(ObjectID id, ObjectID chunk, Connection& conn) {
+  // Outside the stream's lock: it reads the metadata (the lock order allows
+  // either way; this keeps the stream's lock short).
+  const uint64_t bytes = ChunkBytes(chunk);
   Wakes wakes;
+  bool queued = false;
   {
     std::lock_guard<std::mutex> guard(mu_);
     VY_ASSIGN_OR_RETURN(Stream * s, FindLocked(id, "push to the stream"));
@@ -172,6 +211,12 @@ Status StreamStore::Push(ObjectID id, ObjectID chunk, Connection& conn) {
       return Status::StreamOpened("the stream ", ObjectIDToString(id),
                                   " is open for writing by another client");
     }
+    auto waiting = s->waiting_writer.lock();
+    if (waiting && waiting.get() != &conn) {
+      return Status::InvalidStreamState("a chunk of ", ObjectIDToString(id),
+                                        " is already being waited for");
+    }
+    s->waiting_writer.reset();
     if (s->failed) return Status::StreamFailed("the stream ", ObjectIDToString(id), " has failed");
     if (s->drained) {
       return Status::InvalidStreamState("the stream ", ObjectIDToString(id),
@@ -183,11 +228,23 @@ Status StreamStore::Push(ObjectID id, ObjectID chunk, Connection& conn) {
     }
     s->writer = conn.serial();
     VY_RETURN_NOT_OK(QueueWritingLocked(*s));
-    s->ready.push_back(Chunk{chunk, 0, false});
-    TakeWaiters(*s, &wakes);
+    if (AllocatableLocked(*s, bytes)) {
+      s->ready.push_back(Chunk{chunk, bytes, false});
+      s->in_flight += bytes;
+      in_flight_ += bytes;
+      queued = true;
+    } else {
+      // The reader will free a chunk: wait for it rather than fill the memory.
+      s->waiting_writer = conn.weak_from_this();
+      s->waiting_size = bytes;
+    }
+    if (!s->ready.empty()) {
+      if (auto r = s->waiting_reader.lock()) wakes.push_back(std::move(r));
+      s->waiting_reader.reset();
+    }
   }
   WakeAll(wakes);
-  return Status::OK();
+  return queued;
 }
 
 Result<std::optional<ObjectID>> StreamStore::Pull(ObjectID id, Connection& conn) {

@@ -13,9 +13,10 @@
 // keeps the waiting connection and resumes it when the stream moves, and its
 // request runs again. Waiting holds no thread.
 //
-// Memory: blobs handed to writers and not yet freed are "in flight"; a writer
-// may take a new one while all streams' bytes in flight stay within the bound
-// (--stream_threshold percent of --size). A stream with nothing in flight may
+// Memory: blobs handed to writers, and the local blobs of objects pushed, are
+// "in flight" until freed; a writer may take a new blob, or push an object,
+// while all streams' bytes in flight stay within the bound (--stream_threshold
+// percent of --size), and waits otherwise. A stream with nothing in flight may
 // always take one, so one stream never starves behind others.
 //
 // Ownership: a writer's current blob is its own (unsealed; it dies with the
@@ -63,7 +64,10 @@ class StreamStore {
   /// Returns nullopt when the writer must wait (it is resumed later).
   Result<std::optional<Payload>> GetNext(ObjectID id, uint64_t size, Connection& conn);
   /// Queues the existing object `chunk`.
-  Status Push(ObjectID id, ObjectID chunk, Connection& conn);
+  /// Returns false when the writer must wait: the chunk's blobs would take
+  /// the streams' bytes in flight over the bound (its request runs again when
+  /// the reader frees a chunk).
+  Result<bool> Push(ObjectID id, ObjectID chunk, Connection& conn);
   /// The next chunk for the reader, freeing the one it read before. Returns
   /// nullopt when the reader must wait; StreamDrained / StreamFailed at the end.
   Result<std::optional<ObjectID>> Pull(ObjectID id, Connection& conn);
@@ -86,9 +90,11 @@ class StreamStore {
   Stats stats() const;
 
  private:
+  // The bytes of the local blobs of `chunk` (a blob, or an object's tree).
+  uint64_t ChunkBytes(ObjectID chunk);
   struct Chunk {
     ObjectID id = 0;
-    uint64_t bytes = 0;  // counted in flight (writer blobs); 0 for pushed objects
+    uint64_t bytes = 0;  // counted in flight: a writer blob's size, a pushed object's blobs'
     bool made = false;   // a blob made for the writer (else an object it pushed)
   };
   struct Stream {

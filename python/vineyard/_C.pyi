@@ -763,9 +763,9 @@ class IPCClient(ClientBase):
         Puts the batches of an Arrow C stream capsule (Table.__arrow_c_stream__()) as a vineyard::Table (or, `as_batch`, its one RecordBatch) in one whole-tree put: (id, [ids of the blobs and members made with it]), with `fields` (JSON text of an object) added to its root; None, with nothing made, when a column's type is not a numeric, bool, string or binary one.
         """
 
-    def blob_arena(self) -> BlobArena:
+    def blob_arena(self, max_bytes: int = 0) -> BlobArena:
         """
-        A BlobArena of this session (a put_arrow of this session claims its blobs).
+        A BlobArena of this session (a put_arrow of this session claims its blobs); allocations past `max_bytes` held at once (0: no bound) are refused.
         """
 
     def flush_releases(self) -> None:

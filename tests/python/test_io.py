@@ -145,6 +145,10 @@ def test_bad_input_gets_clear_errors(server, files, tmp_path):
     big.write_text("\n".join(lines) + "\n")
     with pytest.raises(RuntimeError, match=r"big\.csv:7001: malformed CSV row"):
         vineyard.io.read(str(big), vineyard_ipc_socket=sock, accumulate=True, num_workers=3)
+    # In a later piece of one worker's range: still the file's line.
+    with pytest.raises(RuntimeError, match=r"big\.csv:7001: malformed CSV row"):
+        vineyard.io.read(str(big), vineyard_ipc_socket=sock, accumulate=True,
+                         read_options={"piece_size": 4096})
     with pytest.raises(FileNotFoundError, match="no such file"):
         vineyard.io.read(str(tmp_path / "missing.csv"), vineyard_ipc_socket=sock)
     with pytest.raises(ValueError, match="known schemes are file, vineyard"):
@@ -228,3 +232,45 @@ def test_kept_connections_follow_a_restarted_server_and_hold_no_memory(files):
         if second is not None:
             second.stop()
         shutil.rmtree(where, ignore_errors=True)
+
+
+def test_a_csv_file_larger_than_the_server_flows_through_in_pieces(tmp_path):
+    """A CSV file whose table is larger than vineyardd's memory: the worker parses it a piece
+    at a time and decodes what fits into the server's memory, the stream's bound holds the
+    rest back while a reader takes batch after batch, and the batches are the file's rows."""
+    server = Server("--stream_threshold=50", size="32Mi")
+    try:
+        path = str(tmp_path / "large.csv")
+        rows = 1_500_000  # 48 MB as a table
+        rng = np.random.default_rng(11)
+        pacsv.write_csv(pa.table({"id": np.arange(rows), "x": rng.random(rows),
+                                  "k": rng.integers(0, 1000, rows),
+                                  "y": rng.random(rows)}), path)
+        expected = pacsv.read_csv(path)
+        client = vineyard.connect(server.socket)
+        for options in ({}, {"piece_size": 8 << 20}):
+            handlers = []
+            stream = vineyard.io.read(path, vineyard_ipc_socket=server.socket,
+                                      read_options=options, handlers=handlers)
+            at, peak = 0, 0
+            reader = stream.open_reader(client)
+            while True:
+                try:
+                    batch = reader.next()
+                except StopIteration:
+                    break
+                except Exception:
+                    handlers[0].join(30)  # the worker's error, if it failed
+                    raise
+                assert pa.Table.from_batches([batch]).equals(expected.slice(at, batch.num_rows))
+                at += batch.num_rows
+                peak = max(peak, client.status.memory_usage)
+                del batch
+            handlers[0].join(30)
+            assert at == rows
+            if options:  # pieces of 8 MiB: the stream's bound (half the store) and a piece
+                assert peak <= (16 + 8) << 20, peak
+        assert client.status.memory_usage == 0
+        client.close()
+    finally:
+        server.stop()

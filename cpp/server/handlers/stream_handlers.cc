@@ -44,7 +44,11 @@ Status GetNextStreamChunk(Connection& conn, json& request, Reply* reply) {
 Status PushNextStreamChunk(Connection& conn, json& request, Reply* reply) {
   ObjectID id, chunk;
   VY_RETURN_NOT_OK(ReadPushNextStreamChunkRequest(request, &id, &chunk));
-  VY_RETURN_NOT_OK(conn.ctx().streams->Push(id, chunk, conn));
+  VY_ASSIGN_OR_RETURN(bool queued, conn.ctx().streams->Push(id, chunk, conn));
+  if (!queued) {
+    reply->defer = true;  // over the memory bound: until the reader frees a chunk
+    return Status::OK();
+  }
   reply->body = WriteTypeOnly("push_next_stream_chunk_reply");
   return Status::OK();
 }

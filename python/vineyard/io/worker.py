@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 TABULAR = ("csv", "parquet", "orc")
 _BYTE_CHUNK = 16 << 20
+_CSV_PIECE = 256 << 20  # CSV text parsed at once by a worker (piece_size=)
 
 
 _channel = sys.stdout  # where messages go; a serving worker moves user output off it
@@ -98,8 +99,8 @@ class Progress:
 def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str, Any],
                  progress: Progress) -> Iterator[Any]:
     """This worker's rows of a CSV file: the byte range [size*i/n, size*(i+1)/n), moved to
-    line starts; column types are those pyarrow infers from the file's first block, so
-    every worker agrees."""
+    line starts, parsed in pieces of ``piece_size`` bytes; column types are those pyarrow
+    infers from the file's first block, so every worker and every piece agree."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -120,16 +121,17 @@ def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
                               f"{row.text!r}")
         return ValueError(f"{path}: malformed CSV near line {first_line}: {e}")
 
-    parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid)
+    parse_options = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid)
     with open_input(fs, path) as f:
         try:
-            head = pacsv.open_csv(f, parse_options=parse,
+            head = pacsv.open_csv(f, parse_options=parse_options,
                                   read_options=pacsv.ReadOptions(use_threads=False))
         except Exception as e:  # noqa: BLE001
             raise located(e, 1) from None
         schema = head.schema
         del head
     size = size_of(fs, path)
+    piece = max(1, int(options.get("piece_size", _CSV_PIECE)))
     with open_input(fs, path) as f:
         header = f.readline()
         body_start = len(header)
@@ -145,46 +147,54 @@ def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
 
         start = line_start(body_start + (size - body_start) * index // workers)
         end = line_start(body_start + (size - body_start) * (index + 1) // workers)
-        if end <= start:
-            return
-        if fs is None:  # mapped, not copied: pyarrow parses the page cache in place
-            mapped = pa.memory_map(path)
-            mapped.seek(start)
-            data = mapped.read_buffer(end - start)
-        else:
-            f.seek(start)
-            data = f.read(end - start)
+        bounds = [start]  # pieces of about `piece` bytes, at line starts
+        while bounds[-1] < end:
+            bounds.append(max(bounds[-1] + 1, min(end, line_start(bounds[-1] + piece))))
+    mapped = pa.memory_map(path) if fs is None else None
 
-    def first_line() -> int:  # of this range (only on errors: it reads what comes before)
+    def read(at: int, n: int) -> Any:
+        if mapped is not None:  # mapped, not copied: pyarrow parses the page cache in place
+            mapped.seek(at)
+            return mapped.read_buffer(n)
+        with open_input(fs, path) as f:
+            f.seek(at)
+            return f.read(n)
+
+    def first_line(at: int) -> int:  # of the piece at `at` (only on errors: reads before it)
         line = 1 + (1 if header else 0)
-        if start > body_start:
+        if at > body_start:
             with open_input(fs, path) as f:
                 f.seek(body_start)
-                line += f.read(start - body_start).count(b"\n")
+                line += f.read(at - body_start).count(b"\n")
         return line
 
     convert = pacsv.ConvertOptions(column_types=schema)
 
-    def parse_range(threads: bool) -> Any:
-        read = pacsv.ReadOptions(column_names=schema.names, use_threads=threads,
-                                 block_size=options.get("block_size", 16 << 20))
-        return pacsv.read_csv(pa.BufferReader(data), read_options=read, parse_options=parse,
-                              convert_options=convert)
+    def parse(data: Any, threads: bool) -> Any:
+        read_options = pacsv.ReadOptions(column_names=schema.names, use_threads=threads,
+                                         block_size=options.get("block_size", 16 << 20))
+        return pacsv.read_csv(pa.BufferReader(data), read_options=read_options,
+                              parse_options=parse_options, convert_options=convert)
 
-    try:
-        table = parse_range(True)
-    except Exception as e:  # noqa: BLE001
-        # Threads do not number rows: parse again on one to find the line.
-        bad.clear()
+    # A piece at a time: its batches go out before the next is parsed, so a worker holds
+    # one piece, whatever the size of its range.
+    for at, stop in zip(bounds, bounds[1:]):
+        data = read(at, stop - at)
         try:
-            parse_range(False)
-        except Exception:  # noqa: BLE001
-            pass
-        raise located(e, first_line()) from None
-    per_row = len(data) / max(1, table.num_rows)
-    for batch in table.to_batches(max_chunksize=options.get("batch_size", 1 << 20)):
-        progress.add(int(batch.num_rows * per_row), batch.num_rows)
-        yield batch
+            table = parse(data, True)
+        except Exception as e:  # noqa: BLE001
+            # Threads do not number rows: parse again on one to find the line.
+            bad.clear()
+            try:
+                parse(data, False)
+            except Exception:  # noqa: BLE001
+                pass
+            raise located(e, first_line(at)) from None
+        per_row = len(data) / max(1, table.num_rows)
+        for batch in table.to_batches(max_chunksize=options.get("batch_size", 1 << 20)):
+            progress.add(int(batch.num_rows * per_row), batch.num_rows)
+            yield batch
+        del table, data
 
 
 def _share(parts: int, index: int, workers: int) -> range:
@@ -242,7 +252,9 @@ def _decoding_into_blobs(client: Any) -> Iterator[None]:
 
     entry = _pools.get(id(client))
     if entry is None or entry[0] is not client:
-        arena = client._c.blob_arena()
+        # Decoded but not yet queued, at most an eighth of the server's memory: the
+        # stream's own bound (--stream_threshold, 80% by default) keeps the rest.
+        arena = client._c.blob_arena(client.status.memory_limit // 8)
         entry = _pools[id(client)] = (client, arena, _arrow_pool.MemoryPool(arena.capsule()))
     previous = pa.default_memory_pool()
     pa.set_memory_pool(entry[2].pool)
