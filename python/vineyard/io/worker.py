@@ -194,7 +194,7 @@ def _csv_batches(fs: Any, path: str, index: int, workers: int, options: Dict[str
         for batch in table.to_batches(max_chunksize=options.get("batch_size", 1 << 20)):
             progress.add(int(batch.num_rows * per_row), batch.num_rows)
             yield batch
-        del table, data
+        table = data = batch = None  # this piece's memory goes before the next is parsed
 
 
 def _share(parts: int, index: int, workers: int) -> range:
@@ -385,6 +385,7 @@ def run_job(job: Dict[str, Any], keep: bool = False) -> int:
         try:
             client.status  # one round trip: drops a connection to a server that went away
         except Exception:  # noqa: BLE001
+            _pools.pop(id(client), None)
             client.close()
             client = None
     ok = False
@@ -404,7 +405,10 @@ def run_job(job: Dict[str, Any], keep: bool = False) -> int:
     finally:
         if client is not None:
             if ok:
-                client._c.flush_releases()  # the last chunk's blobs: not held by this worker
+                try:  # the last chunk's blobs: not held by this worker between jobs
+                    client._c.flush_releases()
+                except Exception:  # noqa: BLE001 - the job is done; the next one reconnects
+                    ok = False
             if ok and keep:
                 _kept[job["socket"]] = client
             else:
