@@ -2,6 +2,7 @@
 // connections, the memory bound, pushed objects, a writer that disconnects, a
 // parked reader woken by stop and drop, and bad requests on the wire.
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -113,6 +114,60 @@ TEST_F(StreamTest, PushedObjectsAreReadInOrderAndDeletedOnceReadPast) {
     if (i > 0) EXPECT_FALSE(*client_->Exists(pushed[i - 1])) << "read past, so deleted";
   }
   EXPECT_TRUE(reader->PullNextStreamChunk(s).status().IsStreamDrained());
+}
+
+TEST_F(StreamTest, PushedObjectsCountInFlightAndAPushOverTheBoundWaits) {
+  // Objects of one 1 MiB blob each, pushed as chunks: three times the store
+  // flows through, the writer waiting while half the store is in flight.
+  ObjectID s = NewStream(*client_);
+  const int chunks = 3 * kStore / kChunk;
+  std::atomic<uint64_t> peak{0};
+  std::atomic<int> pushed{0};
+  std::thread writer([&] {
+    auto w = server_->Connect();
+    ASSERT_TRUE(w->OpenStream(s, kStreamWrite).ok());
+    for (int i = 0; i < chunks; ++i) {
+      ObjectID id;
+      {
+        auto blob = w->CreateBlob(kChunk);
+        ASSERT_TRUE(blob.ok()) << i << ": " << blob.status();
+        std::memset((*blob)->data(), i % 251, kChunk);
+        ObjectMeta m;
+        m.SetTypeName("test::Chunk");
+        m.AddMember("buffer_", **blob);
+        auto put = w->Put(m, {blob->get()});
+        ASSERT_TRUE(put.ok()) << i << ": " << put.status();
+        id = *put;
+      }  // the writer's reference goes back with its next request
+      ASSERT_TRUE(w->PushNextStreamChunk(s, id).ok()) << i;
+      pushed = i + 1;
+      uint64_t u = w->GetInstanceStatus()->memory_usage;
+      if (u > peak) peak = u;
+    }
+    ASSERT_TRUE(w->StopStream(s, false).ok());
+  });
+  // Nobody reads yet: the writer stops at the bound instead of filling the store.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_GE(pushed.load(), 8);
+  EXPECT_LE(pushed.load(), 17);  // 16 MiB in flight, the 17th waiting
+  ASSERT_TRUE(client_->OpenStream(s, kStreamRead).ok());
+  for (int i = 0; i < chunks; ++i) {
+    auto id = client_->PullNextStreamChunk(s);
+    ASSERT_TRUE(id.ok()) << i << ": " << id.status();
+    auto obj = client_->GetObject(*id);
+    ASSERT_TRUE(obj.ok()) << obj.status();
+    auto member = obj->GetMemberId("buffer_");
+    ASSERT_TRUE(member.ok()) << member.status();
+    auto buf = obj->GetBuffer(*member);
+    ASSERT_TRUE(buf.ok()) << buf.status();
+    ASSERT_EQ((*buf)->size(), kChunk);
+    EXPECT_EQ((*buf)->data()[0], i % 251);
+    EXPECT_EQ((*buf)->data()[kChunk - 1], i % 251);
+  }
+  EXPECT_TRUE(client_->PullNextStreamChunk(s).status().IsStreamDrained());
+  writer.join();
+  // Half the store in flight, the chunk being put, and the one being read.
+  EXPECT_LE(peak.load(), kStore / 2 + 3 * (kChunk + 4096) + (64u << 10));
 }
 
 TEST_F(StreamTest, AWriterThatDisconnectsFailsItsStreamAndFreesItsChunk) {
