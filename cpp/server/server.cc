@@ -27,6 +27,10 @@ namespace vineyard {
 
 namespace {
 
+constexpr char kOutOfFds[] =
+    "vineyardd is out of file descriptors: retry later, or raise its `ulimit -n`";
+constexpr uint64_t kSpareFds = 16;  // kept free of clients
+
 // Arena capacity beyond the limit. The allocator rounds large sizes up by as
 // much as 25% and a large allocation needs a free range larger still, so the
 // address range must be about twice what the limit lets clients hold to stay
@@ -92,7 +96,7 @@ Status Server::Start() {
   }
   ctx_.deployment = options_.deployment;
   ctx_.limits = options_.limits;
-  uint64_t fd_limit = RaiseFdLimit();
+  uint64_t fd_limit = fd_limit_ = RaiseFdLimit();
   if (ctx_.limits.max_connections == 0) {
     // What the fd limit allows, keeping some for the stores, logs and etcd.
     ctx_.limits.max_connections = fd_limit > 128 ? fd_limit - 64 : fd_limit / 2;
@@ -161,6 +165,7 @@ Status Server::Start() {
   }
 
   spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  out_of_fds_frame_ = EncodeFrame(WriteErrorReply(Status::IOError(kOutOfFds)).dump());
   spdlog::info("vineyardd serving on {} ({}), rpc {}, {} of shared memory, metadata: {}, "
                "instance {}, {} event loops, {} workers, at most {} connections",
                ctx_.ipc_socket, "ipc", ctx_.rpc_endpoint.empty() ? "off" : ctx_.rpc_endpoint,
@@ -390,10 +395,7 @@ void Server::AcceptReady(Listener& l) {
         ::close(spare_fd_);
         spare_fd_ = -1;
         int refused = ::accept4(l.sd.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
-        if (refused >= 0) {
-          Refuse(refused, Status::IOError("vineyardd is out of file descriptors: retry later, "
-                                          "or raise its `ulimit -n`"));
-        }
+        if (refused >= 0) SendRefusal(refused, out_of_fds_frame_, kOutOfFds);
         spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
         continue;
       }
@@ -414,6 +416,13 @@ void Server::AcceptReady(Listener& l) {
       return;
     }
     l.backoff_ms = 0;
+    // A few descriptors stay free for the server's own work (spill files, etcd,
+    // migrations, the sanitizers' probes): a client that would take one of them
+    // is refused as one past the last descriptor would be.
+    if (static_cast<uint64_t>(fd) + kSpareFds >= fd_limit_) {
+      SendRefusal(fd, out_of_fds_frame_, kOutOfFds);
+      continue;
+    }
     uint64_t open = static_cast<uint64_t>(std::max<int64_t>(
         0, ctx_.ipc_connections.load() + ctx_.rpc_connections.load()));
     if (open >= ctx_.limits.max_connections) {
@@ -437,11 +446,14 @@ void Server::AcceptReady(Listener& l) {
 }
 
 void Server::Refuse(int fd, const Status& why) {
+  SendRefusal(fd, EncodeFrame(WriteErrorReply(why).dump()), why.message());
+}
+
+void Server::SendRefusal(int fd, const std::string& frame, const std::string& why) {
   static std::atomic<int64_t> last_log{0};
   int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                     std::chrono::steady_clock::now().time_since_epoch()).count();
-  if (last_log.exchange(now) != now) spdlog::warn("refusing a client: {}", why.message());
-  std::string frame = EncodeFrame(WriteErrorReply(why).dump());
+  if (last_log.exchange(now) != now) spdlog::warn("refusing a client: {}", why);
   (void)!::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   ::close(fd);
 }

@@ -59,6 +59,8 @@ class Server {
   void AcceptReady(Listener& l);
   /// Over the limit or out of fds: tells the client why and closes it.
   void Refuse(int fd, const Status& why);
+  /// Sends `frame` (an error reply) and closes `fd`; logs `why` once a second.
+  void SendRefusal(int fd, const std::string& frame, const std::string& why);
   void Sweep(EventLoop& loop);
 
   ServerOptions options_;
@@ -79,6 +81,10 @@ class Server {
   int ipc_fd_ = -1;  // until Run() hands them to listeners_
   int rpc_fd_ = -1;
   int spare_fd_ = -1;  // held in reserve: freed to accept and refuse when out of fds
+  // The reply to a client refused for want of fds, made at start: nothing is
+  // formatted while the process has no descriptor to spare.
+  std::string out_of_fds_frame_;
+  uint64_t fd_limit_ = 1024;  // RLIMIT_NOFILE, raised to its hard limit at start
   std::vector<std::unique_ptr<Listener>> listeners_;  // used on the first loop only
   uint64_t serial_ = 0;                               // first loop only
 
