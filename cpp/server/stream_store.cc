@@ -199,8 +199,8 @@ uint64_t StreamStore::ChunkBytes(ObjectID chunk) {
 }
 
 Result<bool> StreamStore::Push(ObjectID id, ObjectID chunk, Connection& conn) {
-  // Outside the stream's lock: it reads the metadata (the lock order allows
-  // either way; this keeps the stream's lock short).
+  // Before the stream's lock: expanding the chunk's tree under it would keep
+  // the stream's other side waiting.
   const uint64_t bytes = ChunkBytes(chunk);
   Wakes wakes;
   bool queued = false;
